@@ -1,0 +1,5 @@
+"""lyricgen: fast, reproducible character-level language-model experiments on song lyrics."""
+
+
+class UserError(Exception):
+    """A problem with the user's input or config: printed as one line, never as a traceback."""

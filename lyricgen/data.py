@@ -1,0 +1,96 @@
+"""LyricsDataModule: corpus -> one compact id tensor -> batches of random windows."""
+
+import hashlib
+from collections.abc import Iterator
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, IterableDataset, TensorDataset
+
+from lyricgen import UserError, corpus
+
+VAL_BATCH_SIZE = 64  # windows per validation batch; validation cost does not depend on the training batch
+
+
+def mix_seed(*parts: int) -> int:
+    """A 32-bit seed from several integers (torch's CPU generator keeps only 32 bits, so seed * 2**32 + step
+    would make every seed sample the same windows)."""
+    digest = hashlib.blake2b(":".join(map(str, parts)).encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "little")
+
+
+class RandomWindows(IterableDataset):
+    """Endless batches of `batch_size` random windows of `seq_len + 1` ids: inputs and next-char targets.
+
+    Batch number `step` depends only on (seed, step), so a run resumed at step N sees exactly the batches
+    an uninterrupted run would have seen.
+    """
+
+    def __init__(self, ids: torch.Tensor, batch_size: int, seq_len: int, seed: int, start_step: int = 0):
+        self.ids, self.batch_size, self.seq_len, self.seed = ids, batch_size, seq_len, seed
+        self.start_step = start_step
+        self.offsets = torch.arange(seq_len + 1)
+
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        generator = torch.Generator().manual_seed(mix_seed(self.seed, step))
+        starts = torch.randint(len(self.ids) - self.seq_len, (self.batch_size, 1), generator=generator)
+        chunk = self.ids[starts + self.offsets].long()
+        return chunk[:, :-1], chunk[:, 1:]
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        step = self.start_step
+        while True:
+            yield self.batch(step)
+            step += 1
+
+
+def consecutive_windows(ids: torch.Tensor, seq_len: int) -> TensorDataset:
+    """Non-overlapping windows covering `ids`: a fixed, deterministic validation set."""
+    count = (len(ids) - 1) // seq_len
+    starts = torch.arange(count).unsqueeze(1) * seq_len
+    chunk = ids[starts + torch.arange(seq_len + 1)].long()
+    return TensorDataset(chunk[:, :-1], chunk[:, 1:])
+
+
+class LyricsDataModule(L.LightningDataModule):
+    """Loads the configured corpus once, holds the vocabulary, and serves train and validation batches."""
+
+    def __init__(
+        self,
+        source: str,
+        batch_size: int,
+        seq_len: int,
+        val_fraction: float,
+        val_chars: int,
+        seed: int,
+        path: str | None = None,
+    ):
+        super().__init__()
+        self.source, self.path = source, path
+        self.batch_size, self.seq_len = batch_size, seq_len
+        self.val_fraction, self.val_chars, self.seed = val_fraction, val_chars, seed
+        self.vocab = ""
+        self.train_ids = self.val_ids = torch.empty(0, dtype=torch.uint8)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.vocab:  # already loaded: train.py sets up early to learn the vocabulary size
+            return
+        train_text, val_text = corpus.split_documents(corpus.load_documents(self.source, self.path), self.val_fraction)
+        self.vocab = corpus.build_vocab(train_text)
+        self.train_ids = corpus.encode(train_text, self.vocab)
+        self.val_ids = corpus.encode(val_text[: self.val_chars], self.vocab, drop_unknown=True)
+        shortest = min(len(self.train_ids), len(self.val_ids))
+        if shortest <= self.seq_len:
+            raise UserError(
+                f"corpus too short: {len(self.train_ids)} training and {len(self.val_ids)} validation "
+                f"characters, but one window is data.seq_len+1={self.seq_len + 1}; "
+                "use a longer text or a smaller data.seq_len"
+            )
+
+    def train_dataloader(self) -> DataLoader:
+        start_step = self.trainer.global_step if self.trainer else 0
+        windows = RandomWindows(self.train_ids, self.batch_size, self.seq_len, self.seed, start_step)
+        return DataLoader(windows, batch_size=None)  # the dataset already yields whole batches
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(consecutive_windows(self.val_ids, self.seq_len), batch_size=VAL_BATCH_SIZE)

@@ -1,0 +1,187 @@
+"""CharRNN, the network, and LyricLM, the LightningModule that trains it: side by side in one file."""
+
+import math
+import time
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.loggers import TensorBoardLogger
+from torch import nn
+
+from lyricgen import corpus
+
+CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+INPUTS = ("onehot", "embedding")
+NONLINEARITIES = ("tanh", "relu")
+
+
+class CharRNN(nn.Module):
+    """Characters in, next-character logits out: input encoding -> recurrent stack -> linear decoder.
+
+    The whole stack runs as one fused nn.RNN/GRU/LSTM call over (batch, seq); dropout sits between layers.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        cell: str = "rnn",
+        num_layers: int = 1,
+        hidden_size: int = 100,
+        dropout: float = 0.0,
+        nonlinearity: str = "tanh",
+        input: str = "onehot",
+        embed_dim: int = 64,
+    ):
+        super().__init__()
+        self.vocab_size = vocab_size
+        self.embedding = nn.Embedding(vocab_size, embed_dim) if input == "embedding" else None
+        cell_options = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
+        self.rnn = CELLS[cell](
+            embed_dim if self.embedding else vocab_size,
+            hidden_size,
+            num_layers,
+            batch_first=True,
+            dropout=dropout if num_layers > 1 else 0.0,  # nn.RNN warns about dropout with a single layer
+            **cell_options,
+        )
+        self.decoder = nn.Linear(hidden_size, vocab_size)
+
+    def encode_input(self, ids: torch.Tensor) -> torch.Tensor:
+        if self.embedding is None:  # the paper's one-hot input
+            return F.one_hot(ids, self.vocab_size).to(self.decoder.weight.dtype)
+        return self.embedding(ids)
+
+    def forward(self, ids: torch.Tensor, hidden: torch.Tensor | tuple | None = None) -> tuple[torch.Tensor, object]:
+        """ids (batch, seq) -> logits (batch, seq, vocab) and the final hidden state."""
+        output, hidden = self.rnn(self.encode_input(ids), hidden)
+        return self.decoder(output), hidden
+
+    @torch.no_grad()
+    def generate(
+        self,
+        prime: torch.Tensor,
+        length: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Continue each row of `prime` (batch, prime_len) by `length` sampled ids.
+
+        The prime runs through the network once; each new character then costs one recurrent step on the
+        carried hidden state. temperature=0 picks the most likely character (greedy).
+        """
+        was_training = self.training
+        self.eval()
+        logits, hidden = self(prime)
+        new_ids = []
+        for _ in range(length):
+            next_id = sample_next(logits[:, -1], temperature, top_k, generator)
+            new_ids.append(next_id)
+            logits, hidden = self(next_id.unsqueeze(1), hidden)
+        self.train(was_training)
+        return torch.stack(new_ids, dim=1)
+
+
+def sample_next(
+    logits: torch.Tensor, temperature: float, top_k: int | None, generator: torch.Generator | None
+) -> torch.Tensor:
+    """One id per row of logits (batch, vocab), by temperature and optional top-k."""
+    if temperature == 0:
+        return logits.argmax(dim=-1)
+    logits = logits.float() / temperature
+    if top_k:
+        kth_best = logits.topk(min(top_k, logits.size(-1)), dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth_best, -math.inf)
+    probs = logits.softmax(dim=-1)
+    return torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(1).to(logits.device)
+
+
+class LyricLM(L.LightningModule):
+    """Trains a CharRNN with cross-entropy and Adam; its hyperparameters (vocabulary included) are plain
+    values, so a checkpoint alone is enough to generate text."""
+
+    def __init__(
+        self,
+        vocab: str,
+        cell: str = "rnn",
+        num_layers: int = 1,
+        hidden_size: int = 100,
+        dropout: float = 0.0,
+        nonlinearity: str = "tanh",
+        input: str = "onehot",
+        embed_dim: int = 64,
+        lr: float = 0.005,
+        betas: tuple[float, float] = (0.9, 0.999),
+        weight_decay: float = 0.0,
+        sample_length: int = 200,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        self.model = CharRNN(len(vocab), cell, num_layers, hidden_size, dropout, nonlinearity, input, embed_dim)
+        self._timer = (0, time.perf_counter())  # (step, time) at the last throughput measurement
+
+    def loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        inputs, targets = batch
+        logits, _ = self.model(inputs)
+        return F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss = self.loss(batch)
+        self.log("train/loss", loss, prog_bar=True)
+        return loss
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        # Runs before clipping, so spikes show in full: the paper's exploding gradients are visible here.
+        grads = [p.grad for p in self.parameters() if p.grad is not None]
+        self.log("train/grad_norm", torch.nn.utils.get_total_norm(grads))
+
+    def on_train_batch_end(self, outputs: object, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        step, now = self.global_step, time.perf_counter()
+        last_step, last_time = self._timer
+        if step - last_step >= self.trainer.log_every_n_steps:
+            chars = (step - last_step) * batch[1].numel()
+            self.log("perf/chars_per_s", chars / (now - last_time))
+            self._timer = (step, now)
+
+    def on_train_start(self) -> None:
+        self._timer = (self.global_step, time.perf_counter())
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        loss = self.loss(batch)
+        windows = len(batch[0])  # weight each batch by its size: the epoch mean is the mean over characters
+        self.log("val/loss", loss, prog_bar=True, batch_size=windows)
+        self.log("val/bpc", loss / math.log(2), batch_size=windows)
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking or not isinstance(self.logger, TensorBoardLogger):
+            return
+        text = self.sample(length=self.hparams.sample_length, seed=self.global_step)
+        indented = "    " + text.replace("\n", "\n    ")  # a Markdown code block keeps the line breaks
+        self.logger.experiment.add_text("sample", indented, self.global_step)
+
+    def sample(
+        self,
+        prime: str | None = None,
+        length: int = 300,
+        temperature: float = 0.8,
+        top_k: int | None = None,
+        seed: int = 0,
+    ) -> str:
+        """Text generated after `prime` (default: a line break), reproducible from `seed` without touching
+        the global RNG."""
+        vocab = self.hparams.vocab
+        if prime is None:
+            prime = "\n" if "\n" in vocab else vocab[0]
+        prime_ids = corpus.encode(prime, self.hparams.vocab).long().unsqueeze(0).to(self.device)
+        generator = torch.Generator().manual_seed(seed)
+        new_ids = self.model.generate(prime_ids, length, temperature, top_k, generator)
+        return corpus.decode(new_ids[0], self.hparams.vocab)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(
+            self.parameters(),
+            lr=self.hparams.lr,
+            betas=tuple(self.hparams.betas),
+            weight_decay=self.hparams.weight_decay,
+        )

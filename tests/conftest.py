@@ -1,0 +1,66 @@
+"""Shared fixtures: the real config composed through Hydra's compose API, shrunk to run in seconds."""
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF_DIR = ROOT / "conf"
+SHARED_DATA = ROOT.parent / "shared" / "data"  # public-domain corpora beside the checkout (CI has them)
+
+# A learnable toy: a few lyric lines repeated, so a tiny model's loss must fall well below uniform.
+TOY_LYRICS = "oh baby baby\nrock and roll all night\nla la la la\nyeah yeah yeah\n\n" * 60
+
+TINY = [
+    "model=lstm",
+    "model.hidden_size=16",
+    "data.batch_size=4",
+    "data.seq_len=16",
+    "trainer.max_steps=6",
+    "trainer.val_check_interval=3",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+    "sample_length=20",
+]
+
+
+@pytest.fixture
+def toy_corpus(tmp_path: Path) -> Path:
+    path = tmp_path / "toy.txt"
+    path.write_text(TOY_LYRICS, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def tiny_overrides(toy_corpus: Path) -> list[str]:
+    """Overrides for a seconds-long run on the toy corpus."""
+    return [*TINY, "data=text", f"data.path={toy_corpus}"]
+
+
+@pytest.fixture
+def compose_config(tiny_overrides: list[str]) -> Callable[..., DictConfig]:
+    """compose_config("optim.lr=0.01", ...) -> the real composed config, with tiny settings underneath
+    unless tiny=False."""
+
+    def _compose(*overrides: str, tiny: bool = True) -> DictConfig:
+        with initialize_config_dir(str(CONF_DIR), version_base=None):
+            return compose("config", overrides=[*(tiny_overrides if tiny else []), *overrides])
+
+    return _compose
+
+
+def run_module(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """Run `python -m <module> args...` the way a user types it."""
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"needs the public-domain corpora in {SHARED_DATA} (present in CI, not in a user's clone)")
+    return SHARED_DATA

@@ -1,0 +1,55 @@
+import pytest
+import torch
+
+from lyricgen import UserError, corpus
+
+
+def test_builtin_corpus_is_songs_without_fortune_markup():
+    documents = corpus.builtin_songs_poems()
+    text = corpus.SONG_SEPARATOR.join(documents)
+    assert len(documents) > 500
+    assert len(text) > 150_000
+    assert "\n%\n" not in text and "\x08" not in text
+    assert "\t\t-- " not in text  # attribution lines are not lyrics
+
+
+def test_encode_decode_round_trip_is_compact():
+    text = "Rock and roll,\nall night!"
+    vocab = corpus.build_vocab(text)
+    ids = corpus.encode(text, vocab)
+    assert ids.dtype == torch.uint8
+    assert corpus.decode(ids, vocab) == text
+
+
+def test_unknown_characters_raise_or_are_dropped():
+    vocab = corpus.build_vocab("abc")
+    with pytest.raises(UserError, match="'z'"):
+        corpus.encode("abz", vocab)
+    assert corpus.decode(corpus.encode("abz", vocab, drop_unknown=True), vocab) == "ab"
+
+
+def test_many_documents_split_into_whole_held_out_documents():
+    documents = [f"song {i}\nla la" for i in range(100)]
+    train_text, val_text = corpus.split_documents(documents, val_fraction=0.05)
+    held_out = val_text.split(corpus.SONG_SEPARATOR)
+    assert len(held_out) == 5
+    assert all(song in documents and song not in train_text.split(corpus.SONG_SEPARATOR) for song in held_out)
+
+
+def test_single_document_holds_out_its_tail():
+    train_text, val_text = corpus.split_documents(["x" * 90 + "y" * 10], val_fraction=0.1)
+    assert (train_text, val_text) == ("x" * 90, "y" * 10)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(None, "not found"), ("", "empty"), ("  \n", "empty"), (b"\xff\xfe\x00bad", "not UTF-8")],
+)
+def test_bad_text_files_raise_a_clear_error(tmp_path, content, message):
+    path = tmp_path / "corpus.txt"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        path.write_text(content)
+    with pytest.raises(UserError, match=message):
+        corpus.read_text_file(path)

@@ -1,0 +1,107 @@
+"""End-to-end: the real Trainer, real Hydra composition, real event files and checkpoints."""
+
+import math
+
+import pytest
+import torch
+from conftest import run_module
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from lyricgen.model import LyricLM
+from lyricgen.train import train
+
+
+def test_loss_falls_on_a_learnable_text(compose_config, tmp_path):
+    cfg = compose_config("trainer.max_steps=150", "trainer.val_check_interval=150", "optim.lr=0.02")
+    val_loss = train(cfg, tmp_path / "run")
+    uniform = math.log(len(set("oh baby baby\nrock and roll all night\nla la la la\nyeah yeah yeah\n")))
+    assert val_loss < 0.5 * uniform
+
+
+def test_same_config_gives_the_same_curve(compose_config, tmp_path):
+    cfg = compose_config("model.dropout=0.1", "model.num_layers=2")
+    assert train(cfg, tmp_path / "a") == train(cfg, tmp_path / "b")
+
+
+def test_checkpoint_alone_generates_text(compose_config, toy_corpus, tmp_path):
+    train(compose_config(), tmp_path / "run")
+    toy_corpus.unlink()  # no corpus, no config: the checkpoint must carry everything
+    for name in ("best.ckpt", "last.ckpt"):
+        path = tmp_path / "run" / "checkpoints" / name
+        torch.load(path, weights_only=True)  # plain values only: loads without unpickling code
+        model = LyricLM.load_from_checkpoint(path)
+        text = model.sample(length=40, seed=1)
+        assert len(text) == 40 and set(text) <= set(model.hparams.vocab)
+        assert text == model.sample(length=40, seed=1)
+
+
+def test_paper_baseline_composes_from_groups(compose_config):
+    cfg = compose_config("model=rnn", "optim=adam", "data.batch_size=1", "data.seq_len=200", tiny=False)
+    assert dict(cfg.model) == {
+        "cell": "rnn",
+        "num_layers": 1,
+        "hidden_size": 100,
+        "dropout": 0.0,
+        "nonlinearity": "tanh",
+        "input": "onehot",
+        "embed_dim": 64,
+    }
+    assert cfg.optim.lr == 0.005
+    assert (cfg.data.batch_size, cfg.data.seq_len) == (1, 200)
+    assert cfg.data.source == "songs_poems"
+
+
+def test_command_line_run_writes_events_checkpoints_and_a_sample(tiny_overrides, tmp_path):
+    run_dir = tmp_path / "run"
+    result = run_module("lyricgen.train", *tiny_overrides, f"hydra.run.dir={run_dir}", "model=gru", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"run dir: {run_dir}" in result.stdout
+    assert "bits/char" in result.stdout and "sample:" in result.stdout
+
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "tensors": 0}).Reload()
+    scalars = events.Tags()["scalars"]
+    for tag in ("train/loss", "train/grad_norm", "val/loss", "val/bpc", "perf/chars_per_s"):
+        assert tag in scalars, tag
+    assert [e.step for e in events.Scalars("train/loss")] == list(range(6))
+    assert [e.step for e in events.Scalars("val/loss")] == [2, 5]  # after the 3rd and 6th step
+    assert "sample/text_summary" in events.Tags()["tensors"]
+    assert "_hparams_/session_start_info" in events.PluginTagToContent("hparams")  # TensorBoard's HPARAMS tab
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert (run_dir / "checkpoints" / "best.ckpt").is_file()
+    assert "cell: gru" in (run_dir / "hparams.yaml").read_text()
+
+
+@pytest.mark.slow
+def test_multirun_sweep_makes_one_run_dir_per_value(tiny_overrides, tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    result = run_module(
+        "lyricgen.train", "-m", *tiny_overrides, f"hydra.sweep.dir={sweep_dir}", "model.num_layers=1,2", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    runs = sorted(path.name for path in sweep_dir.iterdir() if path.is_dir() and not path.name.startswith("."))
+    assert len(runs) == 2
+    assert "model.num_layers=1" in runs[0].split(",") and "model.num_layers=2" in runs[1].split(",")
+    assert "data.path" not in runs[0]  # paths would nest directories
+    for run in runs:
+        assert list((sweep_dir / run).glob("events.out.tfevents.*"))
+        assert (sweep_dir / run / "checkpoints" / "last.ckpt").is_file()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["data.path=/nonexistent/lyrics.txt"], "corpus file not found: /nonexistent/lyrics.txt"),
+        (["data.path={empty}"], "corpus file is empty"),
+        (["data.path={short}"], "corpus too short"),
+        (["model=transformer"], "Could not find 'model/transformer'"),
+        (["model.colour=red"], "Key 'colour' is not in struct"),
+    ],
+)
+def test_bad_input_exits_with_one_clear_line(tiny_overrides, tmp_path, overrides, message):
+    (tmp_path / "empty.txt").write_text("")
+    (tmp_path / "short.txt").write_text("la la la\n")
+    overrides = [o.format(empty=tmp_path / "empty.txt", short=tmp_path / "short.txt") for o in overrides]
+    result = run_module("lyricgen.train", *tiny_overrides, *overrides, f"hydra.run.dir={tmp_path}/run", cwd=tmp_path)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
