@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test test-fast lint format tensorboard clean
+.PHONY: help install train test test-fast lint format bench tensorboard clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -36,6 +36,9 @@ lint: install ## ruff check and format check
 format: install ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+bench: install ## measure speed; results go to benchmarks/results/*.json
+	cd benchmarks && ../$(BIN)/python generate_speed.py
 
 tensorboard: install ## compare loss curves of every run under outputs/
 	$(BIN)/tensorboard --logdir outputs

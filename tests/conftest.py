@@ -54,6 +54,21 @@ def compose_config(tiny_overrides: list[str]) -> Callable[..., DictConfig]:
     return _compose
 
 
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run directory with checkpoints from a few seconds of training on the toy lyrics, made once."""
+    from lyricgen.train import train
+
+    root = tmp_path_factory.mktemp("trained")
+    corpus_file = root / "toy.txt"
+    corpus_file.write_text(TOY_LYRICS, encoding="utf-8")
+    overrides = [*TINY, "data=text", f"data.path={corpus_file}", "trainer.max_steps=60", "optim.lr=0.02"]
+    with initialize_config_dir(str(CONF_DIR), version_base=None):
+        train(compose("config", overrides=overrides), root / "run")
+    corpus_file.unlink()  # whatever uses the run must work from its checkpoints alone
+    return root / "run"
+
+
 def run_module(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     """Run `python -m <module> args...` the way a user types it."""
     return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True, timeout=300)

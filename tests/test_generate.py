@@ -1,0 +1,108 @@
+import os
+import pickle
+import time
+
+import pytest
+import torch
+from conftest import run_module
+
+from lyricgen import UserError
+from lyricgen.generate import GenerateConfig, find_checkpoint, generate, load_model, parse_args
+
+
+def sample(run, **options):
+    return generate(GenerateConfig(**{"ckpt": str(run), "length": 60, **options}))
+
+
+def test_same_seed_same_text_and_batches_of_samples(trained_run):
+    first = sample(trained_run, seed=3, num_samples=4, prime="la ")
+    assert first == sample(trained_run, seed=3, num_samples=4, prime="la ")
+    assert first != sample(trained_run, seed=4, num_samples=4, prime="la ")
+    assert len(first) == 4 and all(text.startswith("la ") and len(text) == 63 for text in first)
+    assert len(set(first)) > 1  # each row of the batch samples on its own
+
+
+def test_temperature_near_zero_is_greedy(trained_run):
+    greedy = sample(trained_run, greedy=True, num_samples=2)
+    assert greedy == sample(trained_run, temperature=0.0, num_samples=2)
+    assert greedy == sample(trained_run, temperature=1e-6, num_samples=2, seed=9)
+    assert greedy[0] == greedy[1]
+
+
+def test_learned_text_comes_back_without_the_corpus(trained_run):
+    text = sample(trained_run, greedy=True, prime="rock and ", length=12)[0]
+    assert text.startswith("rock and ro")  # the toy lyrics say "rock and roll all night"
+
+
+def test_prime_outside_the_vocabulary(trained_run, capsys):
+    with pytest.raises(UserError, match=r"\['Z', 'Q'\]|\['Q', 'Z'\]"):
+        sample(trained_run, prime="ZQ la")
+    assert sample(trained_run, prime="ZQ la", unknown="skip")[0].startswith(" la")
+    assert "dropping" in capsys.readouterr().err
+
+
+def test_checkpoint_resolution(trained_run, tmp_path):
+    assert find_checkpoint(str(trained_run)).name == "best.ckpt"
+    outputs = trained_run.parent
+    assert find_checkpoint("latest", outputs) == trained_run / "checkpoints" / "best.ckpt"
+    newer = tmp_path / "outputs" / "runs" / "newer" / "checkpoints"
+    newer.mkdir(parents=True)
+    (newer / "last.ckpt").write_bytes((trained_run / "checkpoints" / "last.ckpt").read_bytes())
+    os.utime(newer, (time.time() + 10, time.time() + 10))
+    assert find_checkpoint("latest", tmp_path / "outputs") == newer / "last.ckpt"
+    with pytest.raises(UserError, match="no checkpoints under"):
+        find_checkpoint("latest", tmp_path / "empty")
+
+
+def test_corrupt_and_malicious_checkpoints_are_refused(tmp_path):
+    corrupt = tmp_path / "corrupt.ckpt"
+    corrupt.write_bytes(b"not a checkpoint")
+    with pytest.raises(UserError, match="cannot load checkpoint"):
+        load_model(corrupt)
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'pwned'}",))
+
+    malicious = tmp_path / "malicious.ckpt"
+    torch.save({"hyper_parameters": Exploit(), "state_dict": {}}, malicious, pickle_module=pickle)
+    with pytest.raises(UserError, match="cannot load checkpoint"):
+        load_model(malicious)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_typed_options():
+    cfg = parse_args(["length=7", "top_k=3", "prime=I want", "greedy=true"])
+    assert (cfg.length, cfg.top_k, cfg.prime, cfg.greedy) == (7, 3, "I want", True)
+    assert parse_args(["prime=@yes: [no"]).prime == "@yes: [no"  # the prime is raw text, never parsed
+    with pytest.raises(UserError, match="length"):
+        parse_args(["length=long"])
+    with pytest.raises(UserError, match="colour"):
+        parse_args(["colour=red"])
+
+
+def test_command_line_as_a_user_types_it(trained_run, tmp_path):
+    ckpt = trained_run / "checkpoints" / "last.ckpt"
+    result = run_module("lyricgen.generate", f"ckpt={ckpt}", "prime=oh ", "length=40", "seed=1", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("oh ") and len(result.stdout.rstrip("\n")) >= 40
+    streamed = run_module(
+        "lyricgen.generate", f"ckpt={ckpt}", "prime=oh ", "length=40", "seed=1", "stream=true", cwd=tmp_path
+    )
+    assert streamed.stdout == result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["ckpt=/nonexistent/last.ckpt"], "checkpoint not found: /nonexistent/last.ckpt"),
+        (["ckpt=latest", "outputs_dir=nowhere"], "no checkpoints under nowhere/"),
+        (["prime=@@"], "outside the model's vocabulary"),
+        (["temperature=hot"], "temperature"),
+    ],
+)
+def test_bad_input_exits_with_one_clear_line(trained_run, tmp_path, args, message):
+    args = [f"ckpt={trained_run}", *args]
+    result = run_module("lyricgen.generate", *args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
