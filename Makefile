@@ -38,7 +38,7 @@ format: install ## apply ruff's fixes and formatting
 	$(BIN)/ruff format .
 
 bench: install ## measure speed; results go to benchmarks/results/*.json
-	cd benchmarks && ../$(BIN)/python generate_speed.py
+	cd benchmarks && ../$(BIN)/python generate_speed.py && ../$(BIN)/python prepare_speed.py
 
 tensorboard: install ## compare loss curves of every run under outputs/
 	$(BIN)/tensorboard --logdir outputs

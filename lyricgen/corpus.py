@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lyricgen import UserError
+from lyricgen import UserError, prepare
 
 SONG_SEPARATOR = "\n\n"  # between documents, so the model learns where a song ends
 
@@ -47,15 +47,20 @@ def read_text_file(path: str | Path) -> list[str]:
     return [text]
 
 
-def load_documents(source: str, path: str | None = None) -> list[str]:
-    """The documents of the configured corpus `source`."""
+def load_split(source: str, val_fraction: float, **options: object) -> tuple[str, str]:
+    """(training text, validation text) of the configured corpus: data.source and its options."""
     if source == "songs_poems":
-        return builtin_songs_poems()
+        return split_documents(builtin_songs_poems(), val_fraction)
     if source == "text":
-        if not path:
+        if not options.get("path"):
             raise UserError("data=text needs a file: add data.path=/path/to/corpus.txt")
-        return read_text_file(path)
-    raise UserError(f"unknown data.source '{source}' (choose songs_poems or text)")
+        return split_documents(read_text_file(options["path"]), val_fraction)
+    if source == "lyrics_csv":  # split by song while preparing, so the split is cached with the text
+        prepared = prepare.prepare(
+            options["csv"], prepare.options_from_config(options, val_fraction), options["prepared_dir"]
+        )
+        return (prepared / "train.txt").read_text(encoding="utf-8"), (prepared / "val.txt").read_text(encoding="utf-8")
+    raise UserError(f"unknown data.source '{source}' (choose songs_poems, text or lyrics_csv)")
 
 
 def split_documents(documents: list[str], val_fraction: float) -> tuple[str, str]:
@@ -82,6 +87,8 @@ def build_vocab(text: str) -> str:
 
 
 def _codepoints(text: str) -> np.ndarray:
+    if text.isascii():  # the common case, 4x less memory than UTF-32
+        return np.frombuffer(text.encode("ascii"), dtype=np.uint8)
     return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
 
 

@@ -55,18 +55,10 @@ def consecutive_windows(ids: torch.Tensor, seq_len: int) -> TensorDataset:
 class LyricsDataModule(L.LightningDataModule):
     """Loads the configured corpus once, holds the vocabulary, and serves train and validation batches."""
 
-    def __init__(
-        self,
-        source: str,
-        batch_size: int,
-        seq_len: int,
-        val_fraction: float,
-        val_chars: int,
-        seed: int,
-        path: str | None = None,
-    ):
+    def __init__(self, batch_size: int, seq_len: int, val_fraction: float, val_chars: int, seed: int, **source: object):
+        """`source`: data.source and its options (data.path, data.csv, ...), as corpus.load_split takes them."""
         super().__init__()
-        self.source, self.path = source, path
+        self.source = source
         self.batch_size, self.seq_len = batch_size, seq_len
         self.val_fraction, self.val_chars, self.seed = val_fraction, val_chars, seed
         self.vocab = ""
@@ -75,7 +67,7 @@ class LyricsDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.vocab:  # already loaded: train.py sets up early to learn the vocabulary size
             return
-        train_text, val_text = corpus.split_documents(corpus.load_documents(self.source, self.path), self.val_fraction)
+        train_text, val_text = corpus.load_split(val_fraction=self.val_fraction, **self.source)
         self.vocab = corpus.build_vocab(train_text)
         self.train_ids = corpus.encode(train_text, self.vocab)
         self.val_ids = corpus.encode(val_text[: self.val_chars], self.vocab, drop_unknown=True)

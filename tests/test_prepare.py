@@ -1,0 +1,148 @@
+"""The lyrics CSV step on fixtures that mirror the Kaggle train.csv schema."""
+
+import json
+import os
+
+import pandas as pd
+import pytest
+from conftest import TINY, run_module
+
+from lyricgen import UserError
+from lyricgen.corpus import load_split
+from lyricgen.prepare import EXPECTED_COLUMNS, PrepareOptions, prepare
+from lyricgen.train import train
+
+ROCK_EN = 40  # kept songs: with val_fraction 0.05 every 20th is held out
+
+
+def rock_song(i: int) -> str:
+    return f'Verse {i}, "loud" and café\r\nwe\u2019re rockin\u2019 all night\r\n\r\nChorus {i}: yeah, yeah'
+
+
+@pytest.fixture
+def lyrics_csv(tmp_path):
+    rows = [("artist a", f"song {i}", "Rock", "en", rock_song(i)) for i in range(ROCK_EN)]
+    rows += [
+        ("artist b", "pop song", "Pop", "en", "baby baby\noh"),
+        ("artist c", "metal song", "Metal", "en", "scream"),
+        ("artista", "canção", "Rock", "pt", "coração\nsaudade"),
+        ("artist d", "no lyrics", "Rock", "en", None),
+        ("artist e", "only accents", "Rock", "en", "日本語"),  # empty once non-ASCII is stripped
+        ("artist f", "missing genre", None, "en", "words"),
+    ]
+    path = tmp_path / "train.csv"
+    pd.DataFrame(rows, columns=EXPECTED_COLUMNS).to_csv(path, index=False)
+    with path.open("a") as file:
+        file.write('artist g,broken,Rock,en,"lyrics",extra,fields\n')  # malformed: too many fields
+    return path
+
+
+def stats_of(prepared):
+    return json.loads((prepared / "stats.json").read_text())
+
+
+def test_paper_defaults_keep_english_rock_as_clean_ascii(lyrics_csv, tmp_path):
+    prepared = prepare(lyrics_csv, PrepareOptions(), tmp_path / "prepared")
+    stats = stats_of(prepared)
+    assert stats["rows_read"] == ROCK_EN + 6
+    assert stats["rows_kept"] == stats["songs"] == ROCK_EN
+    assert stats["rows_dropped"] == {"genre": 3, "language": 1, "empty_lyrics": 2}
+    assert stats["malformed_rows_skipped"] == 1
+    assert (stats["train_songs"], stats["val_songs"]) == (38, 2)
+    assert stats["chars_after_cleaning"] < stats["chars_before_cleaning"]
+    train_text = (prepared / "train.txt").read_text()
+    val_text = (prepared / "val.txt").read_text()
+    assert train_text.isascii() and "\r" not in train_text
+    assert 'Verse 0, "loud" and caf\nwere rockin all night\n\nChorus 0: yeah, yeah' in train_text
+    # Whole songs are held out: songs 19 and 39, and no line of them is in the training text.
+    assert val_text.count("Verse ") == 2 and "Verse 19," in val_text and "Verse 39," in val_text
+    assert "Verse 19," not in train_text and "Chorus 19:" not in train_text
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [
+        ("transliterate", "Verse 0, \"loud\" and cafe\nwe're rockin' all night"),
+        ("keep", "and café\nwe\u2019re rockin\u2019"),
+    ],
+)
+def test_ascii_modes(lyrics_csv, tmp_path, mode, expected):
+    prepared = prepare(lyrics_csv, PrepareOptions(ascii=mode), tmp_path / "prepared")
+    assert expected in (prepared / "train.txt").read_text()
+
+
+def test_genre_and_language_lists_match_exactly(lyrics_csv, tmp_path):
+    options = PrepareOptions(genres=("Rock", "Metal", "Pop"), languages=("en", "pt"), ascii="keep")
+    stats = stats_of(prepare(lyrics_csv, options, tmp_path / "prepared"))
+    assert stats["rows_kept"] == ROCK_EN + 3 + 1  # + Pop, Metal, Rock/pt; "日本語" is kept with ascii=keep
+    with pytest.raises(UserError, match="no rows"):  # spelled as the dataset spells it, or nothing matches
+        prepare(lyrics_csv, PrepareOptions(genres=("rock",)), tmp_path / "prepared")
+
+
+def test_prepared_text_is_reused_until_input_or_options_change(lyrics_csv, tmp_path):
+    root = tmp_path / "prepared"
+    first = prepare(lyrics_csv, PrepareOptions(), root)
+    written = (first / "train.txt").stat().st_mtime_ns
+    assert prepare(lyrics_csv, PrepareOptions(), root) == first
+    assert (first / "train.txt").stat().st_mtime_ns == written
+    assert prepare(lyrics_csv, PrepareOptions(separator="\n<|song|>\n"), root) != first
+    with lyrics_csv.open("a") as file:
+        file.write("artist h,new song,Rock,en,new words\n")
+    os.utime(lyrics_csv, ns=(written + 10**9, written + 10**9))
+    changed = prepare(lyrics_csv, PrepareOptions(), root)
+    assert changed != first and stats_of(changed)["rows_kept"] == ROCK_EN + 1
+    assert not [path for path in root.iterdir() if path.name.startswith(".")]  # no temporary leftovers
+
+
+@pytest.mark.parametrize(
+    ("content", "options", "message"),
+    [
+        (None, {}, "lyrics CSV not found"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe", {}, "not a UTF-8 CSV"),
+        ("", {}, "not a readable CSV"),
+        ("Song,Song year,Artist,Genre,Lyrics,Track_id\nx,2001,y,Rock,la,1\n", {}, "lacks columns ['Language']"),
+        (None, {"genres": ("Polka",)}, "genres present: Rock, Pop, Metal"),
+        (None, {"languages": ("fr",)}, "their languages: en, pt"),
+        (None, {"ascii": "ebcdic"}, "data.ascii=ebcdic is not an option"),
+    ],
+)
+def test_bad_input_is_one_clear_error(lyrics_csv, tmp_path, content, options, message):
+    path = lyrics_csv
+    if content is not None or not options:
+        path = tmp_path / "other.csv"
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        elif content is not None:
+            path.write_text(content)
+    with pytest.raises(UserError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        prepare(path, PrepareOptions(**options), tmp_path / "prepared")
+
+
+def test_training_prepares_then_holds_out_whole_songs(compose_config, lyrics_csv, tmp_path):
+    prepared_dir = tmp_path / "prepared"
+    overrides = ["data=lyrics_csv", f"data.csv={lyrics_csv}", f"data.prepared_dir={prepared_dir}"]
+    train(compose_config(*TINY, *overrides, tiny=False), tmp_path / "run")
+    train_text, val_text = load_split(
+        "lyrics_csv",
+        0.05,
+        csv=str(lyrics_csv),
+        genres=["Rock"],
+        languages=["en"],
+        ascii="strip",
+        separator="\n\n",
+        prepared_dir=str(prepared_dir),
+    )
+    assert len(list(prepared_dir.iterdir())) == 1  # training's preparation was reused, not repeated
+    assert "Verse 19," in val_text and "Verse 19," not in train_text
+
+
+def test_command_line_prepare(lyrics_csv, tmp_path):
+    args = ["data=lyrics_csv", f"data.csv={lyrics_csv}", f"data.prepared_dir={tmp_path / 'prepared'}"]
+    result = run_module("lyricgen.prepare", *args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert '"rows_kept": 40' in result.stdout and "prepared:" in result.stdout
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["prepared", "train.csv"]  # no run dir, no log
+
+    result = run_module("lyricgen.prepare", "data=lyrics_csv", f"data.csv={tmp_path / 'nope.csv'}", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "lyrics CSV not found" in result.stderr and "Traceback" not in result.stderr
