@@ -78,6 +78,8 @@ def split_documents(documents: list[str], val_fraction: float) -> tuple[str, str
         return SONG_SEPARATOR.join(kept), SONG_SEPARATOR.join(held_out)
     text = SONG_SEPARATOR.join(documents)
     cut = int(len(text) * (1 - val_fraction))
+    if not 0 < cut < len(text):
+        raise UserError(f"corpus too short: {len(text)} characters cannot be split into training and validation text")
     return text[:cut], text[cut:]
 
 
@@ -99,9 +101,9 @@ def encode(text: str, vocab: str, drop_unknown: bool = False) -> torch.Tensor:
     character the training text never showed the model).
     """
     codes = _codepoints(text)
-    vocab_codes = _codepoints(vocab)
-    ids = np.searchsorted(vocab_codes, codes).clip(max=len(vocab) - 1)
-    known = vocab_codes[ids] == codes
+    vocab_codes = _codepoints(vocab or "\0")  # a placeholder keeps the lookup valid; it matches nothing below
+    ids = np.searchsorted(vocab_codes, codes).clip(max=len(vocab_codes) - 1)
+    known = (vocab_codes[ids] == codes) & bool(vocab)
     if not known.all():
         if not drop_unknown:
             unknown = sorted({chr(c) for c in codes[~known]})

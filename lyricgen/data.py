@@ -19,6 +19,12 @@ def mix_seed(*parts: int) -> int:
     return int.from_bytes(digest, "little")
 
 
+def private_generator() -> torch.Generator:
+    """A DataLoader draws a seed from the global RNG each time it is iterated, unless given its own
+    generator; that would shift dropout masks by whether a validation ran, and break exact resume."""
+    return torch.Generator().manual_seed(0)
+
+
 class RandomWindows(IterableDataset):
     """Endless batches of `batch_size` random windows of `seq_len + 1` ids: inputs and next-char targets.
 
@@ -82,7 +88,8 @@ class LyricsDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         start_step = self.trainer.global_step if self.trainer else 0
         windows = RandomWindows(self.train_ids, self.batch_size, self.seq_len, self.seed, start_step)
-        return DataLoader(windows, batch_size=None)  # the dataset already yields whole batches
+        return DataLoader(windows, batch_size=None, generator=private_generator())  # yields whole batches
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(consecutive_windows(self.val_ids, self.seq_len), batch_size=VAL_BATCH_SIZE)
+        windows = consecutive_windows(self.val_ids, self.seq_len)
+        return DataLoader(windows, batch_size=VAL_BATCH_SIZE, generator=private_generator())

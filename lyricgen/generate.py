@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from lyricgen import UserError, corpus
-from lyricgen.model import LyricLM
+from lyricgen.model import LyricLM, read_checkpoint
 
 
 @dataclass
@@ -49,13 +49,12 @@ def find_checkpoint(ckpt: str, outputs_dir: str | Path = "outputs") -> Path:
 
 def load_model(path: str | Path, device: str = "cpu") -> LyricLM:
     """Load a LyricLM without executing any pickled code (weights_only)."""
+    checkpoint = read_checkpoint(path)
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
         model = LyricLM(**checkpoint["hyper_parameters"])
         model.load_state_dict(checkpoint["state_dict"])
-    except Exception as err:  # torch reports corrupt files and refused pickles with many exception types
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(f"cannot load checkpoint {path}: {first_line}") from None
+    except (KeyError, TypeError, RuntimeError) as err:
+        raise UserError(f"cannot load checkpoint {path}: not a lyricgen checkpoint ({type(err).__name__})") from None
     return model.to(device).eval()
 
 

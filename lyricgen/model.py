@@ -5,6 +5,7 @@ import time
 import warnings
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
+from pathlib import Path
 
 import lightning as L
 import torch
@@ -12,7 +13,7 @@ import torch.nn.functional as F
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import nn
 
-from lyricgen import corpus
+from lyricgen import Diverged, UserError, corpus
 
 # Printed once when oneDNN is toggled (one_step_kernels); it concerns Intel GPUs only.
 warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN")
@@ -109,11 +110,23 @@ def sample_next(
     if temperature == 0:
         return logits.argmax(dim=-1)
     logits = logits.float() / temperature
+    if not torch.isfinite(logits).all():
+        raise UserError("the model's outputs are not finite: its training diverged")
     if top_k:
         kth_best = logits.topk(min(top_k, logits.size(-1)), dim=-1).values[:, -1:]
         logits = logits.masked_fill(logits < kth_best, -math.inf)
     probs = logits.softmax(dim=-1)
     return torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(1).to(logits.device)
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """A checkpoint's contents, loaded with weights_only so that a checkpoint file can never run code;
+    whatever goes wrong (missing, corrupt, refused pickle) is one UserError line."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch reports corrupt files and refused pickles with many exception types
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"cannot load checkpoint {path}: {first_line}") from None
 
 
 class LyricLM(L.LightningModule):
@@ -139,6 +152,7 @@ class LyricLM(L.LightningModule):
         self.save_hyperparameters()
         self.model = CharRNN(len(vocab), cell, num_layers, hidden_size, dropout, nonlinearity, input, embed_dim)
         self._timer = (0, time.perf_counter())  # (step, time) at the last throughput measurement
+        self._last_finite_loss = torch.tensor(math.nan)  # for the message if training diverges
 
     def loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         inputs, targets = batch
@@ -147,13 +161,41 @@ class LyricLM(L.LightningModule):
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self.loss(batch)
+        if not torch.isfinite(loss):
+            self.stop_diverged(f"loss is {loss.item()}")
+        self._last_finite_loss = loss.detach()
         self.log("train/loss", loss, prog_bar=True)
         return loss
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         # Runs before clipping, so spikes show in full: the paper's exploding gradients are visible here.
         grads = [p.grad for p in self.parameters() if p.grad is not None]
-        self.log("train/grad_norm", torch.nn.utils.get_total_norm(grads))
+        grad_norm = torch.nn.utils.get_total_norm(grads)
+        if not torch.isfinite(grad_norm):
+            self.stop_diverged(f"gradient norm is {grad_norm.item()}")
+        self.log("train/grad_norm", grad_norm)
+
+    def stop_diverged(self, what: str) -> None:
+        """Mark the run as diverged in its logs and stop before the weights are updated with non-finite
+        values, so the last checkpoint stays the last good state."""
+        last_loss = float(self._last_finite_loss)
+        message = (
+            f"training diverged at step {self.global_step}: {what} (last finite loss {last_loss:.4f}, "
+            f"lr {self.hparams.lr}); lower optim.lr or set trainer.gradient_clip_val"
+        )
+        if isinstance(self.logger, TensorBoardLogger):
+            self.logger.experiment.add_scalar("train/diverged", 1.0, self.global_step)
+            self.logger.experiment.add_text("status", message, self.global_step)
+            self.logger.experiment.flush()
+        raise Diverged(message)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # Dropout draws from the global RNG: restoring it makes a resumed run bit-identical.
+        checkpoint["torch_rng_state"] = torch.get_rng_state()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "torch_rng_state" in checkpoint:
+            torch.set_rng_state(checkpoint["torch_rng_state"])
 
     def on_train_batch_end(self, outputs: object, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         step, now = self.global_step, time.perf_counter()
@@ -175,7 +217,10 @@ class LyricLM(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking or not isinstance(self.logger, TensorBoardLogger):
             return
-        text = self.sample(length=self.hparams.sample_length, seed=self.global_step)
+        try:
+            text = self.sample(length=self.hparams.sample_length, seed=self.global_step)
+        except UserError as err:  # a sample is not worth stopping training for; the loss curve tells
+            text = f"(no sample: {err})"
         indented = "    " + text.replace("\n", "\n    ")  # a Markdown code block keeps the line breaks
         self.logger.experiment.add_text("sample", indented, self.global_step)
 

@@ -11,15 +11,20 @@ import hydra
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.tensorboard.summary import hparams
 
-from lyricgen import UserError
+from lyricgen import Diverged, UserError
+from lyricgen.config import validate
 from lyricgen.data import LyricsDataModule
-from lyricgen.model import LyricLM
+from lyricgen.model import LyricLM, read_checkpoint
+
+RUN_CONFIG = "config.yaml"  # the run's resolved config, saved in its directory
+RESUMABLE_KEYS = ("trainer.", "checkpoint.", "threads", "sample_length")  # what a resumed run may change
 
 # Batches are sampled in-process in microseconds: DataLoader workers would only add overhead.
 warnings.filterwarnings("ignore", message=".*does not have many workers.*")
@@ -36,6 +41,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         torch.save(checkpoint, partial)
         os.replace(partial, path)
 
+    def load_checkpoint(self, path: str | Path, map_location: object = None, weights_only: bool | None = None) -> dict:
+        """Never unpickle code: checkpoints hold plain values and tensors only."""
+        return read_checkpoint(path)
+
 
 class ValidateAtLastStep(Callback):
     """Validate (and so checkpoint) at the final step, even when max_steps is not a multiple of
@@ -46,18 +55,19 @@ class ValidateAtLastStep(Callback):
             trainer.should_stop = True
 
 
-def build_trainer(cfg: DictConfig, out_dir: Path) -> L.Trainer:
-    checkpoints = ModelCheckpoint(
-        dirpath=out_dir / "checkpoints",
-        filename="best",
-        monitor="val/loss",
-        save_last=True,
-        enable_version_counter=False,
+def build_trainer(cfg: DictConfig, out_dir: Path, resume_step: int = 0) -> L.Trainer:
+    best = ModelCheckpoint(
+        dirpath=out_dir / "checkpoints", filename="best", monitor="val/loss", enable_version_counter=False
     )
+    last = ModelCheckpoint(  # last.ckpt every checkpoint.every_n_steps: the most work a crash can cost
+        dirpath=out_dir / "checkpoints", every_n_train_steps=cfg.checkpoint.every_n_steps, save_top_k=0, save_last=True
+    )
+    # purge_step drops events that a killed run wrote after its last checkpoint, so the curve continues.
+    logger = TensorBoardLogger(out_dir, name="", version="", default_hp_metric=False, purge_step=resume_step or None)
     return L.Trainer(
         default_root_dir=out_dir,
-        logger=TensorBoardLogger(out_dir, name="", version="", default_hp_metric=False),
-        callbacks=[checkpoints, ValidateAtLastStep()],
+        logger=logger,
+        callbacks=[best, last, ValidateAtLastStep()],
         plugins=[AtomicCheckpointIO()],
         **cfg.trainer,
     )
@@ -81,8 +91,19 @@ def log_run_config(logger: TensorBoardLogger, cfg: DictConfig) -> None:
         logger.experiment._get_file_writer().add_summary(summary)
 
 
-def train(cfg: DictConfig, out_dir: Path) -> float:
-    """Train one run into `out_dir`; return its final validation loss (what sweepers minimise)."""
+def write_atomic(path: Path, text: str) -> None:
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text)
+    os.replace(partial, path)
+
+
+def train(cfg: DictConfig, out_dir: Path, ckpt_path: Path | None = None) -> float:
+    """Train one run into `out_dir`, from scratch or continuing `ckpt_path`; return its final validation
+    loss (what sweepers minimise)."""
+    validate(cfg)
+    resume_step = resumable_step(ckpt_path) if ckpt_path else 0
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_atomic(out_dir / RUN_CONFIG, OmegaConf.to_yaml(cfg))  # what `resume=` continues with
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     L.seed_everything(cfg.seed, verbose=False)
@@ -90,9 +111,10 @@ def train(cfg: DictConfig, out_dir: Path) -> float:
     datamodule.setup("fit")  # the model's size depends on the vocabulary
     plain = OmegaConf.to_container  # hyperparameters must be plain values for weights_only checkpoint loading
     model = LyricLM(vocab=datamodule.vocab, **plain(cfg.model), **plain(cfg.optim))
-    trainer = build_trainer(cfg, out_dir)
+    trainer = build_trainer(cfg, out_dir, resume_step)
     log_run_config(trainer.logger, cfg)
-    trainer.fit(model, datamodule=datamodule)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    trainer.save_checkpoint(out_dir / "checkpoints" / "last.ckpt")  # the final state, whatever every_n_steps
     val_loss = float(trainer.callback_metrics["val/loss"])
     print(f"\nrun dir: {out_dir}")
     bits = val_loss / math.log(2)
@@ -101,10 +123,56 @@ def train(cfg: DictConfig, out_dir: Path) -> float:
     return val_loss
 
 
+def resumable_step(ckpt_path: Path) -> int:
+    """The step a training checkpoint was saved at (loaded safely, before any data is read)."""
+    step = read_checkpoint(ckpt_path).get("global_step")
+    if not isinstance(step, int):
+        raise UserError(f"{ckpt_path} is not a training checkpoint (it has no global_step)")
+    return step
+
+
+def resumed_run(cfg: DictConfig, overrides: list[str]) -> tuple[DictConfig, Path, Path]:
+    """(config, run dir, checkpoint) to continue: the run's own config, with the command line's key=value
+    overrides (e.g. trainer.max_steps=5000) on top."""
+    ckpt_path = Path(cfg.ckpt_path) if cfg.ckpt_path else Path(cfg.resume) / "checkpoints" / "last.ckpt"
+    run_dir = Path(cfg.resume) if cfg.resume else ckpt_path.parent.parent
+    if not ckpt_path.is_file():
+        raise UserError(f"nothing to resume: {ckpt_path} does not exist (resume=<run dir> or ckpt_path=<.ckpt>)")
+    if not (run_dir / RUN_CONFIG).is_file():
+        raise UserError(f"{run_dir} is not a lyricgen run directory: it has no {RUN_CONFIG}")
+    changes = [item for item in overrides if item.split("=")[0].lstrip("+~") not in ("resume", "ckpt_path")]
+    # The model, data and optimiser state come back from the checkpoint: changing their config would be
+    # silently ignored (Adam's saved lr wins) or break the restore.
+    refused = [item for item in changes if not item.lstrip("+~").startswith(RESUMABLE_KEYS)]
+    if refused:
+        raise UserError(f"a resumed run keeps its config: drop {refused} (only {', '.join(RESUMABLE_KEYS)} can change)")
+    resumed = OmegaConf.merge(OmegaConf.load(run_dir / RUN_CONFIG), OmegaConf.from_dotlist(changes))
+    return resumed, run_dir, ckpt_path
+
+
+def resume_dir(resume: str | None, ckpt_path: str | None, fresh: str) -> str:
+    """hydra.run.dir: a resumed run continues in its own directory."""
+    if resume:
+        return resume
+    return str(Path(ckpt_path).parent.parent) if ckpt_path else fresh
+
+
+OmegaConf.register_new_resolver("resume_dir", resume_dir, replace=True)
+
+
 @hydra.main(version_base=None, config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float:
+    hydra_cfg = HydraConfig.get()
     try:
-        return train(cfg, Path(HydraConfig.get().runtime.output_dir))
+        if cfg.resume or cfg.ckpt_path:
+            cfg, out_dir, ckpt_path = resumed_run(cfg, list(hydra_cfg.overrides.task))
+            return train(cfg, out_dir, ckpt_path)
+        return train(cfg, Path(hydra_cfg.runtime.output_dir))
+    except Diverged as err:
+        print(f"error: {err}", file=sys.stderr)
+        if hydra_cfg.mode == RunMode.MULTIRUN:
+            return math.inf  # the sweep goes on with its other runs
+        sys.exit(1)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
