@@ -5,6 +5,7 @@ Hydra composes plain YAML; `validate(cfg)` merges it into these dataclasses so t
 line naming the key, the bad value and what is allowed.
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -13,34 +14,21 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from lyricgen import UserError
+from lyricgen.corpus import SOURCES
+from lyricgen.model import CELLS, INPUTS, NONLINEARITIES
+from lyricgen.prepare import ASCII_MODES
 
 
-class Cell(str, Enum):
-    rnn = "rnn"
-    gru = "gru"
-    lstm = "lstm"
+def choices(name: str, values: Iterable[str]) -> type[Enum]:
+    """An Enum of the allowed values, taken from where they are implemented, so OmegaConf can name them."""
+    return Enum(name, {value: value for value in values}, type=str)
 
 
-class Nonlinearity(str, Enum):
-    tanh = "tanh"
-    relu = "relu"
-
-
-class InputMode(str, Enum):
-    onehot = "onehot"
-    embedding = "embedding"
-
-
-class Source(str, Enum):
-    songs_poems = "songs_poems"
-    text = "text"
-    lyrics_csv = "lyrics_csv"
-
-
-class AsciiMode(str, Enum):
-    strip = "strip"
-    transliterate = "transliterate"
-    keep = "keep"
+Cell = choices("Cell", CELLS)
+Nonlinearity = choices("Nonlinearity", NONLINEARITIES)
+InputMode = choices("InputMode", INPUTS)
+Source = choices("Source", SOURCES)
+AsciiMode = choices("AsciiMode", ASCII_MODES)
 
 
 def require(condition: bool, key: str, value: object, allowed: str) -> None:

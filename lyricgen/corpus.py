@@ -13,6 +13,7 @@ import torch
 
 from lyricgen import UserError, prepare
 
+SOURCES = ("songs_poems", "text", "lyrics_csv")  # values of data.source
 SONG_SEPARATOR = "\n\n"  # between documents, so the model learns where a song ends
 
 # fortune's data files separate entries with a line holding only "%"; entries end with "\t\t-- Author",
