@@ -1,4 +1,5 @@
-"""The schema of a run's config: types, choices and ranges, checked before any data is read.
+"""The schema of a run's config (types, choices and ranges, checked before any data is read) and the
+resolvers the YAML files use.
 
 Hydra composes plain YAML; `validate(cfg)` merges it into these dataclasses so that
 `model.num_layers=two`, `model.dropout=1.5`, `model.cell=transformer` or `optim.lr=-1` stop the run with one
@@ -8,6 +9,7 @@ line naming the key, the bad value and what is allowed.
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -29,6 +31,22 @@ Nonlinearity = choices("Nonlinearity", NONLINEARITIES)
 InputMode = choices("InputMode", INPUTS)
 Source = choices("Source", SOURCES)
 AsciiMode = choices("AsciiMode", ASCII_MODES)
+
+
+def scaled(iterations: int, *, _root_: DictConfig) -> int:
+    """${scaled:N} in a config: N iterations times the run's `scale` (make reproduce SCALE=0.1)."""
+    return max(1, round(iterations * _root_.scale))
+
+
+def resume_dir(resume: str | None, ckpt_path: str | None, fresh: str) -> str:
+    """${resume_dir:...} for hydra.run.dir: a resumed run continues in its own directory."""
+    if resume:
+        return resume
+    return str(Path(ckpt_path).parent.parent) if ckpt_path else fresh
+
+
+OmegaConf.register_new_resolver("scaled", scaled, replace=True)
+OmegaConf.register_new_resolver("resume_dir", resume_dir, replace=True)
 
 
 def require(condition: bool, key: str, value: object, allowed: str) -> None:
@@ -103,6 +121,7 @@ class RunSchema:
     data: DataSchema = field(default_factory=DataSchema)
     checkpoint: CheckpointSchema = field(default_factory=CheckpointSchema)
     trainer: dict[str, Any] = field(default_factory=dict)  # any lightning.Trainer argument
+    scale: float = 1.0
     seed: int = 0
     threads: int | None = None
     sample_length: int = 300
@@ -117,6 +136,7 @@ class RunSchema:
         require(isinstance(interval, int) and interval >= 1, "trainer.val_check_interval", interval, "an integer >= 1")
         require(clip is None or clip > 0, "trainer.gradient_clip_val", clip, "use a norm > 0, or null for no clipping")
         require(self.seed >= 0, "seed", self.seed, "use an integer >= 0")
+        require(self.scale > 0, "scale", self.scale, "use a factor > 0")
         require(self.threads is None or self.threads >= 1, "threads", self.threads, "use an integer >= 1, or null")
 
 

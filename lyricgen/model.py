@@ -26,7 +26,8 @@ NONLINEARITIES = ("tanh", "relu")
 class CharRNN(nn.Module):
     """Characters in, next-character logits out: input encoding -> recurrent stack -> linear decoder.
 
-    The whole stack runs as one fused nn.RNN/GRU/LSTM call over (batch, seq); dropout sits between layers.
+    The whole stack runs as one fused nn.RNN/GRU/LSTM call over (batch, seq). Dropout sits between layers
+    and on the top layer's output, as in karpathy/char-rnn, so it regularises a 1-layer model too.
     """
 
     def __init__(
@@ -52,6 +53,7 @@ class CharRNN(nn.Module):
             dropout=dropout if num_layers > 1 else 0.0,  # nn.RNN warns about dropout with a single layer
             **cell_options,
         )
+        self.dropout = nn.Dropout(dropout)
         self.decoder = nn.Linear(hidden_size, vocab_size)
 
     def encode_input(self, ids: torch.Tensor) -> torch.Tensor:
@@ -62,7 +64,7 @@ class CharRNN(nn.Module):
     def forward(self, ids: torch.Tensor, hidden: torch.Tensor | tuple | None = None) -> tuple[torch.Tensor, object]:
         """ids (batch, seq) -> logits (batch, seq, vocab) and the final hidden state."""
         output, hidden = self.rnn(self.encode_input(ids), hidden)
-        return self.decoder(output), hidden
+        return self.decoder(self.dropout(output)), hidden
 
     @torch.no_grad()
     def generate_steps(

@@ -150,16 +150,6 @@ def resumed_run(cfg: DictConfig, overrides: list[str]) -> tuple[DictConfig, Path
     return resumed, run_dir, ckpt_path
 
 
-def resume_dir(resume: str | None, ckpt_path: str | None, fresh: str) -> str:
-    """hydra.run.dir: a resumed run continues in its own directory."""
-    if resume:
-        return resume
-    return str(Path(ckpt_path).parent.parent) if ckpt_path else fresh
-
-
-OmegaConf.register_new_resolver("resume_dir", resume_dir, replace=True)
-
-
 @hydra.main(version_base=None, config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float:
     hydra_cfg = HydraConfig.get()

@@ -1,0 +1,141 @@
+"""Training throughput: lyricgen (Lightning) vs two references, side by side in one process.
+
+Run: `make bench` or `python benchmarks/train_speed.py`. For each model, rounds alternate
+skeleton, raw, lyricgen, skeleton, raw, lyricgen, ...; each number is the median over rounds of
+characters per second after warm-up, and ratios are taken between medians of the same process.
+
+References (in references.py, never used by the package):
+- skeleton: the homework style the paper used, one model call per character, batch 1;
+- raw: a plain PyTorch loop over the same CharRNN and the same batches as lyricgen.
+"""
+
+import statistics
+import time
+
+import lightning as L
+import torch
+from common import RESULTS, write_result
+from references import raw_steps, skeleton_steps
+
+from lyricgen.data import RandomWindows
+from lyricgen.model import CharRNN, LyricLM
+from lyricgen.train import ValidateAtLastStep
+
+VOCAB = 90
+MODELS = {
+    "paper baseline: RNN 1x100 tanh": dict(cell="rnn", num_layers=1, hidden_size=100),
+    "paper best: RNN 4x100 ReLU, dropout 0.2": dict(
+        cell="rnn", num_layers=4, hidden_size=100, nonlinearity="relu", dropout=0.2
+    ),
+    "GRU 1x100": dict(cell="gru", num_layers=1, hidden_size=100),
+    "LSTM 2x512": dict(cell="lstm", num_layers=2, hidden_size=512),
+}
+BATCHES = {"batch 1 x 200 (the paper's)": (1, 200), "batch 32 x 128 (lyricgen's default)": (32, 128)}
+ROUNDS = 5
+SECONDS_PER_WINDOW = 1.5  # how long each measured window runs, roughly
+
+
+class StepTimer(L.Callback):
+    """Times the steps after warm-up inside one Trainer.fit."""
+
+    def __init__(self, warmup: int):
+        self.warmup, self.start, self.steps = warmup, 0.0, 0
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: object) -> None:
+        if trainer.global_step == self.warmup:
+            self.start = time.perf_counter()
+        self.steps = trainer.global_step - self.warmup
+
+
+def lyricgen_rate(options: dict, ids: torch.Tensor, batch: int, seq_len: int, steps: int) -> float:
+    """chars/s of the real Trainer + LyricLM at the default trainer settings (logging every step, clipping)."""
+    model = LyricLM(vocab="".join(chr(32 + i) for i in range(VOCAB)), lr=0.001, **options)
+    warmup = 3
+    timer = StepTimer(warmup)
+    trainer = L.Trainer(
+        max_steps=warmup + steps,
+        logger=L.pytorch.loggers.TensorBoardLogger("/tmp/lyricgen-bench", name="", version=""),
+        callbacks=[timer, ValidateAtLastStep()],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        log_every_n_steps=1,
+        gradient_clip_val=1.0,
+        limit_val_batches=0,
+        accelerator="cpu",
+    )
+    loader = torch.utils.data.DataLoader(RandomWindows(ids, batch, seq_len, seed=0), batch_size=None)
+    trainer.fit(model, train_dataloaders=loader)
+    return timer.steps * batch * seq_len / (time.perf_counter() - timer.start)
+
+
+def steps_for(seconds_per_step: float) -> int:
+    return max(3, int(SECONDS_PER_WINDOW / seconds_per_step))
+
+
+def flops_per_char(options: dict) -> float:
+    """Multiply-adds x 2 x 3 (forward + backward) of the recurrent stack and the decoder per character."""
+    gates = {"rnn": 1, "gru": 3, "lstm": 4}[options["cell"]]
+    hidden, layers = options["hidden_size"], options["num_layers"]
+    recurrent = gates * hidden * ((VOCAB + hidden) + (layers - 1) * 2 * hidden)
+    return 6.0 * (recurrent + hidden * VOCAB)
+
+
+def matmul_gflops(size: int = 1024, repeats: int = 20) -> float:
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def measure(name: str, options: dict, ids: torch.Tensor) -> list[dict]:
+    rows = []
+    for batch_name, (batch, seq_len) in BATCHES.items():
+        model = CharRNN(VOCAB, **options)
+        probe = time.perf_counter()
+        raw_steps(model, ids, batch, seq_len, 2)
+        steps = steps_for((time.perf_counter() - probe) / 2)
+        rates = {"skeleton": [], "raw": [], "lyricgen": []}
+        for _ in range(ROUNDS):
+            if batch == 1:  # the skeleton only exists at batch 1
+                skeleton_chars, seconds = skeleton_steps(options, VOCAB, ids, max(2, steps // 20))
+                rates["skeleton"].append(skeleton_chars / seconds)
+            raw_chars, seconds = raw_steps(model, ids, batch, seq_len, steps)
+            rates["raw"].append(raw_chars / seconds)
+            rates["lyricgen"].append(lyricgen_rate(options, ids, batch, seq_len, steps))
+        medians = {key: statistics.median(values) for key, values in rates.items() if values}
+        row = {"model": name, "batch": batch_name, **{f"{key}_chars_per_s": round(v) for key, v in medians.items()}}
+        row["lyricgen_vs_raw"] = round(medians["lyricgen"] / medians["raw"], 3)
+        if "skeleton" in medians:
+            row["lyricgen_vs_skeleton"] = round(medians["lyricgen"] / medians["skeleton"], 1)
+        row["gflops"] = round(medians["lyricgen"] * flops_per_char(options) / 1e9, 2)
+        print(row, flush=True)
+        rows.append(row)
+    return rows
+
+
+def main() -> None:
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    ids = torch.randint(VOCAB, (200_000,), dtype=torch.uint8)
+    peak = statistics.median(matmul_gflops() for _ in range(5))
+    print(f"dense matmul: {peak:.1f} GFLOP/s at {torch.get_num_threads()} threads")
+    rows = [row for name, options in MODELS.items() for row in measure(name, options, ids)]
+    for row in rows:
+        row["fraction_of_matmul"] = round(row["gflops"] / peak, 3)
+    write_result("train", {"matmul_gflops": round(peak, 1), "rounds": ROUNDS, "rows": rows})
+    lines = ["| model | batch | skeleton | raw | lyricgen | vs skeleton | vs raw | of matmul |", "|" + "---|" * 8]
+    for row in rows:
+        cells = [row["model"], row["batch"], row.get("skeleton_chars_per_s", "-"), row["raw_chars_per_s"]]
+        cells += [row["lyricgen_chars_per_s"], row.get("lyricgen_vs_skeleton", "-"), row["lyricgen_vs_raw"]]
+        cells += [f"{row['fraction_of_matmul']:.0%}"]
+        lines.append("| " + " | ".join(map(str, cells)) + " |")
+    summary = "\n".join(lines)
+    (RESULTS / "train.md").write_text(summary + "\n")
+    print(summary)
+
+
+if __name__ == "__main__":
+    main()

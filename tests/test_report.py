@@ -1,0 +1,97 @@
+"""The paper's experiments as configs, and the report built from real runs."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import CONF_DIR, TOY_LYRICS, run_module
+
+from lyricgen.report import count_spikes, has_diverged, write_report
+from lyricgen.train import train
+
+EXPERIMENTS = sorted(path.stem for path in (CONF_DIR / "experiment").glob("*.yaml"))
+
+
+def test_paper_experiments_are_faithful(compose_config):
+    baseline = compose_config("experiment=paper_baseline", tiny=False)
+    assert (baseline.data.batch_size, baseline.data.seq_len) == (1, 200)
+    assert (baseline.model.cell, baseline.model.num_layers, baseline.model.hidden_size) == ("rnn", 1, 100)
+    assert (baseline.model.nonlinearity, baseline.model.input, baseline.model.dropout) == ("tanh", "onehot", 0.0)
+    assert (baseline.optim.lr, baseline.trainer.max_steps, baseline.trainer.gradient_clip_val) == (0.005, 20000, None)
+    best = compose_config("experiment=paper_best", tiny=False)
+    assert (best.model.num_layers, best.model.dropout, best.model.nonlinearity, best.optim.lr) == (
+        4,
+        0.2,
+        "relu",
+        0.001,
+    )
+    assert compose_config("experiment=paper_gru", tiny=False).trainer.max_steps == 30000
+    assert compose_config("experiment=paper_deep16", tiny=False).model.num_layers == 16
+    assert compose_config("experiment=paper_high_lr", tiny=False).optim.lr > best.optim.lr
+    assert compose_config("experiment=paper_50k", "scale=0.1", tiny=False).trainer.max_steps == 5000
+
+
+@pytest.mark.parametrize("ablation", [name for name in EXPERIMENTS if name.startswith("ablation_")])
+def test_each_ablation_changes_one_factor_of_the_baseline(compose_config, ablation):
+    baseline = compose_config("experiment=paper_baseline", tiny=False)
+    changed = compose_config(f"experiment={ablation}", tiny=False)
+    differences = [
+        f"{group}.{key}"
+        for group in ("model", "optim", "data", "trainer")
+        for key in baseline[group]
+        if baseline[group][key] != changed[group][key]
+    ]
+    assert len(differences) == 1, differences
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_each_experiment_runs_a_few_steps(compose_config, experiment, tmp_path):
+    corpus = tmp_path / "lyrics.txt"
+    corpus.write_text(TOY_LYRICS * 4)  # long enough for the paper's 200-character windows
+    quick = ["scale=0.0003", "trainer.val_check_interval=3", "trainer.enable_progress_bar=false"]
+    data = ["data=text", f"data.path={corpus}", "data.val_chars=1000"]
+    cfg = compose_config(f"experiment={experiment}", *quick, *data, "trainer.enable_model_summary=false", tiny=False)
+    train(cfg, tmp_path / "run")
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_spikes_are_counted_once_each_on_synthetic_curves():
+    rng = np.random.default_rng(0)
+    falling = np.linspace(4.0, 2.0, 2000) + rng.normal(0, 0.3, 2000)  # noisy, as at batch 1
+    assert count_spikes(falling) == 0
+    spiky = falling.copy()
+    spiky[600:750] += 2.0  # a spike lasting three blocks
+    spiky[1500:1550] += 1.5
+    assert count_spikes(spiky) == 2
+    assert count_spikes(falling[:100]) == 0  # too short to judge
+
+
+def test_divergence_is_detected_from_the_mark_or_non_finite_losses():
+    assert not has_diverged(np.array([3.0, 2.5]), marked=False)
+    assert has_diverged(np.array([3.0, np.nan]), marked=False)
+    assert has_diverged(np.array([3.0, np.inf]), marked=False)
+    assert has_diverged(np.array([3.0]), marked=True)
+
+
+def test_report_builds_a_table_and_plots_from_real_runs(compose_config, tmp_path):
+    sweep = tmp_path / "sweep"
+    for lr in ("0.01", "0.02"):
+        train(compose_config(f"optim.lr={lr}", "trainer.max_steps=60", "trainer.val_check_interval=30"), sweep / lr)
+    report = write_report(sweep)
+    table = pd.read_csv(sweep / "results.csv", dtype={"run": str})
+    assert sorted(table["run"]) == ["0.01", "0.02"]
+    assert (table["steps"] == 60).all() and not table["diverged"].any()
+    assert table["val_loss"].between(0.1, 5).all() and (table["val_bpc"] > table["val_loss"]).all()
+    assert (table["chars_per_s"] > 0).all() and (table["max_grad_norm"] > 0).all()
+    assert table["sample"].str.len().gt(0).all()
+    for name in ("loss_all.png", "loss_-.png"):
+        assert (sweep / name).read_bytes().startswith(b"\x89PNG")
+    text = report.read_text()
+    assert "| run | experiment |" in text and "![loss_all.png](loss_all.png)" in text
+
+
+def test_report_refuses_a_directory_without_runs(tmp_path):
+    result = run_module("lyricgen.report", str(tmp_path), cwd=Path.cwd())
+    assert result.returncode == 2 and "no runs under" in result.stderr
