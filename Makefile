@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 TORCH ?= torch==2.13.0  # a CPU build; override e.g. TORCH="torch==2.13.0 --index-url ..." for CUDA
+EXTRAS ?= dev,scale     # pip extras of the install: dev (tests, lint), scale (SLURM launcher, Optuna)
 ARGS ?=                 # extra Hydra overrides: make train ARGS="model=gru optim.lr=0.001"
 SCALE ?= 1.0            # make reproduce SCALE=0.1: every experiment at 10% of its iterations
 THREADS ?= 1            # torch threads per reproduce run: small models gain nothing from a second
@@ -24,7 +25,7 @@ install: $(INSTALLED) ## create .venv and install lyricgen with its dev tools (i
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check $(TORCH)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[$(EXTRAS)]'
 	touch $@
 
 train: install ## train the default model on the built-in corpus and print a sample

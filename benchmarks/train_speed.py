@@ -19,7 +19,7 @@ from references import raw_steps, skeleton_steps
 
 from lyricgen.data import RandomWindows
 from lyricgen.model import CharRNN, LyricLM
-from lyricgen.train import ValidateAtLastStep
+from lyricgen.train import FinishAtLastStep
 
 VOCAB = 90
 MODELS = {
@@ -55,7 +55,7 @@ def lyricgen_rate(options: dict, ids: torch.Tensor, batch: int, seq_len: int, st
     trainer = L.Trainer(
         max_steps=warmup + steps,
         logger=L.pytorch.loggers.TensorBoardLogger("/tmp/lyricgen-bench", name="", version=""),
-        callbacks=[timer, ValidateAtLastStep()],
+        callbacks=[timer, FinishAtLastStep()],
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,

@@ -6,6 +6,7 @@ Hydra composes plain YAML; `validate(cfg)` merges it into these dataclasses so t
 line naming the key, the bad value and what is allowed.
 """
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -45,7 +46,25 @@ def resume_dir(resume: str | None, ckpt_path: str | None, fresh: str) -> str:
     return str(Path(ckpt_path).parent.parent) if ckpt_path else fresh
 
 
+def sqlite_in(directory: str, name: str) -> str:
+    """${sqlite_in:DIR,FILE}: an SQLite URL for DIR/FILE, DIR created first (Optuna opens it before any job
+    has made the sweep directory)."""
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{Path(directory).resolve() / name}"
+
+
+def dirname(name: str, limit: int = 200) -> str:
+    """${dirname:...}: a run directory name within file-system limits (255 bytes); a longer one keeps its
+    start and ends in a hash of the whole, so names stay unique."""
+    if len(name.encode()) <= limit:
+        return name
+    digest = hashlib.blake2b(name.encode(), digest_size=4).hexdigest()
+    return f"{name.encode()[: limit - 13].decode(errors='ignore')}...{digest}"
+
+
 OmegaConf.register_new_resolver("scaled", scaled, replace=True)
+OmegaConf.register_new_resolver("dirname", dirname, replace=True)
+OmegaConf.register_new_resolver("sqlite_in", sqlite_in, replace=True)
 OmegaConf.register_new_resolver("resume_dir", resume_dir, replace=True)
 
 

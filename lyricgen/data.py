@@ -29,16 +29,30 @@ class RandomWindows(IterableDataset):
     """Endless batches of `batch_size` random windows of `seq_len + 1` ids: inputs and next-char targets.
 
     Batch number `step` depends only on (seed, step), so a run resumed at step N sees exactly the batches
-    an uninterrupted run would have seen.
+    an uninterrupted run would have seen. Under DDP each rank samples inside its own contiguous shard of
+    the text with its own seed: ranks never train on the same characters in a step.
     """
 
-    def __init__(self, ids: torch.Tensor, batch_size: int, seq_len: int, seed: int, start_step: int = 0):
-        self.ids, self.batch_size, self.seq_len, self.seed = ids, batch_size, seq_len, seed
-        self.start_step = start_step
+    def __init__(
+        self,
+        ids: torch.Tensor,
+        batch_size: int,
+        seq_len: int,
+        seed: int,
+        start_step: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
+        shard = len(ids) // world_size
+        self.ids = ids[rank * shard : (rank + 1) * shard]
+        if len(self.ids) <= seq_len:
+            raise UserError(f"corpus too short: each of {world_size} ranks needs more than {seq_len} characters")
+        self.batch_size, self.seq_len, self.start_step = batch_size, seq_len, start_step
+        self.seed_parts = (seed,) if rank == 0 else (seed, rank)  # rank 0 alone samples as a single process
         self.offsets = torch.arange(seq_len + 1)
 
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        generator = torch.Generator().manual_seed(mix_seed(self.seed, step))
+        generator = torch.Generator().manual_seed(mix_seed(*self.seed_parts, step))
         starts = torch.randint(len(self.ids) - self.seq_len, (self.batch_size, 1), generator=generator)
         chunk = self.ids[starts + self.offsets].long()
         return chunk[:, :-1], chunk[:, 1:]
@@ -86,8 +100,9 @@ class LyricsDataModule(L.LightningDataModule):
             )
 
     def train_dataloader(self) -> DataLoader:
-        start_step = self.trainer.global_step if self.trainer else 0
-        windows = RandomWindows(self.train_ids, self.batch_size, self.seq_len, self.seed, start_step)
+        trainer = self.trainer
+        position = (trainer.global_step, trainer.global_rank, trainer.world_size) if trainer else (0, 0, 1)
+        windows = RandomWindows(self.train_ids, self.batch_size, self.seq_len, self.seed, *position)
         return DataLoader(windows, batch_size=None, generator=private_generator())  # yields whole batches
 
     def val_dataloader(self) -> DataLoader:

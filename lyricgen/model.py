@@ -213,11 +213,15 @@ class LyricLM(L.LightningModule):
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         loss = self.loss(batch)
         windows = len(batch[0])  # weight each batch by its size: the epoch mean is the mean over characters
-        self.log("val/loss", loss, prog_bar=True, batch_size=windows)
-        self.log("val/bpc", loss / math.log(2), batch_size=windows)
+        self.log("val/loss", loss, prog_bar=True, batch_size=windows, sync_dist=True)  # averaged over DDP ranks
+        self.log("val/bpc", loss / math.log(2), batch_size=windows, sync_dist=True)
 
     def on_validation_epoch_end(self) -> None:
-        if self.trainer.sanity_checking or not isinstance(self.logger, TensorBoardLogger):
+        if (
+            self.trainer.sanity_checking
+            or not self.trainer.is_global_zero
+            or not isinstance(self.logger, TensorBoardLogger)
+        ):
             return
         try:
             text = self.sample(length=self.hparams.sample_length, seed=self.global_step)

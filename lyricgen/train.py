@@ -15,6 +15,7 @@ from hydra.types import RunMode
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.tensorboard.summary import hparams
 
@@ -46,13 +47,17 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         return read_checkpoint(path)
 
 
-class ValidateAtLastStep(Callback):
-    """Validate (and so checkpoint) at the final step, even when max_steps is not a multiple of
-    val_check_interval: asking to stop is what makes Lightning run one more validation."""
+class FinishAtLastStep(Callback):
+    """Validate at the final step, even when max_steps is not a multiple of val_check_interval (asking to
+    stop is what makes Lightning run one more validation), then save the final state as last.ckpt,
+    whatever checkpoint.every_n_steps. Both happen inside the training processes, also under ddp_spawn."""
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: object) -> None:
         if trainer.global_step >= trainer.max_steps:
             trainer.should_stop = True
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        trainer.save_checkpoint(Path(trainer.default_root_dir) / "checkpoints" / "last.ckpt")
 
 
 def build_trainer(cfg: DictConfig, out_dir: Path, resume_step: int = 0) -> L.Trainer:
@@ -60,14 +65,18 @@ def build_trainer(cfg: DictConfig, out_dir: Path, resume_step: int = 0) -> L.Tra
         dirpath=out_dir / "checkpoints", filename="best", monitor="val/loss", enable_version_counter=False
     )
     last = ModelCheckpoint(  # last.ckpt every checkpoint.every_n_steps: the most work a crash can cost
-        dirpath=out_dir / "checkpoints", every_n_train_steps=cfg.checkpoint.every_n_steps, save_top_k=0, save_last=True
+        dirpath=out_dir / "checkpoints",
+        every_n_train_steps=cfg.checkpoint.every_n_steps,
+        save_top_k=0,
+        save_last=True,
+        enable_version_counter=False,  # always last.ckpt: a resumed run overwrites it, never adds last-v1.ckpt
     )
     # purge_step drops events that a killed run wrote after its last checkpoint, so the curve continues.
     logger = TensorBoardLogger(out_dir, name="", version="", default_hp_metric=False, purge_step=resume_step or None)
     return L.Trainer(
         default_root_dir=out_dir,
         logger=logger,
-        callbacks=[best, last, ValidateAtLastStep()],
+        callbacks=[best, last, FinishAtLastStep()],
         plugins=[AtomicCheckpointIO()],
         **cfg.trainer,
     )
@@ -82,6 +91,7 @@ def flatten(tree: dict, prefix: str = "") -> Iterator[tuple[str, object]]:
             yield f"{prefix}{key}", value
 
 
+@rank_zero_only
 def log_run_config(logger: TensorBoardLogger, cfg: DictConfig) -> None:
     """Put every config value in TensorBoard's HPARAMS tab, linked to the validation curves, so a sweep's
     runs can be compared by what was varied (without writing fake metric points)."""
@@ -91,6 +101,7 @@ def log_run_config(logger: TensorBoardLogger, cfg: DictConfig) -> None:
         logger.experiment._get_file_writer().add_summary(summary)
 
 
+@rank_zero_only  # under DDP every rank would write the same file
 def write_atomic(path: Path, text: str) -> None:
     partial = path.with_name(f".{path.name}.partial")
     partial.write_text(text)
@@ -114,13 +125,17 @@ def train(cfg: DictConfig, out_dir: Path, ckpt_path: Path | None = None) -> floa
     trainer = build_trainer(cfg, out_dir, resume_step)
     log_run_config(trainer.logger, cfg)
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
-    trainer.save_checkpoint(out_dir / "checkpoints" / "last.ckpt")  # the final state, whatever every_n_steps
     val_loss = float(trainer.callback_metrics["val/loss"])
-    print(f"\nrun dir: {out_dir}")
-    bits = val_loss / math.log(2)
-    print(f"val loss {val_loss:.4f} nats/char, {bits:.4f} bits/char after {trainer.global_step} steps")
-    print(f"sample:\n{model.sample(length=cfg.sample_length, seed=cfg.seed)}")
+    if trainer.is_global_zero:  # under DDP the other ranks stay quiet
+        print_summary(model, out_dir, val_loss, cfg)
     return val_loss
+
+
+def print_summary(model: LyricLM, out_dir: Path, val_loss: float, cfg: DictConfig) -> None:
+    print(f"\nrun dir: {out_dir}")
+    bits = val_loss / math.log(2)  # (a finished fit has run max_steps; ddp_spawn leaves no step count here)
+    print(f"val loss {val_loss:.4f} nats/char, {bits:.4f} bits/char after {cfg.trainer.max_steps} steps")
+    print(f"sample:\n{model.sample(length=cfg.sample_length, seed=cfg.seed)}")
 
 
 def resumable_step(ckpt_path: Path) -> int:
@@ -153,6 +168,10 @@ def resumed_run(cfg: DictConfig, overrides: list[str]) -> tuple[DictConfig, Path
 @hydra.main(version_base=None, config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float:
     hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode == RunMode.MULTIRUN and cfg.trainer.get("strategy") == "ddp":
+        # Lightning's ddp re-runs sys.argv in its child processes, which would relaunch the whole sweep.
+        print("note: trainer.strategy=ddp runs as ddp_spawn inside a -m sweep", file=sys.stderr)
+        cfg.trainer.strategy = "ddp_spawn"
     try:
         if cfg.resume or cfg.ckpt_path:
             cfg, out_dir, ckpt_path = resumed_run(cfg, list(hydra_cfg.overrides.task))

@@ -105,3 +105,11 @@ def test_bad_input_exits_with_one_clear_line(tiny_overrides, tmp_path, overrides
     assert result.returncode != 0
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_long_sweep_directory_names_stay_unique_within_file_system_limits():
+    from lyricgen.config import dirname
+
+    assert dirname("model.num_layers=2") == "model.num_layers=2"
+    long_a, long_b = "a=1," * 100 + "x=1", "a=1," * 100 + "x=2"
+    assert len(dirname(long_a).encode()) <= 200 and dirname(long_a) != dirname(long_b)
