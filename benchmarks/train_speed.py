@@ -59,7 +59,7 @@ def lyricgen_rate(options: dict, ids: torch.Tensor, batch: int, seq_len: int, st
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        log_every_n_steps=1,
+        log_every_n_steps=50,
         gradient_clip_val=1.0,
         limit_val_batches=0,
         accelerator="cpu",

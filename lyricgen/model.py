@@ -155,6 +155,8 @@ class LyricLM(L.LightningModule):
         self.model = CharRNN(len(vocab), cell, num_layers, hidden_size, dropout, nonlinearity, input, embed_dim)
         self._timer = (0, time.perf_counter())  # (step, time) at the last throughput measurement
         self._last_finite_loss = torch.tensor(math.nan)  # for the message if training diverges
+        self._pending: list[tuple[int, dict[str, torch.Tensor]]] = []  # (step, metrics) not yet written
+        self._chars_per_step = 0
 
     def loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         inputs, targets = batch
@@ -166,7 +168,7 @@ class LyricLM(L.LightningModule):
         if not torch.isfinite(loss):
             self.stop_diverged(f"loss is {loss.item()}")
         self._last_finite_loss = loss.detach()
-        self.log("train/loss", loss, prog_bar=True)
+        self._pending.append((self.global_step, {"train/loss": self._last_finite_loss}))
         return loss
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
@@ -175,7 +177,7 @@ class LyricLM(L.LightningModule):
         grad_norm = torch.nn.utils.get_total_norm(grads)
         if not torch.isfinite(grad_norm):
             self.stop_diverged(f"gradient norm is {grad_norm.item()}")
-        self.log("train/grad_norm", grad_norm)
+        self._pending[-1][1]["train/grad_norm"] = grad_norm
 
     def stop_diverged(self, what: str) -> None:
         """Mark the run as diverged in its logs and stop before the weights are updated with non-finite
@@ -185,6 +187,7 @@ class LyricLM(L.LightningModule):
             f"training diverged at step {self.global_step}: {what} (last finite loss {last_loss:.4f}, "
             f"lr {self.hparams.lr}); lower optim.lr or set trainer.gradient_clip_val"
         )
+        self.write_step_metrics()
         if isinstance(self.logger, TensorBoardLogger):
             self.logger.experiment.add_scalar("train/diverged", 1.0, self.global_step)
             self.logger.experiment.add_text("status", message, self.global_step)
@@ -194,18 +197,39 @@ class LyricLM(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # Dropout draws from the global RNG: restoring it makes a resumed run bit-identical.
         checkpoint["torch_rng_state"] = torch.get_rng_state()
+        self.write_step_metrics()  # the curve on disk reaches at least the checkpoint a resumed run starts from
+        if self.logger:
+            self.logger.save()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         if "torch_rng_state" in checkpoint:
             torch.set_rng_state(checkpoint["torch_rng_state"])
 
     def on_train_batch_end(self, outputs: object, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._chars_per_step = batch[1].numel()
+        if self.trainer.should_stop or self.global_step % self.trainer.log_every_n_steps == 0:
+            if self._pending:
+                self.log("train/loss", self._pending[-1][1]["train/loss"], prog_bar=True, logger=False)
+            self.write_step_metrics()
+
+    def write_step_metrics(self) -> None:
+        """Write the buffered per-step metrics, each at its own step, and the throughput since the last write.
+
+        Buffering, instead of self.log at every step, saves ~3 ms of Lightning bookkeeping a step: 10-15% of
+        a batch-1 step of the paper's models.
+        """
+        if not self._pending:
+            return
         step, now = self.global_step, time.perf_counter()
         last_step, last_time = self._timer
-        if step - last_step >= self.trainer.log_every_n_steps:
-            chars = (step - last_step) * batch[1].numel()
-            self.log("perf/chars_per_s", chars / (now - last_time))
-            self._timer = (step, now)
+        if self.logger:
+            for pending_step, metrics in self._pending:
+                self.logger.log_metrics({name: float(value) for name, value in metrics.items()}, pending_step)
+            if step > last_step:
+                chars_per_s = (step - last_step) * self._chars_per_step / (now - last_time)
+                self.logger.log_metrics({"perf/chars_per_s": chars_per_s}, self._pending[-1][0])
+        self._pending.clear()
+        self._timer = (step, now)
 
     def on_train_start(self) -> None:
         self._timer = (self.global_step, time.perf_counter())
