@@ -46,7 +46,8 @@ format: install ## apply ruff's fixes and formatting
 	$(BIN)/ruff format .
 
 bench: install ## measure speed; results go to benchmarks/results/*.json
-	cd benchmarks && ../$(BIN)/python generate_speed.py && ../$(BIN)/python prepare_speed.py
+	cd benchmarks && ../$(BIN)/python train_speed.py && ../$(BIN)/python generate_speed.py \
+	  && ../$(BIN)/python prepare_speed.py && ../$(BIN)/python data_speed.py && ../$(BIN)/python time_to_quality.py
 
 reproduce: install ## run the paper's experiments and the ablations (SCALE=0.1 for a quick pass), then report
 	for experiment in $(EXPERIMENTS); do \

@@ -4,7 +4,7 @@ import math
 import os
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import hydra
@@ -31,16 +31,20 @@ RESUMABLE_KEYS = ("trainer.", "checkpoint.", "threads", "sample_length")  # what
 warnings.filterwarnings("ignore", message=".*does not have many workers.*")
 
 
+def write_atomically(path: Path, write: Callable[[Path], object]) -> None:
+    """write(partial) then rename the partial file to `path`: readers see the old file or the new, whole."""
+    partial = path.with_name(f".{path.name}.partial")
+    write(partial)
+    os.replace(partial, path)
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Write each checkpoint to a temporary file and rename it into place, so a crash mid-save leaves the
     previous checkpoint intact."""
 
     def save_checkpoint(self, checkpoint: dict, path: str | Path, storage_options: object = None) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.partial")
-        torch.save(checkpoint, partial)
-        os.replace(partial, path)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(Path(path), lambda partial: torch.save(checkpoint, partial))
 
     def load_checkpoint(self, path: str | Path, map_location: object = None, weights_only: bool | None = None) -> dict:
         """Never unpickle code: checkpoints hold plain values and tensors only."""
@@ -101,20 +105,14 @@ def log_run_config(logger: TensorBoardLogger, cfg: DictConfig) -> None:
         logger.experiment._get_file_writer().add_summary(summary)
 
 
-@rank_zero_only  # under DDP every rank would write the same file
-def write_atomic(path: Path, text: str) -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text)
-    os.replace(partial, path)
-
-
 def train(cfg: DictConfig, out_dir: Path, ckpt_path: Path | None = None) -> float:
     """Train one run into `out_dir`, from scratch or continuing `ckpt_path`; return its final validation
     loss (what sweepers minimise)."""
     validate(cfg)
     resume_step = resumable_step(ckpt_path) if ckpt_path else 0
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(out_dir / RUN_CONFIG, OmegaConf.to_yaml(cfg))  # what `resume=` continues with
+    if rank_zero_only.rank == 0:  # what `resume=` continues with; under DDP one rank writes it
+        write_atomically(out_dir / RUN_CONFIG, lambda partial: partial.write_text(OmegaConf.to_yaml(cfg)))
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     L.seed_everything(cfg.seed, verbose=False)
