@@ -149,7 +149,8 @@ def write_report(root: Path) -> Path:
     for run in runs:
         result, steps, losses = read_run(run, root)
         rows.append(asdict(result))
-        curves.setdefault(result.experiment, {})[f"{result.run}"] = (steps, losses)
+        label = f"{result.experiment} {result.overrides}" if result.experiment != "-" else result.run
+        curves.setdefault(result.experiment, {})[label] = (steps, losses)
     table = pd.DataFrame(rows)
     table.to_csv(root / "results.csv", index=False)
     plots = []
