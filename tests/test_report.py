@@ -95,3 +95,17 @@ def test_report_builds_a_table_and_plots_from_real_runs(compose_config, tmp_path
 def test_report_refuses_a_directory_without_runs(tmp_path):
     result = run_module("lyricgen.report", str(tmp_path), cwd=Path.cwd())
     assert result.returncode == 2 and "no runs under" in result.stderr
+
+
+def test_shakespeare_cpu_runs_on_the_shared_corpus(compose_config, shared_data, tmp_path):
+    quick = ["trainer.max_steps=4", "trainer.val_check_interval=2", "data.val_chars=2000", "model.hidden_size=32"]
+    cfg = compose_config(
+        "experiment=shakespeare_cpu", *quick, f"data.path={shared_data / 'tinyshakespeare.txt'}", tiny=False
+    )
+    assert (cfg.data.val_fraction, cfg.trainer.max_time) == (0.1, "00:00:03:00")
+    assert 0 < train(cfg, tmp_path / "run") < 5
+
+
+def test_a_public_domain_songbook_with_non_ascii_text_trains(compose_config, shared_data, tmp_path):
+    cfg = compose_config(f"data.path={shared_data / 'pg1279_burns_poems_and_songs.txt'}", "data.seq_len=64")
+    assert 0 < train(cfg, tmp_path / "run") < 6
