@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from conftest import CONF_DIR, TOY_LYRICS, run_module
 
+from lyricgen import Diverged
 from lyricgen.report import count_spikes, has_diverged, write_report
 from lyricgen.train import train
 
@@ -50,9 +51,13 @@ def test_each_ablation_changes_one_factor_of_the_baseline(compose_config, ablati
 def test_each_experiment_runs_a_few_steps(compose_config, experiment, tmp_path):
     corpus = tmp_path / "lyrics.txt"
     corpus.write_text(TOY_LYRICS * 4)  # long enough for the paper's 200-character windows
-    quick = ["scale=0.0003", "trainer.val_check_interval=3", "trainer.enable_progress_bar=false"]
+    quick = ["trainer.max_steps=6", "trainer.val_check_interval=3", "trainer.enable_progress_bar=false"]
     data = ["data=text", f"data.path={corpus}", "data.val_chars=1000"]
     cfg = compose_config(f"experiment={experiment}", *quick, *data, "trainer.enable_model_summary=false", tiny=False)
+    if experiment == "paper_high_lr":  # the experiment that shows divergence
+        with pytest.raises(Diverged, match="training diverged at step 1"):
+            train(cfg, tmp_path / "run")
+        return
     train(cfg, tmp_path / "run")
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
 
