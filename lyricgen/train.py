@@ -34,7 +34,11 @@ warnings.filterwarnings("ignore", message=".*does not have many workers.*")
 def write_atomically(path: Path, write: Callable[[Path], object]) -> None:
     """write(partial) then rename the partial file to `path`: readers see the old file or the new, whole."""
     partial = path.with_name(f".{path.name}.partial")
-    write(partial)
+    try:
+        write(partial)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     os.replace(partial, path)
 
 

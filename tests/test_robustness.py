@@ -124,3 +124,15 @@ def test_a_malicious_checkpoint_is_refused(trained_run, tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"cannot load checkpoint {malicious}: Weights only load failed" in result.stderr
     assert not (tmp_path / "pwned").exists()
+
+
+def test_a_failed_checkpoint_save_leaves_the_previous_one_intact(tmp_path):
+    from lyricgen.train import AtomicCheckpointIO
+
+    path = tmp_path / "checkpoints" / "last.ckpt"
+    io = AtomicCheckpointIO()
+    io.save_checkpoint({"global_step": 1, "state_dict": {"w": torch.ones(2)}}, path)
+    with pytest.raises(Exception):  # noqa: B017  (what torch raises for an unpicklable object varies)
+        io.save_checkpoint({"global_step": 2, "broken": lambda: None}, path)
+    assert read_checkpoint(path)["global_step"] == 1
+    assert sorted(p.name for p in path.parent.iterdir()) == ["last.ckpt"]  # no partial file left behind

@@ -77,3 +77,17 @@ def test_optuna_search_runs_trials_and_resumes(tiny_overrides, tmp_path):
     study = optuna.load_study(study_name="lyricgen", storage=f"sqlite:///{sweep / 'optuna.db'}")
     assert len(study.trials) == 5
     assert len([path for path in sweep.iterdir() if "_trial_" in path.name]) == 5  # no trial overwrote another
+
+
+@pytest.mark.slow
+def test_ddp_inside_a_sweep_runs_each_job_once_as_ddp_spawn(tiny_overrides, tmp_path):
+    sweep = tmp_path / "sweep"
+    ddp = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.precision=32-true", "threads=1"]
+    args = ["-m", *tiny_overrides, *ddp, "model.hidden_size=16,24", f"hydra.sweep.dir={sweep}"]
+    result = run_module("lyricgen.train", *args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("runs as ddp_spawn inside a -m sweep") == 2
+    runs = [path for path in sweep.iterdir() if path.is_dir() and not path.name.startswith(".")]
+    assert len(runs) == 2  # not relaunched: ddp would have re-run the whole sweep in its workers
+    for run in runs:
+        assert read_checkpoint(run / "checkpoints" / "last.ckpt")["global_step"] == 6
