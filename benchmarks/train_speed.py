@@ -34,7 +34,11 @@ MODELS = {
     "GRU 1x100": dict(cell="gru", num_layers=1, hidden_size=100),
     "LSTM 2x512": dict(cell="lstm", num_layers=2, hidden_size=512),
 }
-BATCHES = {"batch 1 x 200 (the paper's)": (1, 200), "batch 32 x 128 (lyricgen's default)": (32, 128)}
+BATCHES = {
+    "batch 1 x 200 (the paper's)": (1, 200),
+    "batch 32 x 128 (lyricgen's default)": (32, 128),
+    "batch 64 x 200": (64, 200),
+}
 ROUNDS = 5
 SECONDS_PER_WINDOW = 1.5  # how long each measured window runs, roughly
 
