@@ -18,6 +18,7 @@ import torch
 from common import RESULTS, write_result
 from references import raw_steps, skeleton_steps
 
+from lyricgen import kernels
 from lyricgen.data import RandomWindows
 from lyricgen.model import CharRNN, LyricLM
 from lyricgen.train import FinishAtLastStep
@@ -129,6 +130,7 @@ def main(threads: int = 1) -> None:
     # One thread: these small models gain little from a second one and lose to a neighbour on the core;
     # sweeps run one thread per process. `python train_speed.py 2` measures two.
     torch.set_num_threads(threads)
+    kernels.tune_process()  # as lyricgen.train does; the references run in this process too
     torch.manual_seed(0)
     ids = torch.randint(VOCAB, (200_000,), dtype=torch.uint8)
     peak = statistics.median(matmul_gflops() for _ in range(5))

@@ -19,7 +19,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.tensorboard.summary import hparams
 
-from lyricgen import Diverged, UserError
+from lyricgen import Diverged, UserError, kernels
 from lyricgen.config import validate
 from lyricgen.data import LyricsDataModule
 from lyricgen.model import LyricLM, read_checkpoint
@@ -119,6 +119,7 @@ def train(cfg: DictConfig, out_dir: Path, ckpt_path: Path | None = None) -> floa
         write_atomically(out_dir / RUN_CONFIG, lambda partial: partial.write_text(OmegaConf.to_yaml(cfg)))
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    kernels.tune_process()
     L.seed_everything(cfg.seed, verbose=False)
     datamodule = LyricsDataModule(**cfg.data, seed=cfg.seed)
     datamodule.setup("fit")  # the model's size depends on the vocabulary

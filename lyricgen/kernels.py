@@ -1,0 +1,193 @@
+"""What makes training fast on a CPU: nn.RNN and nn.GRU's recurrence with a hand-written backward through
+time, a cheaper dropout mask, and two process settings. Each was measured (benchmarks/train_speed.py).
+
+The recurrence: on a CPU, nn.RNN/nn.GRU record several autograd nodes per time step and layer, and
+backward replays them one by one. Here each layer's recurrence is ONE autograd node:
+- the input projection of all time steps is one matmul (or, for one-hot input, a column lookup) before it;
+- forward steps are one addmm plus a few in-place element-wise ops into preallocated buffers;
+- backward steps do only what depends on the carried gradient (an addmm and two or three multiplies);
+  every other factor is computed for all steps at once, and the weight gradient is one matmul per layer.
+Weights are nn.RNN/nn.GRU's own parameters, so checkpoints and the CUDA path (cuDNN) are unchanged;
+tests check outputs and gradients against nn.RNN/nn.GRU.
+"""
+
+import ctypes
+import sys
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.autograd.function import once_differentiable
+
+Tensor = torch.Tensor
+
+
+def flat(x: Tensor) -> Tensor:
+    """(seq, batch, features) -> (seq * batch, features); a view, also of a slice of the last dim."""
+    return x.reshape(-1, x.size(-1))
+
+
+def per_step(*tensors: Tensor) -> list[tuple[Tensor, ...]]:
+    """For each time step, the step's slice of every (seq, ...) tensor: made once, in C++, instead of
+    indexing in the loop."""
+    return list(zip(*(tensor.unbind(0) for tensor in tensors), strict=True))
+
+
+def with_initial_state(h0: Tensor, seq: int) -> Tensor:
+    """(seq + 1, batch, hidden) buffer whose [0] is h0: [:-1] is then the state each step starts from."""
+    states = h0.new_empty(seq + 1, *h0.shape)
+    states[0] = h0
+    return states
+
+
+class ElmanRecurrence(torch.autograd.Function):
+    """h_t = act(pre_t + h_{t-1} W_hh^T), act = tanh or relu; pre (seq, batch, hidden) holds the input
+    projection and both biases."""
+
+    @staticmethod
+    def forward(ctx, pre: Tensor, h0: Tensor, w_hh: Tensor, relu: bool) -> Tensor:
+        states = with_initial_state(h0, len(pre))
+        states[1:] = pre  # each step then adds its recurrent part in place
+        activate = torch.relu_ if relu else torch.tanh_
+        w_hh_t, h = w_hh.t(), h0
+        for state in states[1:].unbind(0):
+            h = activate(state.addmm_(h, w_hh_t))
+        ctx.save_for_backward(states, w_hh)
+        ctx.relu = relu
+        return states[1:]
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out: Tensor) -> tuple:
+        states, w_hh = ctx.saved_tensors
+        out = states[1:]
+        slope = (out > 0).to(out.dtype) if ctx.relu else 1 - out * out  # d act / d pre-activation, all steps
+        grad_pre = grad_out.clone(memory_format=torch.contiguous_format)  # completed step by step from the end
+        carry = None  # d loss / d the next step's pre-activation
+        for grad_t, slope_t in reversed(per_step(grad_pre, slope)):
+            if carry is not None:
+                grad_t.addmm_(carry, w_hh)
+            carry = grad_t.mul_(slope_t)
+        grad_w_hh = flat(grad_pre).t() @ flat(states[:-1])
+        return grad_pre, carry @ w_hh, grad_w_hh, None
+
+
+class GRURecurrence(torch.autograd.Function):
+    """nn.GRU's cell: z, r = sigmoid(x_z + h W_hz^T + b_hz), sigmoid(x_r + h W_hr^T + b_hr),
+    n = tanh(x_n + r * (h W_hn^T + b_hn)), h' = n + z * (h - n). pre_x (seq, batch, 3 hidden) holds the
+    input side (x W_ih^T + b_ih) in gate order (n, z, r); w_hh and b_hh are in gate order (z, r, n). The
+    orders make each step's operands single strided blocks of one buffer, laid out [n, z, r, h_n]."""
+
+    @staticmethod
+    def forward(ctx, pre_x: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor) -> Tensor:
+        seq, batch, gates = pre_x.shape
+        hidden = gates // 3
+        # Pre-activations of [n (x side), z, r, h_n = h W_hn^T + b_hn] with everything but the h W^T terms;
+        # each step adds those in place and applies the activations in place.
+        work = pre_x.new_empty(seq, batch, 4 * hidden)
+        work[..., :gates] = pre_x
+        work[..., hidden:gates] += b_hh[: 2 * hidden]
+        work[..., gates:] = b_hh[2 * hidden :]
+        states = with_initial_state(h0, seq)
+        n, z, r, h_n = work.split(hidden, dim=-1)
+        steps = per_step(work[..., hidden:], work[..., hidden:gates], n, z, r, h_n, states[1:])
+        w_hh_t, h = w_hh.t(), h0
+        for zrh_t, zr_t, n_t, z_t, r_t, h_n_t, state in steps:
+            zrh_t.addmm_(h, w_hh_t)
+            zr_t.sigmoid_()
+            n_t.addcmul_(r_t, h_n_t).tanh_()
+            h = torch.lerp(n_t, h, z_t, out=state)
+        ctx.save_for_backward(w_hh, work, states)
+        return states[1:]
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out: Tensor) -> tuple:
+        w_hh, work, states = ctx.saved_tensors
+        seq, hidden = len(work), w_hh.size(1)
+        n, z, r, h_n = work.split(hidden, dim=-1)
+        # d h_t / d each pre-activation [n (x side), z, r, h_n], for all steps at once: a step's gradients
+        # are then ONE multiply of the carried d loss / d h_t by its factors.
+        d_n = (1 - z) * (1 - n * n)
+        factors = torch.stack([d_n, (states[:-1] - n) * z * (1 - z), d_n * h_n * r * (1 - r), d_n * r], dim=2)
+        grads = torch.empty_like(factors)  # d loss / d the pre-activations, same layout
+        grad_x = grads.view_as(work)[..., : 3 * hidden]  # gates (n, z, r), as pre_x
+        grad_h_side = grads.view_as(work)[..., hidden:]  # gates (z, r, n), as w_hh
+        carried = grad_out.clone(memory_format=torch.contiguous_format)  # d loss / d h_t, completed from the end
+        steps = per_step(carried, z, factors, grads, grad_h_side)
+        for step in range(seq - 1, -1, -1):
+            grad_h, z_t, factors_t, grads_t, grad_h_side_t = steps[step]
+            torch.mul(grad_h.unsqueeze(1), factors_t, out=grads_t)
+            grad_h_before = steps[step - 1][0] if step else grad_h.new_zeros(grad_h.shape)
+            grad_h_before.addcmul_(grad_h, z_t).addmm_(grad_h_side_t, w_hh)
+        grad_w_hh = flat(grad_h_side).t() @ flat(states[:-1])
+        return grad_x, grad_h_before, grad_w_hh, flat(grad_h_side).sum(0)
+
+
+def reorder_gates(tensor: Tensor, order: str) -> Tensor:
+    """nn.GRU's rows (r, z, n) in the given order, e.g. "nzr"."""
+    chunks = dict(zip("rzn", tensor.chunk(3), strict=True))
+    return torch.cat([chunks[gate] for gate in order])
+
+
+def input_projection(inputs: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    """inputs @ weight^T + bias for all steps at once. Integer inputs are one-hot vectors given by their
+    index: the product is then a lookup of weight's columns, without building the one-hot tensor."""
+    if inputs.is_floating_point():
+        return F.linear(inputs, weight, bias)
+    return F.embedding(inputs, weight.t().contiguous()) + bias
+
+
+def recurrent_stack(rnn: nn.RNN | nn.GRU, inputs: Tensor, hidden: Tensor | None) -> tuple[Tensor, Tensor]:
+    """What `rnn(inputs, hidden)` returns, for time-major inputs: (seq, batch, features), or (seq, batch)
+    indices of one-hot vectors. Dropout between layers as nn.RNN applies it."""
+    if hidden is None:
+        hidden = rnn.weight_hh_l0.new_zeros(rnn.num_layers, inputs.size(1), rnn.hidden_size)
+    relu = getattr(rnn, "nonlinearity", "tanh") == "relu"
+    x, finals = inputs, []
+    for layer in range(rnn.num_layers):
+        if layer:
+            x = dropout(x, rnn.dropout, rnn.training)
+        w_ih, w_hh, b_ih, b_hh = rnn.all_weights[layer]
+        if isinstance(rnn, nn.GRU):
+            pre_x = input_projection(x, reorder_gates(w_ih, "nzr"), reorder_gates(b_ih, "nzr"))
+            x = GRURecurrence.apply(pre_x, hidden[layer], reorder_gates(w_hh, "zrn"), reorder_gates(b_hh, "zrn"))
+        else:
+            x = ElmanRecurrence.apply(input_projection(x, w_ih, b_ih + b_hh), hidden[layer], w_hh, relu)
+        finals.append(x[-1])
+    return x, torch.stack(finals)
+
+
+def dropout(x: Tensor, p: float, training: bool) -> Tensor:
+    """F.dropout, with the mask drawn 16 bits per element from 64-bit random words: torch's CPU dropout draws
+    one Bernoulli sample per element, ~10 ns each, which made dropout ~40% of a batch-64 step of the
+    paper's 4-layer model. The keep probability is rounded to a multiple of 1/65536 (0.8 stays 0.8 to
+    within 1e-5) and kept values are scaled by its exact inverse, so the expectation is unchanged."""
+    keep = round((1 - p) * 65536)  # kept where a uniform 16-bit value is below this
+    if not training or p == 0 or x.device.type != "cpu" or keep == 0:
+        return F.dropout(x, p, training)
+    words = torch.empty(-(-x.numel() // 4), dtype=torch.int64).random_(-(2**63), None)
+    bits = words.view(torch.int16)[: x.numel()].view(x.shape)
+    return x * (bits < keep - 32768).to(x.dtype).mul_(65536 / keep)
+
+
+def tune_process() -> None:
+    """Two process-wide CPU settings that training steps gain from. Only the entry points (training,
+    benchmarks) call this, as they also set the thread count.
+
+    - Subnormal floats flush to zero: gradients that fade through many time steps reach the subnormal
+      range (below 1e-38), where every multiply involving them takes a slow microcode path.
+    - glibc keeps large freed blocks: a training step frees and re-allocates the same multi-megabyte
+      activation buffers every time; by default glibc unmaps them, and the next step pays a page fault per
+      4 KiB to get them back (measured: two 5 MB tensor copies took 5.4 ms instead of 0.5 ms).
+    """
+    torch.set_flush_denormal(True)
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc (e.g. musl): nothing to tune
+        return
+    mmap_threshold, trim_threshold = -3, -1  # mallopt's M_MMAP_THRESHOLD, M_TRIM_THRESHOLD
+    libc.mallopt(mmap_threshold, 32 * 2**20)  # glibc's largest: blocks up to 32 MiB come from the heap
+    libc.mallopt(trim_threshold, 2**30)  # and freed heap memory stays for the next step

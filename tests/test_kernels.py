@@ -1,0 +1,94 @@
+"""The CPU kernels must compute exactly what nn.RNN / nn.GRU compute, gradients included."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lyricgen import kernels
+from lyricgen.model import CharRNN
+
+CELLS = {
+    "rnn tanh": lambda *shape: nn.RNN(*shape),
+    "rnn relu": lambda *shape: nn.RNN(*shape, nonlinearity="relu"),
+    "gru": lambda *shape: nn.GRU(*shape),
+}
+
+
+def outputs_and_gradients(run, rnn: nn.Module, inputs: torch.Tensor, hidden: torch.Tensor | None) -> list:
+    """Outputs, final state and the gradients of a random projection of both w.r.t. weights and inputs."""
+    output, final = run(inputs, hidden)
+    generator = torch.Generator().manual_seed(1)
+    projection = (output * torch.randn(output.shape, generator=generator, dtype=output.dtype)).sum()
+    projection = projection + (final * torch.randn(final.shape, generator=generator, dtype=final.dtype)).sum()
+    wrt = [*rnn.parameters(), *(t for t in (inputs, hidden) if t is not None and t.requires_grad)]
+    return [output, final, *torch.autograd.grad(projection, wrt)]
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("num_layers", [1, 3])
+def test_recurrent_stack_matches_torch_in_value_and_gradient(cell, num_layers):
+    torch.manual_seed(0)
+    rnn = CELLS[cell](5, 7, num_layers).double()
+    inputs = torch.randn(11, 4, 5, dtype=torch.double, requires_grad=True)
+    hidden = torch.randn(num_layers, 4, 7, dtype=torch.double, requires_grad=True)
+    expected = outputs_and_gradients(rnn, rnn, inputs, hidden)
+    actual = outputs_and_gradients(lambda *args: kernels.recurrent_stack(rnn, *args), rnn, inputs, hidden)
+    for want, got in zip(expected, actual, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_one_hot_indices_match_one_hot_vectors(cell):
+    torch.manual_seed(0)
+    rnn = CELLS[cell](6, 8, 2).double()
+    ids = torch.randint(6, (9, 3))
+    expected = outputs_and_gradients(rnn, rnn, F.one_hot(ids, 6).double(), None)
+    actual = outputs_and_gradients(lambda *args: kernels.recurrent_stack(rnn, *args), rnn, ids, None)
+    for want, got in zip(expected, actual, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru"])
+def test_char_rnn_on_cpu_runs_the_kernels_and_agrees_with_torch(cell):
+    torch.manual_seed(0)
+    model = CharRNN(20, cell=cell, num_layers=2, hidden_size=12, dropout=0.5).eval()
+    ids = torch.randint(20, (3, 10))
+    assert model.runs_on_cpu_kernels(ids)
+    logits, hidden = model(ids)
+    reference_output, reference_hidden = model.rnn(F.one_hot(ids, 20).float())
+    torch.testing.assert_close(logits, model.decoder(reference_output))
+    torch.testing.assert_close(hidden, reference_hidden)
+
+
+def test_lstm_keeps_torch_kernels():
+    assert not CharRNN(20, cell="lstm").runs_on_cpu_kernels(torch.zeros(1, 1, dtype=torch.long))
+
+
+def test_dropout_keeps_the_expectation_and_drops_the_requested_fraction():
+    torch.manual_seed(0)
+    x = torch.ones(200_000)
+    dropped = kernels.dropout(x, 0.3, training=True)
+    assert abs((dropped == 0).float().mean().item() - 0.3) < 0.005
+    assert abs(dropped.mean().item() - 1.0) < 0.01
+    values = dropped.unique().tolist()
+    assert values[0] == 0.0 and values[1:] == [pytest.approx(1 / 0.7, rel=1e-4)]
+
+
+def test_dropout_is_the_identity_in_eval_and_follows_the_seed():
+    x = torch.randn(50, 40)
+    assert torch.equal(kernels.dropout(x, 0.5, training=False), x)
+    torch.manual_seed(3)
+    first = kernels.dropout(x, 0.5, training=True)
+    torch.manual_seed(3)
+    assert torch.equal(first, kernels.dropout(x, 0.5, training=True))
+    odd_size = kernels.dropout(torch.ones(3, 7), 0.5, training=True)  # not a multiple of 4 mask elements
+    assert odd_size.shape == (3, 7) and set(odd_size.unique().tolist()) <= {0.0, 2.0}
+
+
+def test_dropout_gradient_is_the_mask():
+    x = torch.randn(30, 20, requires_grad=True)
+    torch.manual_seed(0)
+    y = kernels.dropout(x, 0.25, training=True)
+    (grad,) = torch.autograd.grad(y.sum(), x)
+    torch.testing.assert_close(grad, y.detach() / x.detach())
