@@ -3,7 +3,7 @@
 - skeleton_steps: the homework code the paper forked (spro/practical-pytorch char-rnn-generation):
   embedding -> RNN/GRU/LSTM -> linear, batch 1, 200-character chunks, the model called once per
   character in a Python loop, Adam, cross-entropy summed over the chunk.
-- raw_steps: a plain PyTorch loop with lyricgen's own CharRNN and batches, clipping as lyricgen's default.
+- raw_steps: a plain PyTorch loop with lyricgen's own CharRNN, loss and batches, clipping as lyricgen's default.
 """
 
 import time
@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lyricgen.data import RandomWindows
-from lyricgen.model import CELLS, CharRNN
+from lyricgen.model import CELLS, CharRNN, sequence_loss
 
 CHUNK = 200
 
@@ -61,7 +61,7 @@ def raw_steps(model: CharRNN, ids: torch.Tensor, batch: int, seq_len: int, steps
     for step in range(steps):
         inputs, targets = windows.batch(step)
         logits, _ = model(inputs)
-        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
+        loss = sequence_loss(logits, targets)
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -40,102 +40,134 @@ def with_initial_state(h0: Tensor, seq: int) -> Tensor:
     return states
 
 
-class ElmanRecurrence(torch.autograd.Function):
-    """h_t = act(pre_t + h_{t-1} W_hh^T), act = tanh or relu; pre (seq, batch, hidden) holds the input
-    projection and both biases."""
+class ElmanLayer(torch.autograd.Function):
+    """One nn.RNN layer: h_t = act(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh), act = tanh or relu, for
+    time-major inputs (see project_input)."""
 
     @staticmethod
-    def forward(ctx, pre: Tensor, h0: Tensor, w_hh: Tensor, relu: bool) -> Tensor:
-        states = with_initial_state(h0, len(pre))
-        states[1:] = pre  # each step then adds its recurrent part in place
+    def forward(ctx, inputs: Tensor, h0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor, relu: bool):
+        states = with_initial_state(h0, len(inputs))
+        project_input(inputs, w_ih, b_ih + b_hh, out=flat(states[1:]))  # each step adds its recurrent part
         activate = torch.relu_ if relu else torch.tanh_
         w_hh_t, h = w_hh.t(), h0
         for state in states[1:].unbind(0):
             h = activate(state.addmm_(h, w_hh_t))
-        ctx.save_for_backward(states, w_hh)
+        ctx.save_for_backward(inputs, states, w_ih, w_hh)
         ctx.relu = relu
         return states[1:]
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out: Tensor) -> tuple:
-        states, w_hh = ctx.saved_tensors
+        inputs, states, w_ih, w_hh = ctx.saved_tensors
         out = states[1:]
-        slope = (out > 0).to(out.dtype) if ctx.relu else 1 - out * out  # d act / d pre-activation, all steps
+        # d act / d pre-activation for all steps at once (relu's outputs are >= 0: sign is its slope)
+        slope = out.sign() if ctx.relu else 1 - out * out
         grad_pre = grad_out.clone(memory_format=torch.contiguous_format)  # completed step by step from the end
         carry = None  # d loss / d the next step's pre-activation
         for grad_t, slope_t in reversed(per_step(grad_pre, slope)):
             if carry is not None:
                 grad_t.addmm_(carry, w_hh)
             carry = grad_t.mul_(slope_t)
+        grad_inputs, grad_w_ih, grad_b = project_input_backward(inputs, w_ih, flat(grad_pre), ctx.needs_input_grad[0])
         grad_w_hh = flat(grad_pre).t() @ flat(states[:-1])
-        return grad_pre, carry @ w_hh, grad_w_hh, None
+        return grad_inputs, carry @ w_hh, grad_w_ih, grad_w_hh, grad_b, grad_b, None
 
 
-class GRURecurrence(torch.autograd.Function):
-    """nn.GRU's cell: z, r = sigmoid(x_z + h W_hz^T + b_hz), sigmoid(x_r + h W_hr^T + b_hr),
-    n = tanh(x_n + r * (h W_hn^T + b_hn)), h' = n + z * (h - n). pre_x (seq, batch, 3 hidden) holds the
-    input side (x W_ih^T + b_ih) in gate order (n, z, r); w_hh and b_hh are in gate order (z, r, n). The
-    orders make each step's operands single strided blocks of one buffer, laid out [n, z, r, h_n]."""
+class GRULayer(torch.autograd.Function):
+    """One nn.GRU layer, for time-major inputs (see project_input), weights in nn.GRU's gate order (r, z, n):
+    r, z = sigmoid(x W_i{r,z}^T + b_i{r,z} + h W_h{r,z}^T + b_h{r,z}),
+    n = tanh(x W_in^T + b_in + r * (h W_hn^T + b_hn)), h' = n + z * (h - n).
+    Inside, the gates are reordered so that each step's operands are single strided blocks of one buffer
+    laid out [n (x side), z, r, h_n = h W_hn^T + b_hn]: the x side is then (n, z, r), the h side (z, r, n)."""
 
     @staticmethod
-    def forward(ctx, pre_x: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor) -> Tensor:
-        seq, batch, gates = pre_x.shape
-        hidden = gates // 3
-        # Pre-activations of [n (x side), z, r, h_n = h W_hn^T + b_hn] with everything but the h W^T terms;
-        # each step adds those in place and applies the activations in place.
-        work = pre_x.new_empty(seq, batch, 4 * hidden)
-        work[..., :gates] = pre_x
-        work[..., hidden:gates] += b_hh[: 2 * hidden]
-        work[..., gates:] = b_hh[2 * hidden :]
-        states = with_initial_state(h0, seq)
+    def forward(ctx, inputs: Tensor, h0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor) -> Tensor:
+        hidden = w_hh.size(1)
+        b_hz, b_hr, b_hn = reorder_gates(b_hh, "zrn").split(hidden)
+        # Pre-activations without the h W^T terms; each step adds those and applies the activations in place.
+        work = h0.new_empty(len(inputs), len(h0), 4 * hidden)
+        x_bias = torch.cat([b_hn.new_zeros(hidden), b_hz, b_hr]) + reorder_gates(b_ih, "nzr")
+        project_input(inputs, reorder_gates(w_ih, "nzr"), x_bias, out=flat(work[..., : 3 * hidden]))
+        work[..., 3 * hidden :] = b_hn
+        states = with_initial_state(h0, len(inputs))
         n, z, r, h_n = work.split(hidden, dim=-1)
-        steps = per_step(work[..., hidden:], work[..., hidden:gates], n, z, r, h_n, states[1:])
-        w_hh_t, h = w_hh.t(), h0
+        steps = per_step(work[..., hidden:], work[..., hidden : 3 * hidden], n, z, r, h_n, states[1:])
+        w_hh_t, h = reorder_gates(w_hh, "zrn").t(), h0
         for zrh_t, zr_t, n_t, z_t, r_t, h_n_t, state in steps:
             zrh_t.addmm_(h, w_hh_t)
             zr_t.sigmoid_()
             n_t.addcmul_(r_t, h_n_t).tanh_()
             h = torch.lerp(n_t, h, z_t, out=state)
-        ctx.save_for_backward(w_hh, work, states)
+        ctx.save_for_backward(inputs, w_ih, w_hh, work, states)
         return states[1:]
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out: Tensor) -> tuple:
-        w_hh, work, states = ctx.saved_tensors
+        inputs, w_ih, w_hh, work, states = ctx.saved_tensors
         seq, hidden = len(work), w_hh.size(1)
         n, z, r, h_n = work.split(hidden, dim=-1)
         # d h_t / d each pre-activation [n (x side), z, r, h_n], for all steps at once: a step's gradients
         # are then ONE multiply of the carried d loss / d h_t by its factors.
-        d_n = (1 - z) * (1 - n * n)
-        factors = torch.stack([d_n, (states[:-1] - n) * z * (1 - z), d_n * h_n * r * (1 - r), d_n * r], dim=2)
+        one_minus_z = 1 - z
+        d_n = torch.addcmul(one_minus_z, one_minus_z, n * n, value=-1)  # (1 - z) (1 - n^2)
+        d_h_n = d_n * r
+        factors = torch.stack([d_n, (states[:-1] - n) * (z * one_minus_z), d_h_n * h_n * (1 - r), d_h_n], dim=2)
         grads = torch.empty_like(factors)  # d loss / d the pre-activations, same layout
-        grad_x = grads.view_as(work)[..., : 3 * hidden]  # gates (n, z, r), as pre_x
-        grad_h_side = grads.view_as(work)[..., hidden:]  # gates (z, r, n), as w_hh
+        grad_x_side = flat(grads.view_as(work)[..., : 3 * hidden])  # gates (n, z, r)
+        grad_h_side = flat(grads.view_as(work)[..., hidden:])  # gates (z, r, n)
         carried = grad_out.clone(memory_format=torch.contiguous_format)  # d loss / d h_t, completed from the end
-        steps = per_step(carried, z, factors, grads, grad_h_side)
+        w_hh_zrn = reorder_gates(w_hh, "zrn")
+        steps = per_step(carried, z, factors, grads, grads.view_as(work)[..., hidden:])
         for step in range(seq - 1, -1, -1):
             grad_h, z_t, factors_t, grads_t, grad_h_side_t = steps[step]
             torch.mul(grad_h.unsqueeze(1), factors_t, out=grads_t)
             grad_h_before = steps[step - 1][0] if step else grad_h.new_zeros(grad_h.shape)
-            grad_h_before.addcmul_(grad_h, z_t).addmm_(grad_h_side_t, w_hh)
-        grad_w_hh = flat(grad_h_side).t() @ flat(states[:-1])
-        return grad_x, grad_h_before, grad_w_hh, flat(grad_h_side).sum(0)
+            grad_h_before.addcmul_(grad_h, z_t).addmm_(grad_h_side_t, w_hh_zrn)
+        grad_inputs, grad_w_ih, grad_b_ih = project_input_backward(
+            inputs, reorder_gates(w_ih, "nzr"), grad_x_side, ctx.needs_input_grad[0]
+        )
+        grad_b_hh = torch.cat([grad_b_ih[hidden:], grad_h_side[:, 2 * hidden :].sum(0)])  # z, r as the x side
+        grad_w_hh = grad_h_side.t() @ flat(states[:-1])
+        return (
+            grad_inputs,
+            grad_h_before,
+            reorder_gates(grad_w_ih, "nzr", back=True),
+            reorder_gates(grad_w_hh, "zrn", back=True),
+            reorder_gates(grad_b_ih, "nzr", back=True),
+            reorder_gates(grad_b_hh, "zrn", back=True),
+        )
 
 
-def reorder_gates(tensor: Tensor, order: str) -> Tensor:
-    """nn.GRU's rows (r, z, n) in the given order, e.g. "nzr"."""
-    chunks = dict(zip("rzn", tensor.chunk(3), strict=True))
-    return torch.cat([chunks[gate] for gate in order])
+def reorder_gates(tensor: Tensor, order: str, back: bool = False) -> Tensor:
+    """nn.GRU's gate rows (r, z, n) in the given order, e.g. "nzr"; back=True: rows in `order` back to
+    nn.GRU's."""
+    source, target = (order, "rzn") if back else ("rzn", order)
+    chunks = dict(zip(source, tensor.chunk(3), strict=True))
+    return torch.cat([chunks[gate] for gate in target])
 
 
-def input_projection(inputs: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
-    """inputs @ weight^T + bias for all steps at once. Integer inputs are one-hot vectors given by their
-    index: the product is then a lookup of weight's columns, without building the one-hot tensor."""
+def project_input(inputs: Tensor, weight: Tensor, bias: Tensor, out: Tensor) -> None:
+    """out (seq * batch, gates) = inputs @ weight^T + bias for all steps at once. inputs is either
+    (seq, batch, features) or (seq, batch) integer indices of one-hot vectors: their product with weight
+    is a lookup of weight's columns (plus bias), without building the one-hot tensor."""
     if inputs.is_floating_point():
-        return F.linear(inputs, weight, bias)
-    return F.embedding(inputs, weight.t().contiguous()) + bias
+        torch.addmm(bias, flat(inputs), weight.t(), out=out)
+    else:
+        torch.index_select(weight.t() + bias, 0, inputs.reshape(-1), out=out)
+
+
+def project_input_backward(
+    inputs: Tensor, weight: Tensor, grad_out: Tensor, needs_input_grad: bool
+) -> tuple[Tensor | None, Tensor, Tensor]:
+    """d loss / d (inputs or None, weight, bias) of project_input, given grad_out (seq * batch, gates)."""
+    if not inputs.is_floating_point():  # one-hot rows: each adds its gradient to one column of weight
+        # (index_add_ is ~5x slower from a strided source than a copy plus index_add_ from a contiguous one)
+        grad_table = grad_out.new_zeros(weight.t().shape).index_add_(0, inputs.reshape(-1), grad_out.contiguous())
+        return None, grad_table.t(), grad_table.sum(0)  # every row took the bias once: a sum over V rows
+    grad_inputs = (grad_out @ weight).view_as(inputs) if needs_input_grad else None
+    return grad_inputs, grad_out.t() @ flat(inputs), grad_out.sum(0)
 
 
 def recurrent_stack(rnn: nn.RNN | nn.GRU, inputs: Tensor, hidden: Tensor | None) -> tuple[Tensor, Tensor]:
@@ -150,10 +182,9 @@ def recurrent_stack(rnn: nn.RNN | nn.GRU, inputs: Tensor, hidden: Tensor | None)
             x = dropout(x, rnn.dropout, rnn.training)
         w_ih, w_hh, b_ih, b_hh = rnn.all_weights[layer]
         if isinstance(rnn, nn.GRU):
-            pre_x = input_projection(x, reorder_gates(w_ih, "nzr"), reorder_gates(b_ih, "nzr"))
-            x = GRURecurrence.apply(pre_x, hidden[layer], reorder_gates(w_hh, "zrn"), reorder_gates(b_hh, "zrn"))
+            x = GRULayer.apply(x, hidden[layer], w_ih, w_hh, b_ih, b_hh)
         else:
-            x = ElmanRecurrence.apply(input_projection(x, w_ih, b_ih + b_hh), hidden[layer], w_hh, relu)
+            x = ElmanLayer.apply(x, hidden[layer], w_ih, w_hh, b_ih, b_hh, relu)
         finals.append(x[-1])
     return x, torch.stack(finals)
 

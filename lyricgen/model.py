@@ -137,6 +137,15 @@ def sample_next(
     return torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(1).to(logits.device)
 
 
+def sequence_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over every position of logits (batch, seq, vocab) and targets (batch, seq).
+    The CPU kernels' logits are a (batch, seq) view of time-major memory: flattening them time-major
+    avoids copying them (and their gradient) back to batch-major order."""
+    if not logits.is_contiguous() and logits.transpose(0, 1).is_contiguous():
+        logits, targets = logits.transpose(0, 1), targets.t()
+    return F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
+
+
 def read_checkpoint(path: str | Path) -> dict:
     """A checkpoint's contents, loaded with weights_only so that a checkpoint file can never run code;
     whatever goes wrong (missing, corrupt, refused pickle) is one UserError line."""
@@ -177,7 +186,7 @@ class LyricLM(L.LightningModule):
     def loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         inputs, targets = batch
         logits, _ = self.model(inputs)
-        return F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
+        return sequence_loss(logits, targets)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self.loss(batch)
