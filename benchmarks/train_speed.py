@@ -101,6 +101,8 @@ def matmul_gflops(size: int = 1024, repeats: int = 20) -> float:
 
 
 def measure(name: str, options: dict, ids: torch.Tensor) -> list[dict]:
+    skeleton_chars, seconds = skeleton_steps(options, VOCAB, ids, 1)
+    skeleton_steps_per_window = steps_for(seconds)
     rows = []
     for batch_name, (batch, seq_len) in BATCHES.items():
         model = CharRNN(VOCAB, **options)
@@ -108,22 +110,42 @@ def measure(name: str, options: dict, ids: torch.Tensor) -> list[dict]:
         raw_steps(model, ids, batch, seq_len, 2)
         steps = steps_for((time.perf_counter() - probe) / 2)
         rates = {"skeleton": [], "raw": [], "lyricgen": []}
-        for _ in range(ROUNDS):
-            if batch == 1:  # the skeleton only exists at batch 1
-                skeleton_chars, seconds = skeleton_steps(options, VOCAB, ids, max(2, steps // 20))
-                rates["skeleton"].append(skeleton_chars / seconds)
+        for _ in range(ROUNDS):  # the skeleton runs at its batch 1 beside every batch size
+            skeleton_chars, seconds = skeleton_steps(options, VOCAB, ids, skeleton_steps_per_window)
+            rates["skeleton"].append(skeleton_chars / seconds)
             raw_chars, seconds = raw_steps(model, ids, batch, seq_len, steps)
             rates["raw"].append(raw_chars / seconds)
             rates["lyricgen"].append(lyricgen_rate(options, ids, batch, seq_len, steps))
-        medians = {key: statistics.median(values) for key, values in rates.items() if values}
+        medians = {key: statistics.median(values) for key, values in rates.items()}
         row = {"model": name, "batch": batch_name, **{f"{key}_chars_per_s": round(v) for key, v in medians.items()}}
         row["lyricgen_vs_raw"] = round(medians["lyricgen"] / medians["raw"], 3)
-        if "skeleton" in medians:
-            row["lyricgen_vs_skeleton"] = round(medians["lyricgen"] / medians["skeleton"], 1)
+        row["lyricgen_vs_skeleton"] = round(medians["lyricgen"] / medians["skeleton"], 1)
         row["gflops"] = round(medians["lyricgen"] * flops_per_char(options) / 1e9, 2)
         print(row, flush=True)
         rows.append(row)
     return rows
+
+
+PAPER_MODELS = [name for name in MODELS if name.startswith(("paper", "GRU"))]
+DEFAULT_MODEL, LARGE_MODEL = "lyricgen default: LSTM 2x256, embedding", "LSTM 2x512"
+PAPER_BATCH, DEFAULT_BATCH, BIG_BATCH = BATCHES
+
+
+TARGETS = [  # the issue's: (what, row key, minimum, models, batch)
+    ("50x the skeleton at batch 64 (the paper's models)", "lyricgen_vs_skeleton", 50, PAPER_MODELS, BIG_BATCH),
+    ("5x the skeleton at the paper's batch 1", "lyricgen_vs_skeleton", 5, list(MODELS), PAPER_BATCH),
+    ("Lightning within 10% of raw at the default config", "lyricgen_vs_raw", 0.9, [DEFAULT_MODEL], DEFAULT_BATCH),
+    ("LSTM 2x512 at 50% of matmul GFLOP/s or more", "fraction_of_matmul", 0.5, [LARGE_MODEL], DEFAULT_BATCH),
+]
+
+
+def targets(rows: list[dict]) -> list[dict]:
+    """Each target with the values it concerns and whether all of them meet it."""
+    results = []
+    for name, key, minimum, models, batch in TARGETS:
+        values = {row["model"]: row[key] for row in rows if row["model"] in models and row["batch"] == batch}
+        results.append({"target": name, "values": values, "met": all(v >= minimum for v in values.values())})
+    return results
 
 
 def main(threads: int = 1) -> None:
@@ -138,14 +160,19 @@ def main(threads: int = 1) -> None:
     rows = [row for name, options in MODELS.items() for row in measure(name, options, ids)]
     for row in rows:
         row["fraction_of_matmul"] = round(row["gflops"] / peak, 3)
-    write_result("train", {"matmul_gflops": round(peak, 1), "rounds": ROUNDS, "rows": rows})
+    checks = targets(rows)
+    write_result("train", {"matmul_gflops": round(peak, 1), "rounds": ROUNDS, "rows": rows, "targets": checks})
     summary_title = f"Training chars/s, {threads} thread(s); dense matmul {peak:.0f} GFLOP/s\n\n"
     lines = ["| model | batch | skeleton | raw | lyricgen | vs skeleton | vs raw | of matmul |", "|" + "---|" * 8]
     for row in rows:
-        cells = [row["model"], row["batch"], row.get("skeleton_chars_per_s", "-"), row["raw_chars_per_s"]]
-        cells += [row["lyricgen_chars_per_s"], row.get("lyricgen_vs_skeleton", "-"), row["lyricgen_vs_raw"]]
+        cells = [row["model"], row["batch"], row["skeleton_chars_per_s"], row["raw_chars_per_s"]]
+        cells += [row["lyricgen_chars_per_s"], row["lyricgen_vs_skeleton"], row["lyricgen_vs_raw"]]
         cells += [f"{row['fraction_of_matmul']:.0%}"]
         lines.append("| " + " | ".join(map(str, cells)) + " |")
+    lines.append("")
+    for check in checks:
+        values = ", ".join(f"{model.split(':')[0]} {value}" for model, value in check["values"].items())
+        lines.append(f"- {'met' if check['met'] else 'NOT met'}: {check['target']} ({values})")
     summary = "\n".join(lines)
     (RESULTS / "train.md").write_text(summary_title + summary + "\n")
     print(summary)

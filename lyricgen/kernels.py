@@ -106,25 +106,24 @@ class GRULayer(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_out: Tensor) -> tuple:
         inputs, w_ih, w_hh, work, states = ctx.saved_tensors
-        seq, hidden = len(work), w_hh.size(1)
-        n, z, r, h_n = work.split(hidden, dim=-1)
-        # d h_t / d each pre-activation [n (x side), z, r, h_n], for all steps at once: a step's gradients
-        # are then ONE multiply of the carried d loss / d h_t by its factors.
-        one_minus_z = 1 - z
-        d_n = torch.addcmul(one_minus_z, one_minus_z, n * n, value=-1)  # (1 - z) (1 - n^2)
-        d_h_n = d_n * r
-        factors = torch.stack([d_n, (states[:-1] - n) * (z * one_minus_z), d_h_n * h_n * (1 - r), d_h_n], dim=2)
-        grads = torch.empty_like(factors)  # d loss / d the pre-activations, same layout
+        seq, batch, hidden = len(work), work.size(1), w_hh.size(1)
+        grads = work.new_empty(seq, batch, 4, hidden)  # d loss / d the pre-activations [n (x side), z, r, h_n]
         grad_x_side = flat(grads.view_as(work)[..., : 3 * hidden])  # gates (n, z, r)
         grad_h_side = flat(grads.view_as(work)[..., hidden:])  # gates (z, r, n)
         carried = grad_out.clone(memory_format=torch.contiguous_format)  # d loss / d h_t, completed from the end
+        steps = per_step(carried, work[..., hidden : 2 * hidden], grads, grads.view_as(work)[..., hidden:])
         w_hh_zrn = reorder_gates(w_hh, "zrn")
-        steps = per_step(carried, z, factors, grads, grads.view_as(work)[..., hidden:])
-        for step in range(seq - 1, -1, -1):
-            grad_h, z_t, factors_t, grads_t, grad_h_side_t = steps[step]
-            torch.mul(grad_h.unsqueeze(1), factors_t, out=grads_t)
-            grad_h_before = steps[step - 1][0] if step else grad_h.new_zeros(grad_h.shape)
-            grad_h_before.addcmul_(grad_h, z_t).addmm_(grad_h_side_t, w_hh_zrn)
+        # The factors are made a block of steps at a time, ~64k values per operand, so that they are still in
+        # cache when the steps use them (measured: 6 instead of 12 ms at batch 64, hidden 100).
+        block = -(-(2**16) // (batch * hidden))
+        for start in reversed(range(0, seq, block)):
+            end = min(start + block, seq)
+            block_factors = gru_factors(work[start:end], states[start:end], hidden).unbind(0)
+            for step in range(end - 1, start - 1, -1):
+                grad_h, z_t, grads_t, grad_h_side_t = steps[step]
+                torch.mul(grad_h.unsqueeze(1), block_factors[step - start], out=grads_t)
+                grad_h_before = steps[step - 1][0] if step else grad_h.new_zeros(grad_h.shape)
+                grad_h_before.addcmul_(grad_h, z_t).addmm_(grad_h_side_t, w_hh_zrn)
         grad_inputs, grad_w_ih, grad_b_ih = project_input_backward(
             inputs, reorder_gates(w_ih, "nzr"), grad_x_side, ctx.needs_input_grad[0]
         )
@@ -138,6 +137,17 @@ class GRULayer(torch.autograd.Function):
             reorder_gates(grad_b_ih, "nzr", back=True),
             reorder_gates(grad_b_hh, "zrn", back=True),
         )
+
+
+def gru_factors(work: Tensor, previous: Tensor, hidden: int) -> Tensor:
+    """d h_t / d each pre-activation [n (x side), z, r, h_n] for the steps of `work` (GRULayer's buffer after
+    forward) from their previous states: (steps, batch, 4, hidden). A step's gradients are then ONE
+    multiply of the carried d loss / d h_t by its factors."""
+    n, z, r, h_n = work.split(hidden, dim=-1)
+    one_minus_z = 1 - z
+    d_n = torch.addcmul(one_minus_z, one_minus_z, n * n, value=-1)  # (1 - z) (1 - n^2)
+    d_h_n = d_n * r
+    return torch.stack([d_n, (previous - n) * (z * one_minus_z), d_h_n * h_n * (1 - r), d_h_n], dim=2)
 
 
 def reorder_gates(tensor: Tensor, order: str, back: bool = False) -> Tensor:

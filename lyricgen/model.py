@@ -196,13 +196,26 @@ class LyricLM(L.LightningModule):
         self._pending.append((self.global_step, {"train/loss": self._last_finite_loss}))
         return loss
 
-    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        # Runs before clipping, so spikes show in full: the paper's exploding gradients are visible here.
+    def configure_gradient_clipping(
+        self,
+        optimizer: torch.optim.Optimizer,
+        gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str | None = None,
+    ) -> None:
+        """Lightning calls this after backward on every step, clipping or not: the gradient norm is computed
+        once here, logged before clipping (so the paper's exploding gradients show in full), checked, and
+        reused to clip by norm (Lightning's own clipping would compute it again)."""
         grads = [p.grad for p in self.parameters() if p.grad is not None]
         grad_norm = torch.nn.utils.get_total_norm(grads)
         if not torch.isfinite(grad_norm):
             self.stop_diverged(f"gradient norm is {grad_norm.item()}")
         self._pending[-1][1]["train/grad_norm"] = grad_norm
+        if not gradient_clip_val:
+            return
+        if gradient_clip_algorithm == "value":
+            super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
+        else:
+            torch.nn.utils.clip_grads_with_norm_(self.parameters(), gradient_clip_val, grad_norm)
 
     def stop_diverged(self, what: str) -> None:
         """Mark the run as diverged in its logs and stop before the weights are updated with non-finite

@@ -25,6 +25,11 @@ def outputs_and_gradients(run, rnn: nn.Module, inputs: torch.Tensor, hidden: tor
     return [output, final, *torch.autograd.grad(projection, wrt)]
 
 
+def assert_all_close(actual: list, expected: list) -> None:
+    for got, want in zip(actual, expected, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+
+
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("num_layers", [1, 3])
 def test_recurrent_stack_matches_torch_in_value_and_gradient(cell, num_layers):
@@ -34,8 +39,16 @@ def test_recurrent_stack_matches_torch_in_value_and_gradient(cell, num_layers):
     hidden = torch.randn(num_layers, 4, 7, dtype=torch.double, requires_grad=True)
     expected = outputs_and_gradients(rnn, rnn, inputs, hidden)
     actual = outputs_and_gradients(lambda *args: kernels.recurrent_stack(rnn, *args), rnn, inputs, hidden)
-    for want, got in zip(expected, actual, strict=True):
-        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+    assert_all_close(actual, expected)
+
+
+def test_gru_backward_in_blocks_of_steps_matches_torch():
+    torch.manual_seed(0)
+    rnn = nn.GRU(5, 100).double()  # batch 70 x hidden 100: factors in blocks of 10 of the 25 steps
+    inputs = torch.randn(25, 70, 5, dtype=torch.double, requires_grad=True)
+    expected = outputs_and_gradients(rnn, rnn, inputs, None)
+    actual = outputs_and_gradients(lambda *args: kernels.recurrent_stack(rnn, *args), rnn, inputs, None)
+    assert_all_close(actual, expected)
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -45,8 +58,7 @@ def test_one_hot_indices_match_one_hot_vectors(cell):
     ids = torch.randint(6, (9, 3))
     expected = outputs_and_gradients(rnn, rnn, F.one_hot(ids, 6).double(), None)
     actual = outputs_and_gradients(lambda *args: kernels.recurrent_stack(rnn, *args), rnn, ids, None)
-    for want, got in zip(expected, actual, strict=True):
-        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+    assert_all_close(actual, expected)
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru"])

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from lyricgen.model import CharRNN
+from lyricgen.model import CharRNN, LyricLM
 
 VOCAB = 30
 
@@ -44,3 +44,19 @@ def test_sampling_is_reproducible_and_top_k_restricts_choices():
     assert torch.equal(sample(1), sample(1))
     assert not torch.equal(sample(1), sample(2))
     assert torch.equal(sample(3, top_k=1), model.generate(prime, 50, temperature=0))
+
+
+def test_gradient_norm_is_logged_before_clipping_and_reused_to_clip():
+    module = LyricLM(vocab="abcd", hidden_size=4)
+
+    def norm_after_clipping(clip):
+        for parameter in module.parameters():
+            parameter.grad = torch.full_like(parameter, 3.0)
+        module._pending.append((0, {}))
+        module.configure_gradient_clipping(None, gradient_clip_val=clip, gradient_clip_algorithm="norm")
+        return torch.nn.utils.get_total_norm([p.grad for p in module.parameters()])
+
+    unclipped = norm_after_clipping(None)
+    assert unclipped > 10 and module._pending[-1][1]["train/grad_norm"] == unclipped
+    assert norm_after_clipping(1.0) == pytest.approx(1.0, rel=1e-4)
+    assert module._pending[-1][1]["train/grad_norm"] == unclipped  # logged before clipping
