@@ -47,7 +47,8 @@ format: install ## apply ruff's fixes and formatting
 
 bench: install ## measure speed; results go to benchmarks/results/*.json
 	cd benchmarks && ../$(BIN)/python train_speed.py && ../$(BIN)/python generate_speed.py \
-	  && ../$(BIN)/python prepare_speed.py && ../$(BIN)/python data_speed.py && ../$(BIN)/python time_to_quality.py
+	  && ../$(BIN)/python prepare_speed.py && ../$(BIN)/python data_speed.py && ../$(BIN)/python time_to_quality.py \
+	  && ../$(BIN)/python gpu_speed.py
 
 reproduce: install ## run the paper's experiments and the ablations (SCALE=0.1 for a quick pass), then report
 	for experiment in $(EXPERIMENTS); do \

@@ -53,18 +53,23 @@ def skeleton_steps(options: dict, vocab: int, ids: torch.Tensor, steps: int) -> 
         return steps * CHUNK, time.perf_counter() - start
 
 
-def raw_steps(model: CharRNN, ids: torch.Tensor, batch: int, seq_len: int, steps: int) -> tuple[int, float]:
-    """(characters trained, seconds) for `steps` iterations of a plain PyTorch loop."""
+def raw_steps(
+    model: CharRNN, ids: torch.Tensor, batch: int, seq_len: int, steps: int, bf16: bool = False
+) -> tuple[int, float]:
+    """(characters trained, seconds) for `steps` iterations of a plain PyTorch loop, on the model's device;
+    bf16: under bf16 autocast, as lyricgen's trainer=gpu."""
+    device = next(model.parameters()).device
     windows = RandomWindows(ids, batch, seq_len, seed=0)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.001)
     start = time.perf_counter()
     for step in range(steps):
-        inputs, targets = windows.batch(step)
-        logits, _ = model(inputs)
-        loss = sequence_loss(logits, targets)
+        inputs, targets = (tensor.to(device, non_blocking=True) for tensor in windows.batch(step))
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits, _ = model(inputs)
+            loss = sequence_loss(logits, targets)
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
-        loss.item()  # what logging the loss costs
+        loss.item()  # what logging the loss costs (and, on a GPU, a sync per step as lyricgen's checks do)
     return steps * batch * seq_len, time.perf_counter() - start

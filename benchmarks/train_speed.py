@@ -11,7 +11,9 @@ References (in references.py, never used by the package):
 
 import statistics
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import lightning as L
 import torch
@@ -41,6 +43,7 @@ BATCHES = {
     "batch 64 x 200": (64, 200),
 }
 ROUNDS = 5
+SCRATCH = Path(tempfile.gettempdir()) / "lyricgen-bench"  # the Trainer's event files and checkpoint
 SECONDS_PER_WINDOW = 1.5  # how long each measured window runs, roughly
 
 
@@ -56,14 +59,23 @@ class StepTimer(L.Callback):
         self.steps = trainer.global_step - self.warmup
 
 
-def lyricgen_rate(options: dict, ids: torch.Tensor, batch: int, seq_len: int, steps: int) -> float:
+def lyricgen_rate(
+    options: dict,
+    ids: torch.Tensor,
+    batch: int,
+    seq_len: int,
+    steps: int,
+    accelerator: str = "cpu",
+    precision="32-true",
+) -> float:
     """chars/s of the real Trainer + LyricLM at the default trainer settings (logging every step, clipping)."""
     model = LyricLM(vocab="".join(chr(32 + i) for i in range(VOCAB)), lr=0.001, **options)
     warmup = 3
     timer = StepTimer(warmup)
     trainer = L.Trainer(
         max_steps=warmup + steps,
-        logger=L.pytorch.loggers.TensorBoardLogger("/tmp/lyricgen-bench", name="", version=""),
+        default_root_dir=SCRATCH,  # where FinishAtLastStep saves last.ckpt
+        logger=L.pytorch.loggers.TensorBoardLogger(SCRATCH, name="", version=""),
         callbacks=[timer, FinishAtLastStep()],
         enable_checkpointing=False,
         enable_progress_bar=False,
@@ -71,7 +83,9 @@ def lyricgen_rate(options: dict, ids: torch.Tensor, batch: int, seq_len: int, st
         log_every_n_steps=50,
         gradient_clip_val=1.0,
         limit_val_batches=0,
-        accelerator="cpu",
+        accelerator=accelerator,
+        devices=1,
+        precision=precision,
     )
     loader = torch.utils.data.DataLoader(RandomWindows(ids, batch, seq_len, seed=0), batch_size=None)
     trainer.fit(model, train_dataloaders=loader)

@@ -137,13 +137,18 @@ class SongWriter:
         self.file.close()
 
 
+def most_common(values: Counter) -> str:
+    """The 20 most common values, quoted and escaped: a value with a line break keeps the error on one line."""
+    return ", ".join(repr(name) for name, _ in values.most_common(20))
+
+
 def no_songs_error(csv: Path, options: PrepareOptions, stats: dict, genres: Counter, languages: Counter) -> UserError:
     dropped = stats["rows_dropped"]
     if stats["rows_read"] == dropped["genre"]:
-        present = ", ".join(name for name, _ in genres.most_common(20))
+        present = most_common(genres)
         return UserError(f"no rows of {csv} have a genre in {list(options.genres)}; genres present: {present}")
     if stats["rows_read"] == dropped["genre"] + dropped["language"]:
-        present = ", ".join(name for name, _ in languages.most_common(20))
+        present = most_common(languages)
         return UserError(
             f"no rows of {csv} with genres {list(options.genres)} have a language in {list(options.languages)}; "
             f"their languages: {present}"

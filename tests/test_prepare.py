@@ -101,8 +101,8 @@ def test_prepared_text_is_reused_until_input_or_options_change(lyrics_csv, tmp_p
         (b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe", {}, "not a UTF-8 CSV"),
         ("", {}, "not a readable CSV"),
         ("Song,Song year,Artist,Genre,Lyrics,Track_id\nx,2001,y,Rock,la,1\n", {}, "lacks columns ['Language']"),
-        (None, {"genres": ("Polka",)}, "genres present: Rock, Pop, Metal"),
-        (None, {"languages": ("fr",)}, "their languages: en, pt"),
+        (None, {"genres": ("Polka",)}, "genres present: 'Rock', 'Pop', 'Metal'"),
+        (None, {"languages": ("fr",)}, "their languages: 'en', 'pt'"),
         (None, {"ascii": "ebcdic"}, "data.ascii=ebcdic is not an option"),
     ],
 )
@@ -146,3 +146,11 @@ def test_command_line_prepare(lyrics_csv, tmp_path):
     result = run_module("lyricgen.prepare", "data=lyrics_csv", f"data.csv={tmp_path / 'nope.csv'}", cwd=tmp_path)
     assert result.returncode == 2
     assert "lyrics CSV not found" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_genre_with_a_line_break_keeps_the_error_on_one_line(tmp_path):
+    csv = tmp_path / "train.csv"
+    csv.write_text('"Genre","Language","Lyrics"\n"\n0","en","words"\n')  # found by hypothesis
+    with pytest.raises(UserError) as caught:
+        prepare(csv, PrepareOptions(), tmp_path / "prepared")
+    assert "\n" not in str(caught.value) and "'\\n0'" in str(caught.value)
