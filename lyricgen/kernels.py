@@ -5,8 +5,8 @@ The recurrence: on a CPU, nn.RNN/nn.GRU record several autograd nodes per time s
 backward replays them one by one. Here each layer's recurrence is ONE autograd node:
 - the input projection of all time steps is one matmul (or, for one-hot input, a column lookup) before it;
 - forward steps are one addmm plus a few in-place element-wise ops into preallocated buffers;
-- backward steps do only what depends on the carried gradient (an addmm and two or three multiplies);
-  every other factor is computed for all steps at once, and the weight gradient is one matmul per layer.
+- backward steps do only what depends on the carried gradient (an addmm and one to three multiplies);
+  every other factor is computed for many steps at once, and the weight gradient is one matmul per layer.
 Weights are nn.RNN/nn.GRU's own parameters, so checkpoints and the CUDA path (cuDNN) are unchanged;
 tests check outputs and gradients against nn.RNN/nn.GRU.
 """
