@@ -66,7 +66,7 @@ def lyricgen_rate(
     seq_len: int,
     steps: int,
     accelerator: str = "cpu",
-    precision="32-true",
+    precision: str = "32-true",
 ) -> float:
     """chars/s of the real Trainer + LyricLM at the default trainer settings (logging every step, clipping)."""
     model = LyricLM(vocab="".join(chr(32 + i) for i in range(VOCAB)), lr=0.001, **options)
@@ -115,7 +115,7 @@ def matmul_gflops(size: int = 1024, repeats: int = 20) -> float:
 
 
 def measure(name: str, options: dict, ids: torch.Tensor) -> list[dict]:
-    skeleton_chars, seconds = skeleton_steps(options, VOCAB, ids, 1)
+    _, seconds = skeleton_steps(options, VOCAB, ids, 1)  # one probe step sizes its windows
     skeleton_steps_per_window = steps_for(seconds)
     rows = []
     for batch_name, (batch, seq_len) in BATCHES.items():
