@@ -61,20 +61,35 @@ def test_one_hot_indices_match_one_hot_vectors(cell):
     assert_all_close(actual, expected)
 
 
+def autograd_nodes(tensor: torch.Tensor) -> set[str]:
+    """The names of every node in the graph that produced `tensor`."""
+    seen, stack = set(), [tensor.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is not None and node not in seen:
+            seen.add(node)
+            stack.extend(next_node for next_node, _ in node.next_functions)
+    return {type(node).__name__ for node in seen}
+
+
 @pytest.mark.parametrize("cell", ["rnn", "gru"])
 def test_char_rnn_on_cpu_runs_the_kernels_and_agrees_with_torch(cell):
     torch.manual_seed(0)
     model = CharRNN(20, cell=cell, num_layers=2, hidden_size=12, dropout=0.5).eval()
     ids = torch.randint(20, (3, 10))
-    assert model.runs_on_cpu_kernels(ids)
     logits, hidden = model(ids)
+    kernel_node = {"rnn": "ElmanLayerBackward", "gru": "GRULayerBackward"}[cell]
+    assert kernel_node in autograd_nodes(logits)
     reference_output, reference_hidden = model.rnn(F.one_hot(ids, 20).float())
     torch.testing.assert_close(logits, model.decoder(reference_output))
     torch.testing.assert_close(hidden, reference_hidden)
+    one_step, _ = model(ids[:, :1])  # generation's single steps stay one nn.RNN/GRU call
+    assert kernel_node not in autograd_nodes(one_step)
 
 
 def test_lstm_keeps_torch_kernels():
-    assert not CharRNN(20, cell="lstm").runs_on_cpu_kernels(torch.zeros(1, 1, dtype=torch.long))
+    logits, _ = CharRNN(20, cell="lstm", num_layers=2, hidden_size=8)(torch.zeros(2, 5, dtype=torch.long))
+    assert not {"ElmanLayerBackward", "GRULayerBackward"} & autograd_nodes(logits)
 
 
 def test_dropout_keeps_the_expectation_and_drops_the_requested_fraction():
