@@ -74,8 +74,8 @@ def split_documents(documents: list[str], val_fraction: float) -> tuple[str, str
         raise UserError(f"data.val_fraction must be between 0 and 1, got {val_fraction}")
     every = round(1 / val_fraction)
     if len(documents) >= 2 * every:
-        held_out = [doc for i, doc in enumerate(documents) if i % every == every - 1]
-        kept = [doc for i, doc in enumerate(documents) if i % every != every - 1]
+        held_out = [doc for i, doc in enumerate(documents) if prepare.held_out(i, val_fraction)]
+        kept = [doc for i, doc in enumerate(documents) if not prepare.held_out(i, val_fraction)]
         return SONG_SEPARATOR.join(kept), SONG_SEPARATOR.join(held_out)
     text = SONG_SEPARATOR.join(documents)
     cut = int(len(text) * (1 - val_fraction))

@@ -54,6 +54,13 @@ class PrepareOptions:
     val_fraction: float = 0.05  # every round(1/val_fraction)-th kept song is held out
 
 
+def held_out(index: int, val_fraction: float) -> bool:
+    """Whether the `index`-th song (or document) of a corpus is held out for validation: every
+    round(1/val_fraction)-th, so the split is spread through the corpus and the same for every seed."""
+    every = round(1 / val_fraction)
+    return index % every == every - 1
+
+
 def transliterate(text: str) -> str:
     """Curly quotes to straight, é to e, … to ...; whatever has no ASCII spelling is dropped."""
     decomposed = unicodedata.normalize("NFKD", text.translate(_TYPOGRAPHY))
@@ -162,7 +169,6 @@ def write_prepared(csv: Path, options: PrepareOptions, out: Path) -> dict:
     stats = {"rows_read": 0, "rows_kept": 0, "rows_dropped": {"genre": 0, "language": 0, "empty_lyrics": 0}}
     stats |= {"malformed_rows_skipped": 0, "chars_before_cleaning": 0, "chars_after_cleaning": 0}
     malformed, genres_seen, languages_seen_in_genres, distinct = Counter(), Counter(), Counter(), set()
-    hold_out_every = round(1 / options.val_fraction)
     train, val = SongWriter(out / "train.txt", options.separator), SongWriter(out / "val.txt", options.separator)
     try:
         for chunk in read_chunks(csv, malformed):
@@ -181,9 +187,9 @@ def write_prepared(csv: Path, options: PrepareOptions, out: Path) -> dict:
             stats["chars_after_cleaning"] += sum(map(len, songs))
             distinct.update(*map(set, songs))
             first = stats["rows_kept"]  # the global index of this chunk's first kept song
-            held_out = [(first + i) % hold_out_every == hold_out_every - 1 for i in range(len(songs))]
-            val.write([song for song, out_ in zip(songs, held_out, strict=True) if out_])
-            train.write([song for song, out_ in zip(songs, held_out, strict=True) if not out_])
+            is_val = [held_out(first + i, options.val_fraction) for i in range(len(songs))]
+            val.write([song for song, out_ in zip(songs, is_val, strict=True) if out_])
+            train.write([song for song, out_ in zip(songs, is_val, strict=True) if not out_])
             stats["rows_kept"] += len(songs)
     finally:
         train.close()

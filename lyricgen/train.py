@@ -1,10 +1,9 @@
 """Train a char-RNN from a composed Hydra config: `python -m lyricgen.train model=gru optim.lr=0.001`."""
 
 import math
-import os
 import sys
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import hydra
@@ -20,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.tensorboard.summary import hparams
 
 from lyricgen import Diverged, UserError, kernels
+from lyricgen.atomic import write_atomically
 from lyricgen.config import validate
 from lyricgen.data import LyricsDataModule
 from lyricgen.model import LyricLM, read_checkpoint
@@ -29,17 +29,6 @@ RESUMABLE_KEYS = ("trainer.", "checkpoint.", "threads", "sample_length")  # what
 
 # Batches are sampled in-process in microseconds: DataLoader workers would only add overhead.
 warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-
-
-def write_atomically(path: Path, write: Callable[[Path], object]) -> None:
-    """write(partial) then rename the partial file to `path`: readers see the old file or the new, whole."""
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        write(partial)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    os.replace(partial, path)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
