@@ -1,16 +1,20 @@
 # lyricgen: `make train` and `make test` set everything up on a fresh machine.
 PYTHON ?= python3
 VENV ?= .venv
-TORCH ?= torch==2.13.0  # a CPU build; override e.g. TORCH="torch==2.13.0 --index-url ..." for CUDA
-EXTRAS ?= dev,scale     # pip extras of the install: dev (tests, lint), scale (SLURM launcher, Optuna)
-ARGS ?=                 # extra Hydra overrides: make train ARGS="model=gru optim.lr=0.001"
-SCALE ?= 1.0            # make reproduce SCALE=0.1: every experiment at 10% of its iterations
-THREADS ?= 1            # torch threads per reproduce run: small models gain nothing from a second
-EXPERIMENTS ?= paper_baseline paper_best paper_gru paper_deep16 paper_high_lr paper_50k \
-	ablation_lr001 ablation_dropout ablation_relu ablation_4layers ablation_clip
-ifndef REPRODUCE_DIR
-REPRODUCE_DIR := outputs/reproduce/$(shell date +%Y-%m-%d_%H-%M-%S)
-endif
+# (Comments sit above the variables: a comment after a value would become part of it.)
+# A CPU build; override e.g. TORCH="torch==2.13.0 --index-url ..." for CUDA
+TORCH ?= torch==2.13.0
+# pip extras of the install: dev (tests, lint), scale (SLURM launcher, Optuna)
+EXTRAS ?= dev,scale
+# extra Hydra overrides: make train ARGS="model=gru optim.lr=0.001"
+ARGS ?=
+# make reproduce: runs at a time (one thread each), fraction of every run's iterations (0.1: a quick
+# pass), where it runs (run the same command again to continue it), and optional filters
+JOBS ?= 2
+SCALE ?= 1.0
+REPRODUCE_DIR ?= outputs/reproduce/paper
+SEEDS ?=
+ONLY ?=
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
@@ -50,12 +54,9 @@ bench: install ## measure speed; results go to benchmarks/results/*.json
 	  && ../$(BIN)/python prepare_speed.py && ../$(BIN)/python data_speed.py && ../$(BIN)/python time_to_quality.py \
 	  && ../$(BIN)/python gpu_speed.py
 
-reproduce: install ## run the paper's experiments and the ablations (SCALE=0.1 for a quick pass), then report
-	for experiment in $(EXPERIMENTS); do \
-	  seeds=0; [ $$experiment = paper_baseline ] && seeds=0,1; \
-	  $(BIN)/python -m lyricgen.train -m experiment=$$experiment seed=$$seeds scale=$(SCALE) threads=$(THREADS) \
-	    trainer.enable_progress_bar=false hydra.sweep.dir=$(REPRODUCE_DIR)/$$experiment $(ARGS) || exit 1; \
-	done
+reproduce: install ## the paper's protocol (conf/protocol/paper.yaml), JOBS at a time, then report
+	$(BIN)/python -m lyricgen.reproduce $(REPRODUCE_DIR) --jobs $(JOBS) --scale $(SCALE) \
+	  $(if $(SEEDS),--seeds $(SEEDS)) $(if $(ONLY),--only $(ONLY)) $(ARGS)
 	$(BIN)/python -m lyricgen.report $(REPRODUCE_DIR)
 
 tensorboard: install ## compare loss curves of every run under outputs/

@@ -11,7 +11,7 @@ import torch
 from common import median_rate, write_result
 from references import raw_steps
 
-from lyricgen import corpus
+from lyricgen import charset, corpus
 from lyricgen.data import RandomWindows
 from lyricgen.model import CharRNN
 
@@ -23,9 +23,9 @@ def load_and_encode(path: Path | None) -> int:
     train_text, val_text = (
         corpus.load_split("text", 0.05, path=str(path)) if path else corpus.load_split("songs_poems", 0.05)
     )
-    vocab = corpus.build_vocab(train_text)
-    corpus.encode(train_text, vocab)
-    corpus.encode(val_text, vocab, drop_unknown=True)
+    vocab = charset.build_vocab(train_text)
+    charset.encode(train_text, vocab)
+    charset.encode(val_text, vocab, drop_unknown=True)
     return len(train_text) + len(val_text)
 
 

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lyricgen.data import RandomWindows
-from lyricgen.model import CELLS, CharRNN, sequence_loss
+from lyricgen.model import CELL_CLASSES, CharRNN, sequence_loss
 
 CHUNK = 200
 
@@ -23,7 +23,8 @@ class SkeletonRNN(nn.Module):
         super().__init__()
         extra = {"nonlinearity": options.get("nonlinearity", "tanh")} if cell == "rnn" else {}
         self.encoder = nn.Embedding(vocab, hidden_size)
-        self.rnn = CELLS[cell](hidden_size, hidden_size, num_layers, dropout=options.get("dropout", 0.0), **extra)
+        dropout = options.get("dropout", 0.0)
+        self.rnn = CELL_CLASSES[cell](hidden_size, hidden_size, num_layers, dropout=dropout, **extra)
         self.decoder = nn.Linear(hidden_size, vocab)
 
     def forward(self, char: torch.Tensor, hidden: object) -> tuple[torch.Tensor, object]:
@@ -31,9 +32,8 @@ class SkeletonRNN(nn.Module):
         return self.decoder(output.view(1, -1)), hidden
 
 
-def skeleton_steps(options: dict, vocab: int, ids: torch.Tensor, steps: int) -> tuple[int, float]:
+def skeleton_steps(model: SkeletonRNN, ids: torch.Tensor, steps: int) -> tuple[int, float]:
     """(characters trained, seconds) for `steps` iterations of the skeleton loop."""
-    model = SkeletonRNN(vocab, **options)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.005)
     generator = torch.Generator().manual_seed(0)
     # One character at a time, oneDNN's LSTM is ~2-5x slower than torch's own kernel: keep the reference fair.

@@ -18,12 +18,13 @@ from pathlib import Path
 import lightning as L
 import torch
 from common import RESULTS, write_result
-from references import raw_steps, skeleton_steps
+from references import SkeletonRNN, raw_steps, skeleton_steps
 
-from lyricgen import kernels
+from lyricgen.callbacks import FinishAtLastStep, StepMetrics
 from lyricgen.data import RandomWindows
-from lyricgen.model import CharRNN, LyricLM
-from lyricgen.train import FinishAtLastStep
+from lyricgen.model import CharRNN
+from lyricgen.module import LyricLM
+from lyricgen.train import tune_process
 
 VOCAB = 90
 MODELS = {
@@ -76,7 +77,7 @@ def lyricgen_rate(
         max_steps=warmup + steps,
         default_root_dir=SCRATCH,  # where FinishAtLastStep saves last.ckpt
         logger=L.pytorch.loggers.TensorBoardLogger(SCRATCH, name="", version=""),
-        callbacks=[timer, FinishAtLastStep()],
+        callbacks=[timer, StepMetrics(), FinishAtLastStep()],
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
@@ -115,7 +116,7 @@ def matmul_gflops(size: int = 1024, repeats: int = 20) -> float:
 
 
 def measure(name: str, options: dict, ids: torch.Tensor) -> list[dict]:
-    _, seconds = skeleton_steps(options, VOCAB, ids, 1)  # one probe step sizes its windows
+    _, seconds = skeleton_steps(SkeletonRNN(VOCAB, **options), ids, 1)  # one probe step sizes its windows
     skeleton_steps_per_window = steps_for(seconds)
     rows = []
     for batch_name, (batch, seq_len) in BATCHES.items():
@@ -125,7 +126,7 @@ def measure(name: str, options: dict, ids: torch.Tensor) -> list[dict]:
         steps = steps_for((time.perf_counter() - probe) / 2)
         rates = {"skeleton": [], "raw": [], "lyricgen": []}
         for _ in range(ROUNDS):  # the skeleton runs at its batch 1 beside every batch size
-            skeleton_chars, seconds = skeleton_steps(options, VOCAB, ids, skeleton_steps_per_window)
+            skeleton_chars, seconds = skeleton_steps(SkeletonRNN(VOCAB, **options), ids, skeleton_steps_per_window)
             rates["skeleton"].append(skeleton_chars / seconds)
             raw_chars, seconds = raw_steps(model, ids, batch, seq_len, steps)
             rates["raw"].append(raw_chars / seconds)
@@ -166,7 +167,7 @@ def main(threads: int = 1) -> None:
     # One thread: these small models gain little from a second one and lose to a neighbour on the core;
     # sweeps run one thread per process. `python train_speed.py 2` measures two.
     torch.set_num_threads(threads)
-    kernels.tune_process()  # as lyricgen.train does; the references run in this process too
+    tune_process()  # as lyricgen.train does; the references run in this process too
     torch.manual_seed(0)
     ids = torch.randint(VOCAB, (200_000,), dtype=torch.uint8)
     peak = statistics.median(matmul_gflops() for _ in range(5))

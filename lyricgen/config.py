@@ -13,13 +13,18 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from lyricgen import UserError
-from lyricgen.corpus import SOURCES
-from lyricgen.model import CELLS, INPUTS, NONLINEARITIES
-from lyricgen.prepare import ASCII_MODES
+
+# The allowed values of the choice keys. The modules that implement them import these (this module needs
+# only omegaconf, so checking a config never loads torch, Lightning or pandas).
+CELLS = ("rnn", "gru", "lstm")  # model.cell
+INPUTS = ("onehot", "embedding")  # model.input
+NONLINEARITIES = ("tanh", "relu")  # model.nonlinearity (rnn cell)
+SOURCES = ("songs_poems", "text", "lyrics_csv")  # data.source
+ASCII_MODES = ("strip", "transliterate", "keep")  # data.ascii
 
 
 def choices(name: str, values: Iterable[str]) -> type[Enum]:
@@ -68,20 +73,42 @@ OmegaConf.register_new_resolver("sqlite_in", sqlite_in, replace=True)
 OmegaConf.register_new_resolver("resume_dir", resume_dir, replace=True)
 
 
+RUN_CONFIG = "config.yaml"  # each run's resolved config, saved in its directory: what resume= continues with
+
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+
+def load_run_config(run_dir: str | Path) -> DictConfig:
+    """The resolved config a run saved in its directory. Keys added to lyricgen after the run was made get
+    the behaviour the run had without them: no hygiene, and today's guard and forensics (which watch a run
+    without changing it)."""
+    path = Path(run_dir) / RUN_CONFIG
+    if not path.is_file():
+        raise UserError(f"{run_dir} is not a lyricgen run directory: it has no {RUN_CONFIG}")
+    defaults = OmegaConf.load(CONF_DIR / "config.yaml")
+    added = {"data": {"hygiene": False}, "guard": defaults.guard, "spikes": defaults.spikes}
+    return OmegaConf.merge(added, OmegaConf.load(path))
+
+
 def require(condition: bool, key: str, value: object, allowed: str) -> None:
     if not condition:
         raise UserError(f"{key}={value} is invalid: {allowed}")
 
 
+# The schema holds types, choices and ranges; the values live in conf/ alone. Keys every run has are
+# MISSING here (the YAML must give them); keys of one data source only are None when another source is used.
+
+
 @dataclass
 class ModelSchema:
-    cell: Cell = Cell.rnn
-    num_layers: int = 1
-    hidden_size: int = 100
-    dropout: float = 0.0
-    nonlinearity: Nonlinearity = Nonlinearity.tanh
-    input: InputMode = InputMode.onehot
-    embed_dim: int = 64
+    cell: Cell = MISSING
+    num_layers: int = MISSING
+    hidden_size: int = MISSING
+    dropout: float = MISSING
+    nonlinearity: Nonlinearity = MISSING
+    input: InputMode = MISSING
+    embed_dim: int = MISSING
 
     def __post_init__(self) -> None:
         require(self.num_layers >= 1, "model.num_layers", self.num_layers, "use an integer >= 1")
@@ -92,9 +119,9 @@ class ModelSchema:
 
 @dataclass
 class OptimSchema:
-    lr: float = 0.005
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    weight_decay: float = 0.0
+    lr: float = MISSING
+    betas: list[float] = MISSING
+    weight_decay: float = MISSING
 
     def __post_init__(self) -> None:
         require(self.lr > 0, "optim.lr", self.lr, "use a learning rate > 0")
@@ -105,18 +132,19 @@ class OptimSchema:
 
 @dataclass
 class DataSchema:
-    source: Source = Source.songs_poems
-    batch_size: int = 32
-    seq_len: int = 128
-    val_fraction: float = 0.05
-    val_chars: int = 100_000
+    source: Source = MISSING
+    batch_size: int = MISSING
+    seq_len: int = MISSING
+    val_fraction: float = MISSING
+    val_chars: int = MISSING
+    hygiene: bool = MISSING
     path: str | None = None  # data=text
     csv: str | None = None  # data=lyrics_csv, and its options below
-    genres: list[str] = field(default_factory=lambda: ["Rock"])
-    languages: list[str] = field(default_factory=lambda: ["en"])
-    ascii: AsciiMode = AsciiMode.strip
-    separator: str = "\n\n"
-    prepared_dir: str = "outputs/prepared"
+    genres: list[str] | None = None
+    languages: list[str] | None = None
+    ascii: AsciiMode | None = None
+    separator: str | None = None
+    prepared_dir: str | None = None
 
     def __post_init__(self) -> None:
         require(self.batch_size >= 1, "data.batch_size", self.batch_size, "use an integer >= 1")
@@ -127,25 +155,47 @@ class DataSchema:
 
 @dataclass
 class CheckpointSchema:
-    every_n_steps: int = 100
+    every_n_steps: int = MISSING
 
     def __post_init__(self) -> None:
         require(self.every_n_steps >= 1, "checkpoint.every_n_steps", self.every_n_steps, "use an integer >= 1")
 
 
 @dataclass
+class GuardSchema:
+    ratio: float = MISSING
+    steps: int = MISSING
+
+    def __post_init__(self) -> None:
+        require(self.ratio > 1, "guard.ratio", self.ratio, "use a multiple of ln(vocabulary size) > 1")
+        require(self.steps >= 1, "guard.steps", self.steps, "use an integer >= 1")
+
+
+@dataclass
+class SpikesSchema:
+    grad_ratio: float = MISSING
+    loss_jump: float = MISSING
+
+    def __post_init__(self) -> None:
+        require(self.grad_ratio > 1, "spikes.grad_ratio", self.grad_ratio, "use a ratio > 1")
+        require(self.loss_jump > 0, "spikes.loss_jump", self.loss_jump, "use a number of nats > 0")
+
+
+@dataclass
 class RunSchema:
-    model: ModelSchema = field(default_factory=ModelSchema)
-    optim: OptimSchema = field(default_factory=OptimSchema)
-    data: DataSchema = field(default_factory=DataSchema)
-    checkpoint: CheckpointSchema = field(default_factory=CheckpointSchema)
+    model: ModelSchema = MISSING
+    optim: OptimSchema = MISSING
+    data: DataSchema = MISSING
+    checkpoint: CheckpointSchema = MISSING
+    guard: GuardSchema = MISSING
+    spikes: SpikesSchema = MISSING
     trainer: dict[str, Any] = field(default_factory=dict)  # any lightning.Trainer argument
-    scale: float = 1.0
-    seed: int = 0
-    threads: int | None = None
-    sample_length: int = 300
-    resume: str | None = None
-    ckpt_path: str | None = None
+    scale: float = MISSING
+    seed: int = MISSING
+    threads: int | None = MISSING
+    sample_length: int = MISSING
+    resume: str | None = MISSING
+    ckpt_path: str | None = MISSING
 
     def __post_init__(self) -> None:
         max_steps = self.trainer.get("max_steps", 1)

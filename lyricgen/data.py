@@ -7,7 +7,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, IterableDataset, TensorDataset
 
-from lyricgen import UserError, corpus
+from lyricgen import UserError, charset, corpus
 
 VAL_BATCH_SIZE = 64  # windows per validation batch; validation cost does not depend on the training batch
 
@@ -88,9 +88,9 @@ class LyricsDataModule(L.LightningDataModule):
         if self.vocab:  # already loaded: train.py sets up early to learn the vocabulary size
             return
         train_text, val_text = corpus.load_split(val_fraction=self.val_fraction, **self.source)
-        self.vocab = corpus.build_vocab(train_text)
-        self.train_ids = corpus.encode(train_text, self.vocab)
-        self.val_ids = corpus.encode(val_text[: self.val_chars], self.vocab, drop_unknown=True)
+        self.vocab = charset.build_vocab(train_text)
+        self.train_ids = charset.encode(train_text, self.vocab)
+        self.val_ids = charset.encode(val_text[: self.val_chars], self.vocab, drop_unknown=True)
         shortest = min(len(self.train_ids), len(self.val_ids))
         if shortest <= self.seq_len:
             raise UserError(

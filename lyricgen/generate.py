@@ -11,8 +11,8 @@ import torch
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from lyricgen import UserError, corpus
-from lyricgen.model import LyricLM, read_checkpoint
+from lyricgen import UserError, charset, one_line_errors
+from lyricgen.model import default_prime, load_checkpoint
 
 
 @dataclass
@@ -47,17 +47,6 @@ def find_checkpoint(ckpt: str, outputs_dir: str | Path = "outputs") -> Path:
     return path
 
 
-def load_model(path: str | Path, device: str = "cpu") -> LyricLM:
-    """Load a LyricLM without executing any pickled code (weights_only)."""
-    checkpoint = read_checkpoint(path)
-    try:
-        model = LyricLM(**checkpoint["hyper_parameters"])
-        model.load_state_dict(checkpoint["state_dict"])
-    except (KeyError, TypeError, RuntimeError) as err:
-        raise UserError(f"cannot load checkpoint {path}: not a lyricgen checkpoint ({type(err).__name__})") from None
-    return model.to(device).eval()
-
-
 def clean_prime(prime: str, vocab: str, unknown: str) -> str:
     missing = sorted(set(prime) - set(vocab))
     if not missing:
@@ -79,13 +68,12 @@ def generate(cfg: GenerateConfig) -> list[str]:
     if cfg.unknown not in ("error", "skip"):
         raise UserError(f"unknown={cfg.unknown} is not an option: use unknown=error or unknown=skip")
     device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
-    model = load_model(find_checkpoint(cfg.ckpt, cfg.outputs_dir), device)
-    vocab = model.hparams.vocab
-    prime = clean_prime(cfg.prime, vocab, cfg.unknown) or model.default_prime()
-    prime_ids = corpus.encode(prime, vocab).long().to(device).expand(cfg.num_samples, -1)
+    model, vocab = load_checkpoint(find_checkpoint(cfg.ckpt, cfg.outputs_dir), device)
+    prime = clean_prime(cfg.prime, vocab, cfg.unknown) or default_prime(vocab)
+    prime_ids = charset.encode(prime, vocab).long().to(device).expand(cfg.num_samples, -1)
     generator = torch.Generator().manual_seed(cfg.seed)
     temperature = 0.0 if cfg.greedy else cfg.temperature
-    steps = model.model.generate_steps(prime_ids, cfg.length, temperature, cfg.top_k, generator)
+    steps = model.generate_steps(prime_ids, cfg.length, temperature, cfg.top_k, generator)
     new_ids = []
     if cfg.stream:
         print(prime, end="", flush=True)
@@ -96,7 +84,7 @@ def generate(cfg: GenerateConfig) -> list[str]:
     if cfg.stream:
         print()
     columns = torch.stack(new_ids, dim=1) if new_ids else prime_ids[:, :0]
-    return [prime + corpus.decode(row, vocab) for row in columns]
+    return [prime + charset.decode(row, vocab) for row in columns]
 
 
 def parse_args(argv: list[str]) -> GenerateConfig:
@@ -115,13 +103,10 @@ def parse_args(argv: list[str]) -> GenerateConfig:
     return OmegaConf.to_object(merged)
 
 
+@one_line_errors
 def main(argv: list[str] | None = None) -> None:
-    try:
-        cfg = parse_args(sys.argv[1:] if argv is None else argv)
-        samples = generate(cfg)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    cfg = parse_args(sys.argv[1:] if argv is None else argv)
+    samples = generate(cfg)
     if not cfg.stream:
         print("\n\n----------\n\n".join(samples))
 

@@ -1,5 +1,5 @@
 """What makes training fast on a CPU: nn.RNN and nn.GRU's recurrence with a hand-written backward through
-time, a cheaper dropout mask, and two process settings. Each was measured (benchmarks/train_speed.py).
+time and a cheaper dropout mask. Each was measured (benchmarks/train_speed.py).
 
 The recurrence: on a CPU, nn.RNN/nn.GRU record several autograd nodes per time step and layer, and
 backward replays them one by one. Here each layer's recurrence is ONE autograd node:
@@ -10,9 +10,6 @@ backward replays them one by one. Here each layer's recurrence is ONE autograd n
 Weights are nn.RNN/nn.GRU's own parameters, so checkpoints and the CUDA path (cuDNN) are unchanged;
 tests check outputs and gradients against nn.RNN/nn.GRU.
 """
-
-import ctypes
-import sys
 
 import torch
 import torch.nn.functional as F
@@ -220,25 +217,3 @@ def dropout(x: Tensor, p: float, training: bool) -> Tensor:
     words = torch.empty(-(-x.numel() // 4), dtype=torch.int64).random_(-(2**63), None)
     bits = words.view(torch.int16)[: x.numel()].view(x.shape)
     return x * (bits < keep - 32768).to(x.dtype).mul_(65536 / keep)
-
-
-def tune_process() -> None:
-    """Two process-wide CPU settings that training steps gain from. Only the entry points (training,
-    benchmarks) call this, as they also set the thread count.
-
-    - Subnormal floats flush to zero: gradients that fade through many time steps reach the subnormal
-      range (below 1e-38), where every multiply involving them takes a slow microcode path.
-    - glibc keeps large freed blocks: a training step frees and re-allocates the same multi-megabyte
-      activation buffers every time; by default glibc unmaps them, and the next step pays a page fault per
-      4 KiB to get them back (measured: two 5 MB tensor copies took 5.4 ms instead of 0.5 ms).
-    """
-    torch.set_flush_denormal(True)
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc (e.g. musl): nothing to tune
-        return
-    mmap_threshold, trim_threshold = -3, -1  # mallopt's M_MMAP_THRESHOLD, M_TRIM_THRESHOLD
-    libc.mallopt(mmap_threshold, 32 * 2**20)  # glibc's largest: blocks up to 32 MiB come from the heap
-    libc.mallopt(trim_threshold, 2**30)  # and freed heap memory stays for the next step

@@ -1,26 +1,28 @@
-"""CharRNN, the network, and LyricLM, the LightningModule that trains it: side by side in one file."""
+"""CharRNN, the network, in plain PyTorch: a notebook or another training loop can use it without Lightning.
 
+from lyricgen.model import load_checkpoint, sample_text
+model, vocab = load_checkpoint("outputs/runs/<time>/checkpoints/best.ckpt")
+print(sample_text(model, vocab, prime="I want", length=300, seed=1))
+"""
+
+import inspect
 import math
-import time
 import warnings
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 
-import lightning as L
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.loggers import TensorBoardLogger
 from torch import nn
 
-from lyricgen import Diverged, UserError, corpus, kernels
+from lyricgen import UserError, charset, kernels
+from lyricgen.config import CELLS
 
 # Printed once when oneDNN is toggled (one_step_kernels); it concerns Intel GPUs only.
 warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN")
 
-CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
-INPUTS = ("onehot", "embedding")
-NONLINEARITIES = ("tanh", "relu")
+CELL_CLASSES = dict(zip(CELLS, (nn.RNN, nn.GRU, nn.LSTM), strict=True))
 
 
 class CharRNN(nn.Module):
@@ -32,6 +34,7 @@ class CharRNN(nn.Module):
     in karpathy/char-rnn, so it regularises a 1-layer model too.
     """
 
+    # Defaults: conf/model/rnn.yaml, the paper's baseline (a test keeps the two equal).
     def __init__(
         self,
         vocab_size: int,
@@ -47,7 +50,7 @@ class CharRNN(nn.Module):
         self.vocab_size = vocab_size
         self.embedding = nn.Embedding(vocab_size, embed_dim) if input == "embedding" else None
         cell_options = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
-        self.rnn = CELLS[cell](
+        self.rnn = CELL_CLASSES[cell](
             embed_dim if self.embedding else vocab_size,
             hidden_size,
             num_layers,
@@ -159,166 +162,46 @@ def read_checkpoint(path: str | Path) -> dict:
         raise UserError(f"cannot load checkpoint {path}: {first_line}") from None
 
 
-class LyricLM(L.LightningModule):
-    """Trains a CharRNN with cross-entropy and Adam; its hyperparameters (vocabulary included) are plain
-    values, so a checkpoint alone is enough to generate text."""
+def default_prime(vocab: str) -> str:
+    """A line break, as if starting a new song; any character for a text that has none."""
+    return "\n" if "\n" in vocab else vocab[0]
 
-    def __init__(
-        self,
-        vocab: str,
-        cell: str = "rnn",
-        num_layers: int = 1,
-        hidden_size: int = 100,
-        dropout: float = 0.0,
-        nonlinearity: str = "tanh",
-        input: str = "onehot",
-        embed_dim: int = 64,
-        lr: float = 0.005,
-        betas: tuple[float, float] = (0.9, 0.999),
-        weight_decay: float = 0.0,
-        sample_length: int = 200,
-    ):
-        super().__init__()
-        self.save_hyperparameters()
-        self.model = CharRNN(len(vocab), cell, num_layers, hidden_size, dropout, nonlinearity, input, embed_dim)
-        self._timer = (0, time.perf_counter())  # (step, time) at the last throughput measurement
-        self._last_finite_loss = torch.tensor(math.nan)  # for the message if training diverges
-        self._pending: list[tuple[int, dict[str, torch.Tensor]]] = []  # (step, metrics) not yet written
-        self._chars_per_step = 0
 
-    def loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        inputs, targets = batch
-        logits, _ = self.model(inputs)
-        return sequence_loss(logits, targets)
+def sample_text(
+    model: CharRNN,
+    vocab: str,
+    prime: str | None = None,
+    length: int = 300,
+    temperature: float = 0.8,
+    top_k: int | None = None,
+    seed: int = 0,
+) -> str:
+    """Text generated after `prime` (default: a line break), reproducible from `seed` without touching
+    the global RNG. Returns the continuation only."""
+    prime = default_prime(vocab) if prime is None else prime
+    device = model.decoder.weight.device
+    prime_ids = charset.encode(prime, vocab).long().unsqueeze(0).to(device)
+    generator = torch.Generator().manual_seed(seed)
+    return charset.decode(model.generate(prime_ids, length, temperature, top_k, generator)[0], vocab)
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = self.loss(batch)
-        if not torch.isfinite(loss):
-            self.stop_diverged(f"loss is {loss.item()}")
-        self._last_finite_loss = loss.detach()
-        self._pending.append((self.global_step, {"train/loss": self._last_finite_loss}))
-        return loss
 
-    def configure_gradient_clipping(
-        self,
-        optimizer: torch.optim.Optimizer,
-        gradient_clip_val: float | None = None,
-        gradient_clip_algorithm: str | None = None,
-    ) -> None:
-        """Lightning calls this after backward on every step, clipping or not: the gradient norm is computed
-        once here, logged before clipping (so the paper's exploding gradients show in full), checked, and
-        reused to clip by norm (Lightning's own clipping would compute it again)."""
-        grads = [p.grad for p in self.parameters() if p.grad is not None]
-        grad_norm = torch.nn.utils.get_total_norm(grads)
-        if not torch.isfinite(grad_norm):
-            self.stop_diverged(f"gradient norm is {grad_norm.item()}")
-        self._pending[-1][1]["train/grad_norm"] = grad_norm
-        if not gradient_clip_val:
-            return
-        if gradient_clip_algorithm == "value":
-            super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
-        else:
-            torch.nn.utils.clip_grads_with_norm_(self.parameters(), gradient_clip_val, grad_norm)
+def network_options(hyperparameters: dict) -> dict:
+    """The CharRNN arguments among a checkpoint's hyperparameters (which also hold the optimiser's)."""
+    names = list(inspect.signature(CharRNN).parameters)[1:]
+    return {name: hyperparameters[name] for name in names if name in hyperparameters}
 
-    def stop_diverged(self, what: str) -> None:
-        """Mark the run as diverged in its logs and stop before the weights are updated with non-finite
-        values, so the last checkpoint stays the last good state."""
-        last_loss = float(self._last_finite_loss)
-        message = (
-            f"training diverged at step {self.global_step}: {what} (last finite loss {last_loss:.4f}, "
-            f"lr {self.hparams.lr}); lower optim.lr or set trainer.gradient_clip_val"
-        )
-        self.write_step_metrics()
-        if isinstance(self.logger, TensorBoardLogger):
-            self.logger.experiment.add_scalar("train/diverged", 1.0, self.global_step)
-            self.logger.experiment.add_text("status", message, self.global_step)
-            self.logger.experiment.flush()
-        raise Diverged(message)
 
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        # Dropout draws from the global RNG: restoring it makes a resumed run bit-identical.
-        checkpoint["torch_rng_state"] = torch.get_rng_state()
-        self.write_step_metrics()  # the curve on disk reaches at least the checkpoint a resumed run starts from
-        if self.logger:
-            self.logger.save()
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        if "torch_rng_state" in checkpoint:
-            torch.set_rng_state(checkpoint["torch_rng_state"])
-
-    def on_train_batch_end(self, outputs: object, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._chars_per_step = batch[1].numel()
-        if self.trainer.should_stop or self.global_step % self.trainer.log_every_n_steps == 0:
-            if self._pending:
-                self.log("train/loss", self._pending[-1][1]["train/loss"], prog_bar=True, logger=False)
-            self.write_step_metrics()
-
-    def write_step_metrics(self) -> None:
-        """Write the buffered per-step metrics, each at its own step, and the throughput since the last write.
-
-        Buffering, instead of self.log at every step, saves ~3 ms of Lightning bookkeeping a step: 10-15% of
-        a batch-1 step of the paper's models.
-        """
-        if not self._pending:
-            return
-        step, now = self.global_step, time.perf_counter()
-        last_step, last_time = self._timer
-        if self.logger:
-            for pending_step, metrics in self._pending:
-                self.logger.log_metrics({name: float(value) for name, value in metrics.items()}, pending_step)
-            if step > last_step:
-                chars_per_s = (step - last_step) * self._chars_per_step / (now - last_time)
-                self.logger.log_metrics({"perf/chars_per_s": chars_per_s}, self._pending[-1][0])
-        self._pending.clear()
-        self._timer = (step, now)
-
-    def on_train_start(self) -> None:
-        self._timer = (self.global_step, time.perf_counter())
-
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        loss = self.loss(batch)
-        windows = len(batch[0])  # weight each batch by its size: the epoch mean is the mean over characters
-        self.log("val/loss", loss, prog_bar=True, batch_size=windows, sync_dist=True)  # averaged over DDP ranks
-        self.log("val/bpc", loss / math.log(2), batch_size=windows, sync_dist=True)
-
-    def on_validation_epoch_end(self) -> None:
-        if (
-            self.trainer.sanity_checking
-            or not self.trainer.is_global_zero
-            or not isinstance(self.logger, TensorBoardLogger)
-        ):
-            return
-        try:
-            text = self.sample(length=self.hparams.sample_length, seed=self.global_step)
-        except UserError as err:  # a sample is not worth stopping training for; the loss curve tells
-            text = f"(no sample: {err})"
-        indented = "    " + text.replace("\n", "\n    ")  # a Markdown code block keeps the line breaks
-        self.logger.experiment.add_text("sample", indented, self.global_step)
-
-    def sample(
-        self,
-        prime: str | None = None,
-        length: int = 300,
-        temperature: float = 0.8,
-        top_k: int | None = None,
-        seed: int = 0,
-    ) -> str:
-        """Text generated after `prime` (default: a line break), reproducible from `seed` without touching
-        the global RNG."""
-        prime = self.default_prime() if prime is None else prime
-        prime_ids = corpus.encode(prime, self.hparams.vocab).long().unsqueeze(0).to(self.device)
-        generator = torch.Generator().manual_seed(seed)
-        new_ids = self.model.generate(prime_ids, length, temperature, top_k, generator)
-        return corpus.decode(new_ids[0], self.hparams.vocab)
-
-    def default_prime(self) -> str:
-        """A line break, as if starting a new song; any character for a text that has none."""
-        return "\n" if "\n" in self.hparams.vocab else self.hparams.vocab[0]
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(
-            self.parameters(),
-            lr=self.hparams.lr,
-            betas=tuple(self.hparams.betas),
-            weight_decay=self.hparams.weight_decay,
-        )
+def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[CharRNN, str]:
+    """The network of a lyricgen checkpoint, in eval mode, and its vocabulary. Reads the Lightning
+    checkpoint format (hyper_parameters, state_dict under "model.") without importing Lightning."""
+    checkpoint = read_checkpoint(path)
+    try:
+        hyperparameters = checkpoint["hyper_parameters"]
+        vocab = hyperparameters["vocab"]
+        model = CharRNN(len(vocab), **network_options(hyperparameters))
+        prefix = "model."
+        weights = {k.removeprefix(prefix): v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
+        model.load_state_dict(weights)
+    except (KeyError, TypeError, RuntimeError) as err:
+        raise UserError(f"cannot load checkpoint {path}: not a lyricgen checkpoint ({type(err).__name__})") from None
+    return model.to(device).eval(), vocab

@@ -10,7 +10,6 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 import unicodedata
@@ -24,12 +23,12 @@ import hydra
 import pandas as pd
 from omegaconf import DictConfig
 
-from lyricgen import UserError
+from lyricgen import UserError, hygiene, one_line_errors
+from lyricgen.config import validate
 
 EXPECTED_COLUMNS = ["Artist", "Song", "Genre", "Language", "Lyrics"]
 REQUIRED_COLUMNS = ["Genre", "Language", "Lyrics"]
 CHUNK_ROWS = 10_000  # rows parsed at a time: memory stays bounded whatever the file's size
-ASCII_MODES = ("strip", "transliterate", "keep")
 PREPARED_VERSION = 1  # bump when cleaning changes, so old caches are not reused
 
 # Typographic characters that have a plain-ASCII spelling (NFKD alone would drop them).
@@ -52,6 +51,7 @@ class PrepareOptions:
     ascii: str = "strip"  # strip (the paper's) | transliterate | keep
     separator: str = "\n\n"  # written between songs
     val_fraction: float = 0.05  # every round(1/val_fraction)-th kept song is held out
+    hygiene: bool = True  # drop tablature and chord-chart lines (lyricgen.hygiene); the paper's step: False
 
 
 def held_out(index: int, val_fraction: float) -> bool:
@@ -169,6 +169,7 @@ def write_prepared(csv: Path, options: PrepareOptions, out: Path) -> dict:
     stats = {"rows_read": 0, "rows_kept": 0, "rows_dropped": {"genre": 0, "language": 0, "empty_lyrics": 0}}
     stats |= {"malformed_rows_skipped": 0, "chars_before_cleaning": 0, "chars_after_cleaning": 0}
     malformed, genres_seen, languages_seen_in_genres, distinct = Counter(), Counter(), Counter(), set()
+    removed = hygiene.Removed()
     train, val = SongWriter(out / "train.txt", options.separator), SongWriter(out / "val.txt", options.separator)
     try:
         for chunk in read_chunks(csv, malformed):
@@ -183,6 +184,9 @@ def write_prepared(csv: Path, options: PrepareOptions, out: Path) -> dict:
             stats["rows_dropped"]["genre"] += len(chunk) - len(in_genre)
             stats["rows_dropped"]["language"] += len(in_genre) - len(kept)
             stats["rows_dropped"]["empty_lyrics"] += len(kept) - len(songs)
+            if options.hygiene:
+                songs, removed_here = hygiene.clean_songs(songs)
+                removed.add(removed_here)
             stats["chars_before_cleaning"] += int(raw.str.len().sum())
             stats["chars_after_cleaning"] += sum(map(len, songs))
             distinct.update(*map(set, songs))
@@ -195,6 +199,7 @@ def write_prepared(csv: Path, options: PrepareOptions, out: Path) -> dict:
         train.close()
         val.close()
     stats["malformed_rows_skipped"] = malformed["rows"]
+    stats["hygiene_removed"] = removed.as_dict() if options.hygiene else "off"
     if not stats["rows_kept"]:
         raise no_songs_error(csv, options, stats, genres_seen, languages_seen_in_genres)
     seconds = time.perf_counter() - started
@@ -220,10 +225,6 @@ def prepare(csv: str | Path, options: PrepareOptions, prepared_root: str | Path 
     csv = Path(csv).expanduser()
     if not csv.is_file():
         raise UserError(f"lyrics CSV not found: {csv} (set data.csv to the Kaggle train.csv)")
-    if options.ascii not in ASCII_MODES:
-        raise UserError(f"data.ascii={options.ascii} is not an option: use one of {', '.join(ASCII_MODES)}")
-    if not 0 < options.val_fraction < 1:
-        raise UserError(f"data.val_fraction must be between 0 and 1, got {options.val_fraction}")
     target = cache_dir(csv, options, Path(prepared_root))
     if (target / "stats.json").is_file():
         return target
@@ -233,13 +234,23 @@ def prepare(csv: str | Path, options: PrepareOptions, prepared_root: str | Path 
     try:
         stats = write_prepared(csv, options, work)
         (work / "stats.json").write_text(json.dumps(stats, indent=2) + "\n")
-        os.replace(work, target)
+        publish(work, target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return target
 
 
-def options_from_config(data: Mapping, val_fraction: float) -> PrepareOptions:
+def publish(work: Path, target: Path) -> None:
+    """Rename the finished folder into place. Parallel runs (a sweep, DDP ranks) may prepare the same
+    input at once: the first to finish wins, and the others' identical work is dropped."""
+    try:
+        os.replace(work, target)
+    except OSError:
+        if not (target / "stats.json").is_file():
+            raise
+
+
+def options_from_config(data: Mapping, val_fraction: float, hygiene: bool) -> PrepareOptions:
     """PrepareOptions from the data config (data=lyrics_csv)."""
     return PrepareOptions(
         genres=tuple(data["genres"]),
@@ -247,18 +258,19 @@ def options_from_config(data: Mapping, val_fraction: float) -> PrepareOptions:
         ascii=data["ascii"],
         separator=data["separator"],
         val_fraction=val_fraction,
+        hygiene=hygiene,
     )
 
 
 @hydra.main(version_base=None, config_path="../conf", config_name="prepare")
+@one_line_errors
 def main(cfg: DictConfig) -> None:
-    try:
-        if cfg.data.source != "lyrics_csv":
-            raise UserError("prepare works on a lyrics CSV: add data=lyrics_csv data.csv=/path/to/train.csv")
-        out = prepare(cfg.data.csv, options_from_config(cfg.data, cfg.data.val_fraction), cfg.data.prepared_dir)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    if cfg.data.source != "lyrics_csv":
+        raise UserError("prepare works on a lyrics CSV: add data=lyrics_csv data.csv=/path/to/train.csv")
+    validate(cfg)
+    out = prepare(
+        cfg.data.csv, options_from_config(cfg.data, cfg.data.val_fraction, cfg.data.hygiene), cfg.data.prepared_dir
+    )
     print(f"prepared: {out}")
     print((out / "stats.json").read_text(), end="")
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from lyricgen import UserError, prepare, standin
+from lyricgen import UserError, one_line_errors, standin
 
 PROTOCOLS = Path(__file__).resolve().parents[1] / "conf" / "protocol"
 STATUS = "status.json"  # written when a run's process ends: its exit code and wall time
@@ -90,15 +90,15 @@ def execute(run: Run, out: Path, csvs: dict[str, Path], scale: float, extra: lis
 
 def reproduce(runs: list[Run], out: Path, jobs: int, scale: float, extra: list[str]) -> int:
     """Run what has not ended yet, `jobs` at a time; return how many of them failed (see their train.log)."""
+    out = out.resolve()  # runs record their corpus paths: absolute ones work from anywhere
     csvs = standin.build(out / "corpora")
-    for path in csvs.values():  # once here: parallel runs then find the prepared cache
-        prepare.prepare(path, prepare.PrepareOptions(), out / "prepared")
     pending = [run for run in runs if not has_ended(run, out)]
     print(f"{len(runs) - len(pending)} of {len(runs)} runs already ended; running {len(pending)}, {jobs} at a time")
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         return sum(not ok for ok in pool.map(lambda run: execute(run, out, csvs, scale, extra), pending))
 
 
+@one_line_errors
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m lyricgen.reproduce", description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path, help="the protocol's directory; run again to continue it")
@@ -109,15 +109,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", type=lambda text: text.split(","), help="e.g. baseline,baseline_tab")
     parser.add_argument("overrides", nargs="*", help="extra training overrides for every run, e.g. trainer=gpu")
     args = parser.parse_args(argv)
-    try:
-        runs = load_protocol(args.protocol, args.seeds, args.only)
-        failed = reproduce(runs, args.out, args.jobs, args.scale, args.overrides)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    runs = load_protocol(args.protocol, args.seeds, args.only)
+    failed = reproduce(runs, args.out, args.jobs, args.scale, args.overrides)
     if failed:
-        print(f"error: {failed} runs failed: see their train.log; run the same command again to retry", file=sys.stderr)
-        sys.exit(1)
+        raise UserError(f"{failed} runs failed: see their train.log; run the same command again to retry", 1)
 
 
 if __name__ == "__main__":

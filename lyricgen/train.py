@@ -1,5 +1,6 @@
 """Train a char-RNN from a composed Hydra config: `python -m lyricgen.train model=gru optim.lr=0.001`."""
 
+import ctypes
 import math
 import sys
 import warnings
@@ -11,20 +12,28 @@ import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.tensorboard.summary import hparams
 
-from lyricgen import Diverged, UserError, kernels
+from lyricgen import Diverged, UserError, one_line_errors
 from lyricgen.atomic import write_atomically
-from lyricgen.config import validate
+from lyricgen.callbacks import (
+    CheckpointOnSignal,
+    FinishAtLastStep,
+    RNGState,
+    SpikeForensics,
+    StepMetrics,
+    TextSamples,
+)
+from lyricgen.config import RUN_CONFIG, load_run_config, validate
 from lyricgen.data import LyricsDataModule
-from lyricgen.model import LyricLM, read_checkpoint
+from lyricgen.model import read_checkpoint, sample_text
+from lyricgen.module import LyricLM
 
-RUN_CONFIG = "config.yaml"  # the run's resolved config, saved in its directory
 RESUMABLE_KEYS = ("trainer.", "checkpoint.", "threads", "sample_length")  # what a resumed run may change
 
 # Batches are sampled in-process in microseconds: DataLoader workers would only add overhead.
@@ -44,19 +53,6 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         return read_checkpoint(path)
 
 
-class FinishAtLastStep(Callback):
-    """Validate at the final step, even when max_steps is not a multiple of val_check_interval (asking to
-    stop is what makes Lightning run one more validation), then save the final state as last.ckpt,
-    whatever checkpoint.every_n_steps. Both happen inside the training processes, also under ddp_spawn."""
-
-    def on_train_batch_end(self, trainer: L.Trainer, *args: object) -> None:
-        if trainer.global_step >= trainer.max_steps:
-            trainer.should_stop = True
-
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        trainer.save_checkpoint(Path(trainer.default_root_dir) / "checkpoints" / "last.ckpt", weights_only=False)
-
-
 def build_trainer(cfg: DictConfig, out_dir: Path, resume_step: int = 0) -> L.Trainer:
     best = ModelCheckpoint(
         dirpath=out_dir / "checkpoints", filename="best", monitor="val/loss", enable_version_counter=False
@@ -70,12 +66,18 @@ def build_trainer(cfg: DictConfig, out_dir: Path, resume_step: int = 0) -> L.Tra
     )
     # purge_step drops events that a killed run wrote after its last checkpoint, so the curve continues.
     logger = TensorBoardLogger(out_dir, name="", version="", default_hp_metric=False, purge_step=resume_step or None)
+    callbacks = [
+        best,
+        last,
+        StepMetrics(),
+        TextSamples(cfg.sample_length),
+        SpikeForensics(cfg.spikes.grad_ratio, cfg.spikes.loss_jump),
+        RNGState(),
+        FinishAtLastStep(),
+        CheckpointOnSignal(),
+    ]
     return L.Trainer(
-        default_root_dir=out_dir,
-        logger=logger,
-        callbacks=[best, last, FinishAtLastStep()],
-        plugins=[AtomicCheckpointIO()],
-        **cfg.trainer,
+        default_root_dir=out_dir, logger=logger, callbacks=callbacks, plugins=[AtomicCheckpointIO()], **cfg.trainer
     )
 
 
@@ -108,26 +110,33 @@ def train(cfg: DictConfig, out_dir: Path, ckpt_path: Path | None = None) -> floa
         write_atomically(out_dir / RUN_CONFIG, lambda partial: partial.write_text(OmegaConf.to_yaml(cfg)))
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    kernels.tune_process()
+    tune_process()
     L.seed_everything(cfg.seed, verbose=False)
     datamodule = LyricsDataModule(**cfg.data, seed=cfg.seed)
     datamodule.setup("fit")  # the model's size depends on the vocabulary
-    plain = OmegaConf.to_container  # hyperparameters must be plain values for weights_only checkpoint loading
-    model = LyricLM(vocab=datamodule.vocab, **plain(cfg.model), **plain(cfg.optim))
+    model = build_module(cfg, datamodule.vocab)
     trainer = build_trainer(cfg, out_dir, resume_step)
     log_run_config(trainer.logger, cfg)
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     val_loss = float(trainer.callback_metrics["val/loss"])
     if trainer.is_global_zero:  # under DDP the other ranks stay quiet
-        print_summary(model, out_dir, val_loss, cfg)
+        print_summary(model, out_dir, val_loss, trainer.global_step, cfg)
     return val_loss
 
 
-def print_summary(model: LyricLM, out_dir: Path, val_loss: float, cfg: DictConfig) -> None:
+def build_module(cfg: DictConfig, vocab: str) -> LyricLM:
+    plain = OmegaConf.to_container  # hyperparameters must be plain values for weights_only checkpoint loading
+    guard = {"guard_ratio": cfg.guard.ratio, "guard_steps": cfg.guard.steps}
+    return LyricLM(vocab=vocab, **plain(cfg.model), **plain(cfg.optim), **guard)
+
+
+def print_summary(model: LyricLM, out_dir: Path, val_loss: float, steps: int, cfg: DictConfig) -> None:
+    """The run's directory, its final validation loss after the steps it ran, and a sample. (Under
+    ddp_spawn the main process's trainer has not stepped: it reports the configured max_steps.)"""
     print(f"\nrun dir: {out_dir}")
-    bits = val_loss / math.log(2)  # (a finished fit has run max_steps; ddp_spawn leaves no step count here)
-    print(f"val loss {val_loss:.4f} nats/char, {bits:.4f} bits/char after {cfg.trainer.max_steps} steps")
-    print(f"sample:\n{model.sample(length=cfg.sample_length, seed=cfg.seed)}")
+    bits = val_loss / math.log(2)
+    print(f"val loss {val_loss:.4f} nats/char, {bits:.4f} bits/char after {steps or cfg.trainer.max_steps} steps")
+    print(f"sample:\n{sample_text(model.model, model.hparams.vocab, length=cfg.sample_length, seed=cfg.seed)}")
 
 
 def resumable_step(ckpt_path: Path) -> int:
@@ -145,22 +154,22 @@ def resumed_run(cfg: DictConfig, overrides: list[str]) -> tuple[DictConfig, Path
     run_dir = Path(cfg.resume) if cfg.resume else ckpt_path.parent.parent
     if not ckpt_path.is_file():
         raise UserError(f"nothing to resume: {ckpt_path} does not exist (resume=<run dir> or ckpt_path=<.ckpt>)")
-    if not (run_dir / RUN_CONFIG).is_file():
-        raise UserError(f"{run_dir} is not a lyricgen run directory: it has no {RUN_CONFIG}")
     changes = [item for item in overrides if item.split("=")[0].lstrip("+~") not in ("resume", "ckpt_path")]
     # The model, data and optimiser state come back from the checkpoint: changing their config would be
     # silently ignored (Adam's saved lr wins) or break the restore.
     refused = [item for item in changes if not item.lstrip("+~").startswith(RESUMABLE_KEYS)]
     if refused:
         raise UserError(f"a resumed run keeps its config: drop {refused} (only {', '.join(RESUMABLE_KEYS)} can change)")
-    resumed = OmegaConf.merge(OmegaConf.load(run_dir / RUN_CONFIG), OmegaConf.from_dotlist(changes))
+    resumed = OmegaConf.merge(load_run_config(run_dir), OmegaConf.from_dotlist(changes))
     return resumed, run_dir, ckpt_path
 
 
 @hydra.main(version_base=None, config_path="../conf", config_name="config")
+@one_line_errors
 def main(cfg: DictConfig) -> float:
     hydra_cfg = HydraConfig.get()
-    if hydra_cfg.mode == RunMode.MULTIRUN and cfg.trainer.get("strategy") == "ddp":
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    if multirun and cfg.trainer.get("strategy") == "ddp":
         # Lightning's ddp re-runs sys.argv in its child processes, which would relaunch the whole sweep.
         print("note: trainer.strategy=ddp runs as ddp_spawn inside a -m sweep", file=sys.stderr)
         cfg.trainer.strategy = "ddp_spawn"
@@ -170,13 +179,32 @@ def main(cfg: DictConfig) -> float:
             return train(cfg, out_dir, ckpt_path)
         return train(cfg, Path(hydra_cfg.runtime.output_dir))
     except Diverged as err:
+        if not multirun:
+            raise
         print(f"error: {err}", file=sys.stderr)
-        if hydra_cfg.mode == RunMode.MULTIRUN:
-            return math.inf  # the sweep goes on with its other runs
-        sys.exit(1)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+        return math.inf  # the sweep goes on with its other runs
+
+
+def tune_process() -> None:
+    """Two process-wide CPU settings that training steps gain from. Only the entry points (training,
+    benchmarks) call this, not the library,, as they also set the thread count.
+
+    - Subnormal floats flush to zero: gradients that fade through many time steps reach the subnormal
+      range (below 1e-38), where every multiply involving them takes a slow microcode path.
+    - glibc keeps large freed blocks: a training step frees and re-allocates the same multi-megabyte
+      activation buffers every time; by default glibc unmaps them, and the next step pays a page fault per
+      4 KiB to get them back (measured: two 5 MB tensor copies took 5.4 ms instead of 0.5 ms).
+    """
+    torch.set_flush_denormal(True)
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc (e.g. musl): nothing to tune
+        return
+    mmap_threshold, trim_threshold = -3, -1  # mallopt's M_MMAP_THRESHOLD, M_TRIM_THRESHOLD
+    libc.mallopt(mmap_threshold, 32 * 2**20)  # glibc's largest: blocks up to 32 MiB come from the heap
+    libc.mallopt(trim_threshold, 2**30)  # and freed heap memory stays for the next step
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from lyricgen import UserError, corpus
+from lyricgen import UserError, charset, corpus
 
 
 def test_builtin_corpus_is_songs_without_fortune_markup():
@@ -15,17 +15,17 @@ def test_builtin_corpus_is_songs_without_fortune_markup():
 
 def test_encode_decode_round_trip_is_compact():
     text = "Rock and roll,\nall night!"
-    vocab = corpus.build_vocab(text)
-    ids = corpus.encode(text, vocab)
+    vocab = charset.build_vocab(text)
+    ids = charset.encode(text, vocab)
     assert ids.dtype == torch.uint8
-    assert corpus.decode(ids, vocab) == text
+    assert charset.decode(ids, vocab) == text
 
 
 def test_unknown_characters_raise_or_are_dropped():
-    vocab = corpus.build_vocab("abc")
+    vocab = charset.build_vocab("abc")
     with pytest.raises(UserError, match="'z'"):
-        corpus.encode("abz", vocab)
-    assert corpus.decode(corpus.encode("abz", vocab, drop_unknown=True), vocab) == "ab"
+        charset.encode("abz", vocab)
+    assert charset.decode(charset.encode("abz", vocab, drop_unknown=True), vocab) == "ab"
 
 
 def test_many_documents_split_into_whole_held_out_documents():

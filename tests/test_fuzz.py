@@ -7,7 +7,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lyricgen import UserError, corpus
+from lyricgen import UserError, charset, corpus
 from lyricgen.prepare import EXPECTED_COLUMNS, PrepareOptions, prepare
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -29,9 +29,9 @@ def test_text_corpus_reader(content):
 
         def load():
             train_text, val_text = corpus.load_split("text", 0.1, path=str(path))
-            vocab = corpus.build_vocab(train_text)
-            corpus.encode(train_text, vocab)
-            corpus.encode(val_text, vocab, drop_unknown=True)
+            vocab = charset.build_vocab(train_text)
+            charset.encode(train_text, vocab)
+            charset.encode(val_text, vocab, drop_unknown=True)
 
         loads_or_refuses(load)
 

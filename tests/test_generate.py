@@ -6,8 +6,9 @@ import pytest
 import torch
 from conftest import run_module
 
-from lyricgen import UserError
-from lyricgen.generate import GenerateConfig, find_checkpoint, generate, load_model, parse_args
+from lyricgen import UserError, charset
+from lyricgen.generate import GenerateConfig, find_checkpoint, generate, parse_args
+from lyricgen.model import load_checkpoint
 
 
 def sample(run, **options):
@@ -22,11 +23,15 @@ def test_same_seed_same_text_and_batches_of_samples(trained_run):
     assert len(set(first)) > 1  # each row of the batch samples on its own
 
 
-def test_temperature_near_zero_is_greedy(trained_run):
-    greedy = sample(trained_run, greedy=True, num_samples=2)
-    assert greedy == sample(trained_run, temperature=0.0, num_samples=2)
-    assert greedy == sample(trained_run, temperature=1e-6, num_samples=2, seed=9)
-    assert greedy[0] == greedy[1]
+def test_greedy_takes_the_most_likely_character_each_time(trained_run):
+    model, vocab = load_checkpoint(trained_run / "checkpoints" / "best.ckpt")
+    text = "la "  # the most likely next character, by running the whole text through the model each time
+    for _ in range(20):
+        logits, _ = model(charset.encode(text, vocab).long().unsqueeze(0))
+        text += vocab[int(logits[0, -1].argmax())]
+    greedy = sample(trained_run, greedy=True, prime="la ", length=20, num_samples=2)
+    assert greedy == [text, text]
+    assert sample(trained_run, temperature=1e-6, prime="la ", length=20, seed=9)[0] == text
 
 
 def test_learned_text_comes_back_without_the_corpus(trained_run):
@@ -58,7 +63,7 @@ def test_corrupt_and_malicious_checkpoints_are_refused(tmp_path):
     corrupt = tmp_path / "corrupt.ckpt"
     corrupt.write_bytes(b"not a checkpoint")
     with pytest.raises(UserError, match="cannot load checkpoint"):
-        load_model(corrupt)
+        load_checkpoint(corrupt)
 
     class Exploit:
         def __reduce__(self):
@@ -67,7 +72,7 @@ def test_corrupt_and_malicious_checkpoints_are_refused(tmp_path):
     malicious = tmp_path / "malicious.ckpt"
     torch.save({"hyper_parameters": Exploit(), "state_dict": {}}, malicious, pickle_module=pickle)
     with pytest.raises(UserError, match="cannot load checkpoint"):
-        load_model(malicious)
+        load_checkpoint(malicious)
     assert not (tmp_path / "pwned").exists()
 
 

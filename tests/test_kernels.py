@@ -119,3 +119,62 @@ def test_dropout_gradient_is_the_mask():
     y = kernels.dropout(x, 0.25, training=True)
     (grad,) = torch.autograd.grad(y.sum(), x)
     torch.testing.assert_close(grad, y.detach() / x.detach())
+
+
+def reference_with_the_same_masks(model: CharRNN, ids: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+    """CharRNN's training forward rebuilt from single-layer nn.RNN/nn.GRU calls, time-major, drawing its
+    dropout masks with kernels.dropout in the order the model should: between layers, then on the top
+    output. With the same RNG state it must equal the model wherever the model drops what it should."""
+    rnn, x = model.rnn, F.one_hot(ids.t(), model.vocab_size).double()
+    for layer in range(rnn.num_layers):
+        if layer:
+            x = kernels.dropout(x, rnn.dropout, training=True)
+        x, _ = single_layer(rnn, layer)(x, hidden[layer : layer + 1])
+    return model.decoder(kernels.dropout(x, model.dropout, training=True)).transpose(0, 1)
+
+
+def single_layer(rnn: nn.RNN | nn.GRU, layer: int) -> nn.Module:
+    """Layer `layer` of `rnn` as a module of its own, sharing its weights."""
+    options = {"nonlinearity": rnn.nonlinearity} if isinstance(rnn, nn.RNN) else {}
+    with torch.random.fork_rng():  # creating a module draws its initial weights: leave the masks' RNG alone
+        single = type(rnn)(rnn.all_weights[layer][0].size(1), rnn.hidden_size, **options).double()
+    for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+        setattr(single, f"{name}_l0", getattr(rnn, f"{name}_l{layer}"))
+    return single
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru"])
+def test_kernels_in_training_mode_apply_dropout_between_layers_and_on_the_output(cell):
+    torch.manual_seed(0)
+    model = CharRNN(9, cell=cell, num_layers=3, hidden_size=10, dropout=0.4, nonlinearity="relu").double().train()
+    ids, hidden = torch.randint(9, (4, 13)), torch.randn(3, 4, 10, dtype=torch.double)
+
+    def logits_and_gradients(forward):
+        torch.manual_seed(7)  # the same masks for both
+        logits = forward()
+        projection = (
+            logits * torch.randn(logits.shape, dtype=torch.double, generator=torch.Generator().manual_seed(1))
+        ).sum()
+        return [logits, *torch.autograd.grad(projection, list(model.parameters()))]
+
+    actual = logits_and_gradients(lambda: model(ids, hidden)[0])
+    expected = logits_and_gradients(lambda: reference_with_the_same_masks(model, ids, hidden))
+    assert_all_close(actual, expected)
+    model.eval()
+    assert not torch.allclose(model(ids, hidden)[0], actual[0])  # and dropout did drop something
+
+
+def test_gru_sigmoid_form_at_batch_16_with_one_hot_input_and_a_given_state():
+    torch.manual_seed(0)
+    model = CharRNN(11, cell="gru", num_layers=2, hidden_size=9).double().eval()
+    ids = torch.randint(11, (16, 12))  # batch >= 16: tanh computed as 2 sigmoid(2x) - 1
+    hidden = torch.randn(2, 16, 9, dtype=torch.double, requires_grad=True)
+    kernel_logits, kernel_final = model(ids, hidden)
+    assert "GRULayerBackward" in autograd_nodes(kernel_logits)
+    output, final = model.rnn(F.one_hot(ids, 11).double(), hidden)
+    reference_logits = model.decoder(output)
+    assert_all_close([kernel_logits, kernel_final], [reference_logits, final])
+    weights = [*model.parameters(), hidden]
+    actual = torch.autograd.grad(kernel_logits.square().sum() + kernel_final.sum(), weights)
+    expected = torch.autograd.grad(reference_logits.square().sum() + final.sum(), weights)
+    assert_all_close(list(actual), list(expected))

@@ -1,7 +1,13 @@
+import inspect
+
 import pytest
 import torch
+import torch.nn.functional as F
+from conftest import CONF_DIR
+from omegaconf import OmegaConf
 
-from lyricgen.model import CharRNN, LyricLM
+from lyricgen.model import CharRNN, sample_next, sequence_loss
+from lyricgen.module import LyricLM
 
 VOCAB = 30
 
@@ -46,17 +52,68 @@ def test_sampling_is_reproducible_and_top_k_restricts_choices():
     assert torch.equal(sample(3, top_k=1), model.generate(prime, 50, temperature=0))
 
 
-def test_gradient_norm_is_logged_before_clipping_and_reused_to_clip():
-    module = LyricLM(vocab="abcd", hidden_size=4)
+def test_gradient_norm_is_kept_before_clipping_and_reused_to_clip():
+    module = LyricLM(vocab="abcd", lr=0.1, hidden_size=4)
+    optimizer = module.configure_optimizers()
 
-    def norm_after_clipping(clip):
+    def clip(value):
         for parameter in module.parameters():
             parameter.grad = torch.full_like(parameter, 3.0)
-        module._pending.append((0, {}))
-        module.configure_gradient_clipping(None, gradient_clip_val=clip, gradient_clip_algorithm="norm")
+        module.configure_gradient_clipping(optimizer, gradient_clip_val=value, gradient_clip_algorithm="norm")
         return torch.nn.utils.get_total_norm([p.grad for p in module.parameters()])
 
-    unclipped = norm_after_clipping(None)
-    assert unclipped > 10 and module._pending[-1][1]["train/grad_norm"] == unclipped
-    assert norm_after_clipping(1.0) == pytest.approx(1.0, rel=1e-4)
-    assert module._pending[-1][1]["train/grad_norm"] == unclipped  # logged before clipping
+    unclipped = clip(None)
+    assert unclipped > 10 and module.grad_norm == unclipped
+    assert clip(1.0) == pytest.approx(1.0, rel=1e-4)
+    assert module.grad_norm == unclipped  # kept as it was before clipping
+
+
+def test_sequence_loss_reads_time_major_logits_as_plain_cross_entropy():
+    torch.manual_seed(0)
+    time_major = torch.randn(7, 3, 5, dtype=torch.double, requires_grad=True)  # how the CPU kernels lay them out
+    logits = time_major.transpose(0, 1)  # (batch, seq, vocab) view, not contiguous
+    targets = torch.randint(5, (3, 7))
+    assert not logits.is_contiguous()
+    expected = F.cross_entropy(logits.contiguous().reshape(-1, 5), targets.reshape(-1))
+    actual = sequence_loss(logits, targets)
+    torch.testing.assert_close(actual, expected, rtol=1e-12, atol=0)
+    (actual_grad,) = torch.autograd.grad(actual, time_major)
+    (expected_grad,) = torch.autograd.grad(expected, time_major)
+    torch.testing.assert_close(actual_grad, expected_grad, rtol=1e-12, atol=1e-15)
+
+
+def test_top_k_sampling_follows_the_renormalised_softmax_of_the_k_best():
+    logits = torch.tensor([[2.0, 1.0, 0.5, 0.0, -1.0, 3.0]])
+    temperature, k, draws = 0.7, 3, 40_000
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.cat([sample_next(logits, temperature, k, generator) for _ in range(draws)])
+    frequencies = torch.bincount(ids, minlength=6).double() / draws
+    best = logits[0].topk(k).indices
+    expected = torch.zeros(6, dtype=torch.double)
+    expected[best] = (logits[0, best] / temperature).double().softmax(0)
+    assert frequencies[expected == 0].sum() == 0  # nothing outside the k best
+    torch.testing.assert_close(frequencies, expected, atol=0.01, rtol=0)  # 4 standard errors at 40k draws
+
+
+def yaml(path: str) -> dict:
+    return OmegaConf.to_container(OmegaConf.load(CONF_DIR / path))
+
+
+def constructor_defaults(function) -> dict:
+    return {
+        name: parameter.default
+        for name, parameter in inspect.signature(function).parameters.items()
+        if parameter.default is not inspect.Parameter.empty
+    }
+
+
+def test_python_defaults_agree_with_the_yaml():
+    assert constructor_defaults(CharRNN) == yaml("model/rnn.yaml")
+    module_defaults = constructor_defaults(LyricLM)
+    adam = yaml("optim/adam.yaml")
+    assert (
+        list(module_defaults.pop("betas")) == adam["betas"]
+        and module_defaults.pop("weight_decay") == adam["weight_decay"]
+    )
+    guard = yaml("config.yaml")["guard"]
+    assert module_defaults == {"guard_ratio": guard["ratio"], "guard_steps": guard["steps"]}

@@ -103,7 +103,6 @@ def test_prepared_text_is_reused_until_input_or_options_change(lyrics_csv, tmp_p
         ("Song,Song year,Artist,Genre,Lyrics,Track_id\nx,2001,y,Rock,la,1\n", {}, "lacks columns ['Language']"),
         (None, {"genres": ("Polka",)}, "genres present: 'Rock', 'Pop', 'Metal'"),
         (None, {"languages": ("fr",)}, "their languages: 'en', 'pt'"),
-        (None, {"ascii": "ebcdic"}, "data.ascii=ebcdic is not an option"),
     ],
 )
 def test_bad_input_is_one_clear_error(lyrics_csv, tmp_path, content, options, message):
@@ -146,6 +145,13 @@ def test_command_line_prepare(lyrics_csv, tmp_path):
     result = run_module("lyricgen.prepare", "data=lyrics_csv", f"data.csv={tmp_path / 'nope.csv'}", cwd=tmp_path)
     assert result.returncode == 2
     assert "lyrics CSV not found" in result.stderr and "Traceback" not in result.stderr
+
+    result = run_module("lyricgen.prepare", *args, "data.ascii=ebcdic", cwd=tmp_path)  # checked by the schema
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert (
+        result.stderr.strip()
+        == "error: data.ascii: Invalid value 'ebcdic', expected one of [strip, transliterate, keep]"
+    )
 
 
 def test_a_genre_with_a_line_break_keeps_the_error_on_one_line(tmp_path):

@@ -50,7 +50,7 @@ def test_divergence_stops_with_one_line_and_keeps_the_last_good_checkpoint(tiny_
     result = run_module("lyricgen.train", *args, cwd=tmp_path)
     assert result.returncode == 1
     line = result.stderr.strip().splitlines()[-1]
-    assert line.startswith("error: training diverged at step 1: gradient norm is inf (last finite loss ")
+    assert line.startswith("error: training diverged at step 1: ")
     assert "lr 1.5); lower optim.lr or set trainer.gradient_clip_val" in line
     assert "Traceback" not in result.stderr
     last = read_checkpoint(run_dir / "checkpoints" / "last.ckpt")

@@ -7,7 +7,7 @@ import torch
 from conftest import run_module
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from lyricgen.model import LyricLM
+from lyricgen.model import load_checkpoint, sample_text
 from lyricgen.train import train
 
 
@@ -18,9 +18,19 @@ def test_loss_falls_on_a_learnable_text(compose_config, tmp_path):
     assert val_loss < 0.5 * uniform
 
 
+def curve(run_dir, tag="train/loss"):
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0}).Reload()
+    return [(event.step, event.value) for event in events.Scalars(tag)]
+
+
 def test_same_config_gives_the_same_curve(compose_config, tmp_path):
-    cfg = compose_config("model.dropout=0.1", "model.num_layers=2")
+    cfg = compose_config("model.dropout=0.1", "model.num_layers=2", "trainer.max_steps=12")
     assert train(cfg, tmp_path / "a") == train(cfg, tmp_path / "b")
+    assert curve(tmp_path / "a") == curve(tmp_path / "b") and len(curve(tmp_path / "a")) == 12
+    assert curve(tmp_path / "a", "train/grad_norm") == curve(tmp_path / "b", "train/grad_norm")
+    other_seed = compose_config("model.dropout=0.1", "model.num_layers=2", "trainer.max_steps=12", "seed=1")
+    train(other_seed, tmp_path / "c")
+    assert curve(tmp_path / "c") != curve(tmp_path / "a")
 
 
 def test_checkpoint_alone_generates_text(compose_config, toy_corpus, tmp_path):
@@ -29,10 +39,10 @@ def test_checkpoint_alone_generates_text(compose_config, toy_corpus, tmp_path):
     for name in ("best.ckpt", "last.ckpt"):
         path = tmp_path / "run" / "checkpoints" / name
         torch.load(path, weights_only=True)  # plain values only: loads without unpickling code
-        model = LyricLM.load_from_checkpoint(path)
-        text = model.sample(length=40, seed=1)
-        assert len(text) == 40 and set(text) <= set(model.hparams.vocab)
-        assert text == model.sample(length=40, seed=1)
+        model, vocab = load_checkpoint(path)
+        text = sample_text(model, vocab, length=40, seed=1)
+        assert len(text) == 40 and set(text) <= set(vocab)
+        assert text == sample_text(model, vocab, length=40, seed=1)
 
 
 def test_paper_baseline_composes_from_groups(compose_config):
