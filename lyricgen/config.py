@@ -51,6 +51,12 @@ def resume_dir(resume: str | None, ckpt_path: str | None, fresh: str) -> str:
     return str(Path(ckpt_path).parent.parent) if ckpt_path else fresh
 
 
+def hydra_subdir(resume: str | None, ckpt_path: str | None) -> str | None:
+    """${hydra_subdir:...} for hydra.output_subdir: a resumed run keeps the .hydra/ record of the command
+    that made it (the report reads its experiment there); the resume command writes none."""
+    return None if resume or ckpt_path else ".hydra"
+
+
 def sqlite_in(directory: str, name: str) -> str:
     """${sqlite_in:DIR,FILE}: an SQLite URL for DIR/FILE, DIR created first (Optuna opens it before any job
     has made the sweep directory)."""
@@ -71,6 +77,7 @@ OmegaConf.register_new_resolver("scaled", scaled, replace=True)
 OmegaConf.register_new_resolver("dirname", dirname, replace=True)
 OmegaConf.register_new_resolver("sqlite_in", sqlite_in, replace=True)
 OmegaConf.register_new_resolver("resume_dir", resume_dir, replace=True)
+OmegaConf.register_new_resolver("hydra_subdir", hydra_subdir, replace=True)
 
 
 RUN_CONFIG = "config.yaml"  # each run's resolved config, saved in its directory: what resume= continues with

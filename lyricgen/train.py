@@ -1,8 +1,11 @@
 """Train a char-RNN from a composed Hydra config: `python -m lyricgen.train model=gru optim.lr=0.001`."""
 
 import ctypes
+import io
 import math
 import sys
+import types
+import typing
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +19,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.tensorboard.summary import hparams
 
@@ -28,6 +32,7 @@ from lyricgen.callbacks import (
     SpikeForensics,
     StepMetrics,
     TextSamples,
+    tensorboard,
 )
 from lyricgen.config import RUN_CONFIG, load_run_config, validate
 from lyricgen.data import LyricsDataModule
@@ -40,17 +45,69 @@ RESUMABLE_KEYS = ("trainer.", "checkpoint.", "threads", "sample_length")  # what
 warnings.filterwarnings("ignore", message=".*does not have many workers.*")
 
 
+def serialised(checkpoint: dict) -> memoryview:
+    """torch.save into memory: written to disk in one call, a full disk or a size limit then surfaces as
+    the OSError that says so (torch's own file writer reports it as "unexpected pos")."""
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    return buffer.getbuffer()
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Write each checkpoint to a temporary file and rename it into place, so a crash mid-save leaves the
     previous checkpoint intact."""
 
     def save_checkpoint(self, checkpoint: dict, path: str | Path, storage_options: object = None) -> None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(Path(path), lambda partial: torch.save(checkpoint, partial))
+        try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            write_atomically(Path(path), lambda partial: partial.write_bytes(serialised(checkpoint)))
+        except OSError as err:  # disk full, file too large, read-only: stop, and say what is kept
+            raise UserError(
+                f"cannot save checkpoint {path}: {err.strerror or err}; the previous checkpoint is kept "
+                "(free some space or move the run, then resume it)"
+            ) from None
 
     def load_checkpoint(self, path: str | Path, map_location: object = None, weights_only: bool | None = None) -> dict:
         """Never unpickle code: checkpoints hold plain values and tensors only."""
         return read_checkpoint(path)
+
+
+OWNED_TRAINER_KEYS = ("default_root_dir", "callbacks", "plugins", "enable_checkpointing")  # lyricgen sets these
+
+
+def fits(value: object, annotation: object) -> bool:
+    """Whether a plain config value fits a Trainer argument's type annotation (Optional, Union, Literal,
+    int, float, bool, str, list, dict); a class that a config cannot hold (a Logger, a timedelta) fits nothing."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if annotation is typing.Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(fits(value, arg) for arg in args)
+    if origin is typing.Literal:
+        return value in args
+    if annotation is type(None):
+        return value is None
+    if annotation is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(origin or annotation, type) and isinstance(value, origin or annotation)
+
+
+def trainer_options(cfg: DictConfig) -> dict:
+    """cfg.trainer as Trainer arguments, each either accepted or refused in one line naming the key."""
+    options = OmegaConf.to_container(cfg.trainer)
+    known = typing.get_type_hints(L.Trainer.__init__)
+    for key, value in options.items():
+        if key in known and not fits(value, known[key]):
+            raise UserError(f"trainer.{key}={value} is not a valid {key}: lightning.Trainer takes {known[key]}")
+        if key not in known:
+            raise UserError(f"trainer.{key} is not an argument of lightning.Trainer: check its spelling")
+        if key in OWNED_TRAINER_KEYS:
+            raise UserError(f"trainer.{key} is set by lyricgen itself: drop it (run directory, checkpoints, callbacks)")
+        if key == "logger" and value not in (True, False, None):
+            raise UserError(f"trainer.logger={value} is invalid: use false for no logging (TensorBoard is the default)")
+    return options
 
 
 def build_trainer(cfg: DictConfig, out_dir: Path, resume_step: int = 0) -> L.Trainer:
@@ -64,8 +121,11 @@ def build_trainer(cfg: DictConfig, out_dir: Path, resume_step: int = 0) -> L.Tra
         save_last=True,
         enable_version_counter=False,  # always last.ckpt: a resumed run overwrites it, never adds last-v1.ckpt
     )
+    options = trainer_options(cfg)
     # purge_step drops events that a killed run wrote after its last checkpoint, so the curve continues.
     logger = TensorBoardLogger(out_dir, name="", version="", default_hp_metric=False, purge_step=resume_step or None)
+    if options.pop("logger", True) is False:
+        logger = False
     callbacks = [
         best,
         last,
@@ -76,9 +136,12 @@ def build_trainer(cfg: DictConfig, out_dir: Path, resume_step: int = 0) -> L.Tra
         FinishAtLastStep(),
         CheckpointOnSignal(),
     ]
-    return L.Trainer(
-        default_root_dir=out_dir, logger=logger, callbacks=callbacks, plugins=[AtomicCheckpointIO()], **cfg.trainer
-    )
+    try:
+        return L.Trainer(
+            default_root_dir=out_dir, logger=logger, callbacks=callbacks, plugins=[AtomicCheckpointIO()], **options
+        )
+    except (TypeError, ValueError, MisconfigurationException) as err:
+        raise UserError(f"trainer: {str(err).strip().splitlines()[0]}") from None
 
 
 def flatten(tree: dict, prefix: str = "") -> Iterator[tuple[str, object]]:
@@ -91,9 +154,13 @@ def flatten(tree: dict, prefix: str = "") -> Iterator[tuple[str, object]]:
 
 
 @rank_zero_only
-def log_run_config(logger: TensorBoardLogger, cfg: DictConfig) -> None:
+def log_run_config(trainer: L.Trainer, cfg: DictConfig) -> None:
     """Put every config value in TensorBoard's HPARAMS tab, linked to the validation curves, so a sweep's
-    runs can be compared by what was varied (without writing fake metric points)."""
+    runs can be compared by what was varied (without writing fake metric points). Other loggers (and no
+    logger, or fast_dev_run's) get nothing."""
+    logger = tensorboard(trainer)
+    if logger is None:
+        return
     flat = flatten(OmegaConf.to_container(cfg, resolve=True))
     params = {key: value if isinstance(value, int | float | str | bool) else str(value) for key, value in flat}
     for summary in hparams(params, {"val/loss": 0.0, "val/bpc": 0.0}):
@@ -105,6 +172,11 @@ def train(cfg: DictConfig, out_dir: Path, ckpt_path: Path | None = None) -> floa
     loss (what sweepers minimise)."""
     validate(cfg)
     resume_step = resumable_step(ckpt_path) if ckpt_path else 0
+    if resume_step >= cfg.trainer.max_steps:
+        raise UserError(
+            f"{out_dir} already ran its {resume_step} steps (trainer.max_steps={cfg.trainer.max_steps}): "
+            f"to train it longer, add trainer.max_steps=<more than {resume_step}>"
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     if rank_zero_only.rank == 0:  # what `resume=` continues with; under DDP one rank writes it
         write_atomically(out_dir / RUN_CONFIG, lambda partial: partial.write_text(OmegaConf.to_yaml(cfg)))
@@ -116,7 +188,7 @@ def train(cfg: DictConfig, out_dir: Path, ckpt_path: Path | None = None) -> floa
     datamodule.setup("fit")  # the model's size depends on the vocabulary
     model = build_module(cfg, datamodule.vocab)
     trainer = build_trainer(cfg, out_dir, resume_step)
-    log_run_config(trainer.logger, cfg)
+    log_run_config(trainer, cfg)
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     val_loss = float(trainer.callback_metrics["val/loss"])
     if trainer.is_global_zero:  # under DDP the other ranks stay quiet

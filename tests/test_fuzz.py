@@ -4,11 +4,18 @@ import string
 import tempfile
 from pathlib import Path
 
+import pytest
+from conftest import CONF_DIR, run_module
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from omegaconf import OmegaConf
 
 from lyricgen import UserError, charset, corpus
+from lyricgen.config import validate
 from lyricgen.prepare import EXPECTED_COLUMNS, PrepareOptions, prepare
+from lyricgen.train import flatten
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -67,3 +74,60 @@ def test_lyrics_csv_reader(content):
         path.write_bytes(content.encode("utf-8", "surrogatepass"))
         options = PrepareOptions(genres=tuple({"Rock", *content.split(",")[:3]}), ascii="keep")
         loads_or_refuses(lambda: prepare(path, options, Path(tmp) / "prepared"))
+
+
+def schema_keys() -> list[str]:
+    """Every leaf key of the default run config that the schema types (trainer.* is checked by Lightning)."""
+    with initialize_config_dir(str(CONF_DIR), version_base=None):
+        cfg = OmegaConf.to_container(compose("config", overrides=["data=lyrics_csv", "data.csv=x.csv"]))
+    cfg.pop("hydra", None)
+    return [key for key, _ in flatten(cfg) if not key.startswith(("trainer.", "hydra."))]
+
+
+WRONG_VALUES = st.sampled_from(["abc", "-7", "0", "1.5e9", "[1,2]", "{a: 1}", "null", "true", "''", "-0.5", "ttt"])
+
+
+@FUZZ
+@given(key=st.sampled_from(schema_keys()), value=WRONG_VALUES)
+def test_every_schema_key_takes_a_value_or_refuses_it_in_one_line(key, value):
+    with initialize_config_dir(str(CONF_DIR), version_base=None):
+        try:
+            cfg = compose("config", overrides=["data=lyrics_csv", "data.csv=x.csv", f"{key}={value}"])
+        except ConfigCompositionException:
+            return  # Hydra itself refuses it (a mapping for a list): its own message, no traceback
+    try:
+        validate(cfg)
+    except UserError as err:
+        message = str(err)
+        assert message and "\n" not in message and key.split(".")[-1] in message
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("module", "args", "names"),
+    [
+        ("lyricgen.train", ["model.hidden_size=big"], "model.hidden_size"),
+        ("lyricgen.train", ["guard.ratio=0.5"], "guard.ratio"),
+        ("lyricgen.train", ["data.hygiene=maybe"], "data.hygiene"),
+        ("lyricgen.train", ["seed=-1"], "seed"),
+        ("lyricgen.train", ["resume=/nonexistent"], "nothing to resume"),
+        ("lyricgen.train", ["+trainer.max_epochs=abc"], "trainer.max_epochs"),
+        ("lyricgen.generate", ["length=long"], "length"),
+        ("lyricgen.generate", ["colour=red"], "colour"),
+        ("lyricgen.generate", ["ckpt=/nonexistent.ckpt"], "checkpoint not found"),
+        ("lyricgen.generate", ["ckpt={corrupt}"], "cannot load checkpoint"),
+        ("lyricgen.prepare", ["data=lyrics_csv", "data.csv={corrupt}"], "is not"),
+        ("lyricgen.prepare", ["data=lyrics_csv", "data.csv=x.csv", "data.val_fraction=2"], "data.val_fraction"),
+        ("lyricgen.report", ["{missing}"], "no such directory"),
+        ("lyricgen.batches", ["{corrupt}", "3"], "not a lyricgen run directory"),
+        ("lyricgen.reproduce", ["out", "--protocol", "nope"], "no protocol nope"),
+    ],
+)
+def test_command_line_mistakes_end_in_one_line(module, args, names, tmp_path):
+    corrupt = tmp_path / "corrupt"
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe")
+    args = [arg.format(corrupt=corrupt, missing=tmp_path / "missing") for arg in args]
+    result = run_module(module, *args, cwd=tmp_path)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert names in line and result.stderr.strip().endswith(line)

@@ -1,19 +1,27 @@
 """Never lose a run: validated configs, the divergence guard, exact resume after SIGKILL, safe loading."""
 
+import math
 import os
 import pickle
+import resource
 import signal
 import subprocess
 import sys
 import time
 
+import lightning as L
+import numpy as np
 import pytest
 import torch
 from conftest import run_module
+from lightning.pytorch.plugins.precision import MixedPrecision
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torch.utils.data import DataLoader
 
-from lyricgen import UserError
+from lyricgen import Diverged, UserError
+from lyricgen.data import RandomWindows
 from lyricgen.model import read_checkpoint
+from lyricgen.module import LyricLM
 from lyricgen.train import train
 
 # A 4-layer ReLU RNN at lr 1.5 without clipping: finite after one step, non-finite gradients at the second.
@@ -136,3 +144,133 @@ def test_a_failed_checkpoint_save_leaves_the_previous_one_intact(tmp_path):
         io.save_checkpoint({"global_step": 2, "broken": lambda: None}, path)
     assert read_checkpoint(path)["global_step"] == 1
     assert sorted(p.name for p in path.parent.iterdir()) == ["last.ckpt"]  # no partial file left behind
+
+
+def test_a_finite_blow_up_is_divergence_too(tmp_path):
+    # The issue's command: without the smoothed-loss guard it exits 0 with "val loss 7989345.0000".
+    run_dir = tmp_path / "run"
+    args = ["model=rnn", "model.hidden_size=32", "data.batch_size=8", "data.seq_len=32", "optim.lr=1000000"]
+    args += ["trainer.max_steps=400", "trainer.gradient_clip_val=null", "trainer.enable_progress_bar=false"]
+    result = run_module("lyricgen.train", *args, f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: training diverged at step ") and "x ln(vocabulary)" in line
+    assert scalars(run_dir, "train/diverged")
+    from lyricgen.report import write_report
+
+    write_report(run_dir)
+    assert (run_dir / "results.csv").read_text().splitlines()[1].split(",")[-2] == "True"  # diverged
+
+
+def guard(vocab_size: int = 90) -> LyricLM:
+    return LyricLM(vocab="".join(chr(32 + i) for i in range(vocab_size)), lr=0.001, hidden_size=4)
+
+
+def test_the_guard_lets_the_papers_loss_spikes_pass_and_stops_a_blow_up():
+    module, rng = guard(), np.random.default_rng(0)  # ln(90) = 4.5, as on the rock lyrics
+    losses = rng.normal(2.0, 0.35, 20_000)
+    losses[5000:5050] = rng.normal(3.4, 0.5, 50)  # a 50-step mean of 3.4 nats ...
+    losses[[5010, 12000, 17700]] = 8.1  # ... and single steps of 8.1
+    losses[9000:9200] = 4.4  # a long stretch near a uniform guess
+    for loss in losses:
+        module.check_loss(float(loss))
+    with pytest.raises(Diverged, match=r"averaged over ~50 steps, is .* above 2.0 x ln\(vocabulary\) = 9.000"):
+        for loss in np.full(100, 50.0):  # a finite blow-up: loss 50 for a few dozen steps
+            module.check_loss(float(loss))
+    with pytest.raises(Diverged, match="loss is nan"):
+        guard().check_loss(math.nan)
+
+
+def test_steps_a_grad_scaler_skips_are_not_divergence():
+    torch.manual_seed(0)
+    ids = torch.randint(20, (5_000,), dtype=torch.uint8)
+    module = LyricLM(vocab="abcdefghijklmnopqrst", lr=0.01, cell="rnn", hidden_size=16, input="embedding")
+    # fp16 gradients of a loss scaled by 2**40 overflow: the scaler skips steps and halves its scale
+    precision = MixedPrecision("16-mixed", "cpu", scaler=torch.amp.GradScaler("cpu", init_scale=2.0**40))
+    trainer = L.Trainer(
+        max_steps=40, plugins=[precision], logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, gradient_clip_val=1.0, limit_val_batches=0,
+    )  # fmt: skip
+    trainer.fit(module, train_dataloaders=DataLoader(RandomWindows(ids, 4, 16, seed=0), batch_size=None))
+    assert trainer.global_step == 40 and 10 < module.skipped_steps < 40
+    assert precision.scaler.get_scale() < 2.0**30
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_and_ctrl_c_save_the_current_step_and_resume_bit_identically(
+    stop, compose_config, tiny_overrides, tmp_path
+):
+    model = ["model.num_layers=2", "model.dropout=0.3", "checkpoint.every_n_steps=7", "trainer.val_check_interval=15"]
+    train(compose_config(*model, "trainer.max_steps=50"), tmp_path / "reference")
+    run_dir = tmp_path / "stopped"
+    args = [*tiny_overrides, *model, "trainer.max_steps=100000", f"hydra.run.dir={run_dir}"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lyricgen.train", *args], cwd=tmp_path, stderr=subprocess.PIPE, text=True
+    )
+    last = run_dir / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 120
+    while not last.is_file() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.send_signal(stop)
+    assert process.wait(timeout=60) == 128 + stop
+    line = process.stderr.read().strip().splitlines()[-1]
+    step = read_checkpoint(last)["global_step"]
+    assert line == (
+        f"error: stopped by {stop.name} after step {step}: saved {last}; "
+        f"continue with: python -m lyricgen.train resume={run_dir}"
+    )
+    assert 7 <= step < 50
+    result = run_module("lyricgen.train", f"resume={run_dir}", "trainer.max_steps=50", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert scalars(run_dir, "train/loss") == scalars(tmp_path / "reference", "train/loss")
+
+
+def test_a_checkpoint_that_cannot_be_written_stops_in_one_line_and_keeps_the_previous(compose_config, tmp_path):
+    run_dir = tmp_path / "run"
+    train(compose_config(), run_dir)  # 6 steps
+    before = (run_dir / "checkpoints" / "last.ckpt").read_bytes()
+    limit = len(before) // 2  # files may not grow past half a checkpoint: the next save fails
+    result = subprocess.run(
+        [sys.executable, "-m", "lyricgen.train", f"resume={run_dir}", "trainer.max_steps=12"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)),
+    )  # fmt: skip
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"error: cannot save checkpoint {run_dir / 'checkpoints'}/") and "File too large" in line
+    assert "the previous checkpoint is kept" in line
+    assert (run_dir / "checkpoints" / "last.ckpt").read_bytes() == before
+    assert read_checkpoint(run_dir / "checkpoints" / "last.ckpt")["global_step"] == 6
+
+
+def test_documented_commands_end_in_one_line_not_a_traceback(trained_run, tiny_overrides, tmp_path):
+    finished = run_module("lyricgen.train", f"resume={trained_run}", cwd=tmp_path)
+    assert finished.returncode == 2 and "Traceback" not in finished.stderr
+    assert (
+        f"{trained_run} already ran its 60 steps" in finished.stderr
+        and "trainer.max_steps=<more than 60>" in finished.stderr
+    )
+    for extra in (["+trainer.fast_dev_run=true"], ["+trainer.logger=false"]):
+        result = run_module(
+            "lyricgen.train", *tiny_overrides, *extra, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path
+        )
+        assert result.returncode == 0, result.stderr
+    for extra, message in [
+        ("+trainer.colour=1", "error: trainer.colour is not an argument of lightning.Trainer"),
+        ("+trainer.max_epochs=abc", "error: trainer.max_epochs=abc is not a valid max_epochs"),
+        ("+trainer.callbacks=[]", "error: trainer.callbacks is set by lyricgen itself"),
+    ]:
+        result = run_module("lyricgen.train", *tiny_overrides, extra, f"hydra.run.dir={tmp_path / 'bad'}", cwd=tmp_path)
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        assert result.stderr.strip().splitlines()[-1].startswith(message)
+
+
+def test_a_resume_keeps_the_runs_own_hydra_record(compose_config, tiny_overrides, tmp_path):
+    run_dir = tmp_path / "run"
+    first = run_module("lyricgen.train", *tiny_overrides, "model=gru", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    record = (run_dir / ".hydra" / "overrides.yaml").read_text()
+    resumed = run_module("lyricgen.train", f"resume={run_dir}", "trainer.max_steps=9", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert (run_dir / ".hydra" / "overrides.yaml").read_text() == record and "model=gru" in record
