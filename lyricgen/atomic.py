@@ -14,3 +14,14 @@ def write_atomically(path: Path, write: Callable[[Path], object]) -> None:
         partial.unlink(missing_ok=True)
         raise
     os.replace(partial, path)
+
+
+def publish_dir(work: Path, target: Path, done: str) -> None:
+    """Rename a finished folder into place. Parallel processes (a sweep, DDP ranks) may make the same one
+    at once: the first to finish wins, and the others' identical work is dropped. `done` is the file
+    whose presence marks a finished folder."""
+    try:
+        os.replace(work, target)
+    except OSError:
+        if not (target / done).is_file():
+            raise

@@ -145,13 +145,13 @@ class DataSchema:
     val_fraction: float = MISSING
     val_chars: int = MISSING
     hygiene: bool = MISSING
+    prepared_dir: str = MISSING
     path: str | None = None  # data=text
     csv: str | None = None  # data=lyrics_csv, and its options below
     genres: list[str] | None = None
     languages: list[str] | None = None
     ascii: AsciiMode | None = None
     separator: str | None = None
-    prepared_dir: str | None = None
 
     def __post_init__(self) -> None:
         require(self.batch_size >= 1, "data.batch_size", self.batch_size, "use an integer >= 1")

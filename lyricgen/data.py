@@ -7,7 +7,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, IterableDataset, TensorDataset
 
-from lyricgen import UserError, charset, corpus
+from lyricgen import UserError, idcache
 
 VAL_BATCH_SIZE = 64  # windows per validation batch; validation cost does not depend on the training batch
 
@@ -76,7 +76,7 @@ class LyricsDataModule(L.LightningDataModule):
     """Loads the configured corpus once, holds the vocabulary, and serves train and validation batches."""
 
     def __init__(self, batch_size: int, seq_len: int, val_fraction: float, val_chars: int, seed: int, **source: object):
-        """`source`: data.source and its options (data.path, data.csv, ...), as corpus.load_split takes them."""
+        """`source`: data.source and its options (data.path, data.csv, data.hygiene, data.prepared_dir, ...)."""
         super().__init__()
         self.source = source
         self.batch_size, self.seq_len = batch_size, seq_len
@@ -87,10 +87,8 @@ class LyricsDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.vocab:  # already loaded: train.py sets up early to learn the vocabulary size
             return
-        train_text, val_text = corpus.load_split(val_fraction=self.val_fraction, **self.source)
-        self.vocab = charset.build_vocab(train_text)
-        self.train_ids = charset.encode(train_text, self.vocab)
-        self.val_ids = charset.encode(val_text[: self.val_chars], self.vocab, drop_unknown=True)
+        encoded = idcache.encoded_corpus(val_fraction=self.val_fraction, **self.source)
+        self.vocab, self.train_ids, self.val_ids = encoded.vocab, encoded.train, encoded.val[: self.val_chars]
         shortest = min(len(self.train_ids), len(self.val_ids))
         if shortest <= self.seq_len:
             raise UserError(

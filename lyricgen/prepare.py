@@ -8,7 +8,6 @@ input and options: training on the same CSV with the same options reuses it.
 
 import hashlib
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -24,6 +23,7 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from lyricgen import UserError, hygiene, one_line_errors
+from lyricgen.atomic import publish_dir
 from lyricgen.config import validate
 
 EXPECTED_COLUMNS = ["Artist", "Song", "Genre", "Language", "Lyrics"]
@@ -234,20 +234,10 @@ def prepare(csv: str | Path, options: PrepareOptions, prepared_root: str | Path 
     try:
         stats = write_prepared(csv, options, work)
         (work / "stats.json").write_text(json.dumps(stats, indent=2) + "\n")
-        publish(work, target)
+        publish_dir(work, target, done="stats.json")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return target
-
-
-def publish(work: Path, target: Path) -> None:
-    """Rename the finished folder into place. Parallel runs (a sweep, DDP ranks) may prepare the same
-    input at once: the first to finish wins, and the others' identical work is dropped."""
-    try:
-        os.replace(work, target)
-    except OSError:
-        if not (target / "stats.json").is_file():
-            raise
 
 
 def options_from_config(data: Mapping, val_fraction: float, hygiene: bool) -> PrepareOptions:

@@ -40,18 +40,19 @@ def toy_corpus(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def tiny_overrides(toy_corpus: Path) -> list[str]:
-    """Overrides for a seconds-long run on the toy corpus."""
-    return [*TINY, "data=text", f"data.path={toy_corpus}"]
+    """Overrides for a seconds-long run on the toy corpus (its encoded-ids cache beside it)."""
+    return [*TINY, "data=text", f"data.path={toy_corpus}", f"data.prepared_dir={toy_corpus.parent / 'prepared'}"]
 
 
 @pytest.fixture
-def compose_config(tiny_overrides: list[str]) -> Callable[..., DictConfig]:
+def compose_config(tiny_overrides: list[str], tmp_path: Path) -> Callable[..., DictConfig]:
     """compose_config("optim.lr=0.01", ...) -> the real composed config, with tiny settings underneath
     unless tiny=False."""
 
     def _compose(*overrides: str, tiny: bool = True) -> DictConfig:
+        cache = f"data.prepared_dir={tmp_path / 'prepared'}"  # never into the repository's outputs/
         with initialize_config_dir(str(CONF_DIR), version_base=None):
-            return compose("config", overrides=[*(tiny_overrides if tiny else []), *overrides])
+            return compose("config", overrides=[*(tiny_overrides if tiny else []), cache, *overrides])
 
     return _compose
 
@@ -64,7 +65,8 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("trained")
     corpus_file = root / "toy.txt"
     corpus_file.write_text(TOY_LYRICS, encoding="utf-8")
-    overrides = [*TINY, "data=text", f"data.path={corpus_file}", "trainer.max_steps=60", "optim.lr=0.02"]
+    overrides = [*TINY, "data=text", f"data.path={corpus_file}", f"data.prepared_dir={root / 'prepared'}"]
+    overrides += ["trainer.max_steps=60", "optim.lr=0.02"]
     with initialize_config_dir(str(CONF_DIR), version_base=None):
         train(compose("config", overrides=overrides), root / "run")
     corpus_file.unlink()  # whatever uses the run must work from its checkpoints alone
