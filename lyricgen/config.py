@@ -18,6 +18,10 @@ from omegaconf.errors import OmegaConfBaseException
 
 from lyricgen import UserError
 
+# The configs: conf/ at the top of a checkout (the source), lyricgen/conf/ inside an installed wheel.
+_PACKAGED = Path(__file__).resolve().parent / "conf"
+CONF_DIR = _PACKAGED if _PACKAGED.is_dir() else Path(__file__).resolve().parents[1] / "conf"
+
 # The allowed values of the choice keys. The modules that implement them import these (this module needs
 # only omegaconf, so checking a config never loads torch, Lightning or pandas).
 CELLS = ("rnn", "gru", "lstm")  # model.cell
@@ -83,9 +87,6 @@ OmegaConf.register_new_resolver("hydra_subdir", hydra_subdir, replace=True)
 RUN_CONFIG = "config.yaml"  # each run's resolved config, saved in its directory: what resume= continues with
 
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
-
-
 def load_run_config(run_dir: str | Path) -> DictConfig:
     """The resolved config a run saved in its directory. Keys added to lyricgen after the run was made get
     the behaviour the run had without them: no hygiene, and today's guard and forensics (which watch a run
@@ -95,6 +96,7 @@ def load_run_config(run_dir: str | Path) -> DictConfig:
         raise UserError(f"{run_dir} is not a lyricgen run directory: it has no {RUN_CONFIG}")
     defaults = OmegaConf.load(CONF_DIR / "config.yaml")
     added = {"data": {"hygiene": False}, "guard": defaults.guard, "spikes": defaults.spikes}
+    added |= {"paths": defaults.paths, "tags": []}
     return OmegaConf.merge(added, OmegaConf.load(path))
 
 
@@ -161,6 +163,11 @@ class DataSchema:
 
 
 @dataclass
+class PathsSchema:
+    output_dir: str = MISSING
+
+
+@dataclass
 class CheckpointSchema:
     every_n_steps: int = MISSING
 
@@ -194,6 +201,8 @@ class RunSchema:
     optim: OptimSchema = MISSING
     data: DataSchema = MISSING
     checkpoint: CheckpointSchema = MISSING
+    paths: PathsSchema = MISSING
+    tags: list[str] = MISSING
     guard: GuardSchema = MISSING
     spikes: SpikesSchema = MISSING
     trainer: dict[str, Any] = field(default_factory=dict)  # any lightning.Trainer argument

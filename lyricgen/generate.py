@@ -3,6 +3,8 @@
 Needs only the checkpoint: the vocabulary and hyperparameters travel inside it.
 """
 
+import inspect
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +22,7 @@ class GenerateConfig:
     ckpt: str = "latest"  # a .ckpt file, a run directory, or "latest" (newest run under outputs_dir)
     prime: str = "\n"  # text the samples continue
     length: int = 500  # characters generated after the prime
-    temperature: float = 0.8  # > 0; lower is more conservative; 0 is greedy
+    temperature: float = 0.8  # > 0; lower is more conservative; 0 is greedy; [0.5,1.0]: a sample for each
     greedy: bool = False  # always pick the most likely character (same as temperature=0)
     top_k: int | None = None  # sample only among the k most likely characters
     num_samples: int = 1  # samples generated together, as one batch
@@ -87,28 +89,51 @@ def generate(cfg: GenerateConfig) -> list[str]:
     return [prime + charset.decode(row, vocab) for row in columns]
 
 
-def parse_args(argv: list[str]) -> GenerateConfig:
-    """key=value arguments over the typed defaults; a wrong key or type is a one-line error.
-    The prime is taken as raw text: YAML would turn "yes" into True and refuse "@"."""
+def help_text() -> str:
+    """Usage and every option with its default and meaning, read from GenerateConfig's own comments."""
+    options = re.findall(r"^    (\w+): [^=]+= (.+?)  # (.+)$", inspect.getsource(GenerateConfig), flags=re.MULTILINE)
+    width = max(len(f"{name}={default}") for name, default, _ in options)
+    lines = [f"  {f'{name}={default}':<{width}}  {meaning}" for name, default, meaning in options]
+    return "usage: python -m lyricgen.generate [option=value ...]\n\noptions (default shown):\n" + "\n".join(lines)
+
+
+def parse_args(argv: list[str]) -> list[GenerateConfig]:
+    """key=value arguments over the typed defaults, one config per temperature asked for; a wrong key or
+    type is a one-line error. The prime is taken as raw text: YAML would turn "yes" into True and refuse "@"."""
     primes = [arg.removeprefix("prime=") for arg in argv if arg.startswith("prime=")]
     options = [arg for arg in argv if not arg.startswith("prime=")]
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(GenerateConfig), OmegaConf.from_dotlist(options))
+        given = OmegaConf.from_dotlist(options)
+        temperatures = given.pop("temperature", None)
+        temperatures = list(temperatures) if OmegaConf.is_list(temperatures) else [temperatures]
+        merged = OmegaConf.merge(OmegaConf.structured(GenerateConfig), given)
         if primes:
             merged.prime = primes[-1]
+        configs = []
+        for temperature in temperatures:
+            if temperature is not None:
+                merged.temperature = temperature
+            configs.append(OmegaConf.to_object(merged))
     except OmegaConfBaseException as err:
         raise UserError(
             f"{str(err).splitlines()[0]} (options: {', '.join(GenerateConfig.__dataclass_fields__)})"
         ) from None
-    return OmegaConf.to_object(merged)
+    return configs
 
 
 @one_line_errors
 def main(argv: list[str] | None = None) -> None:
-    cfg = parse_args(sys.argv[1:] if argv is None else argv)
-    samples = generate(cfg)
-    if not cfg.stream:
-        print("\n\n----------\n\n".join(samples))
+    argv = sys.argv[1:] if argv is None else argv
+    if {"--help", "-h", "help"} & set(argv):
+        print(help_text())
+        return
+    configs = parse_args(argv)
+    for cfg in configs:
+        samples = generate(cfg)
+        if len(configs) > 1 and not cfg.stream:
+            print(f"=== temperature {cfg.temperature} ===")
+        if not cfg.stream:
+            print("\n\n----------\n\n".join(samples))
 
 
 if __name__ == "__main__":

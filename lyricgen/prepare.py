@@ -24,7 +24,7 @@ from omegaconf import DictConfig
 
 from lyricgen import UserError, hygiene, one_line_errors
 from lyricgen.atomic import publish_dir
-from lyricgen.config import validate
+from lyricgen.config import CONF_DIR, validate
 
 EXPECTED_COLUMNS = ["Artist", "Song", "Genre", "Language", "Lyrics"]
 REQUIRED_COLUMNS = ["Genre", "Language", "Lyrics"]
@@ -252,7 +252,7 @@ def options_from_config(data: Mapping, val_fraction: float, hygiene: bool) -> Pr
     )
 
 
-@hydra.main(version_base=None, config_path="../conf", config_name="prepare")
+@hydra.main(version_base=None, config_path=str(CONF_DIR), config_name="prepare")
 @one_line_errors
 def main(cfg: DictConfig) -> None:
     if cfg.data.source != "lyrics_csv":

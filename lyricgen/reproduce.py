@@ -18,8 +18,9 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from lyricgen import UserError, one_line_errors, standin
+from lyricgen.config import CONF_DIR
 
-PROTOCOLS = Path(__file__).resolve().parents[1] / "conf" / "protocol"
+PROTOCOLS = CONF_DIR / "protocol"
 STATUS = "status.json"  # written when a run's process ends: its exit code and wall time
 DIVERGED_LINE = "error: training diverged"  # a diverged run (exit 1) is a result too, and is not run again
 

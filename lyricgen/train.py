@@ -34,7 +34,7 @@ from lyricgen.callbacks import (
     TextSamples,
     tensorboard,
 )
-from lyricgen.config import RUN_CONFIG, load_run_config, validate
+from lyricgen.config import CONF_DIR, RUN_CONFIG, load_run_config, validate
 from lyricgen.data import LyricsDataModule
 from lyricgen.model import read_checkpoint, sample_text
 from lyricgen.module import LyricLM
@@ -168,8 +168,8 @@ def log_run_config(trainer: L.Trainer, cfg: DictConfig) -> None:
 
 
 def train(cfg: DictConfig, out_dir: Path, ckpt_path: Path | None = None) -> float:
-    """Train one run into `out_dir`, from scratch or continuing `ckpt_path`; return its final validation
-    loss (what sweepers minimise)."""
+    """Train one run into `out_dir`, from scratch or continuing `ckpt_path`; return its best validation
+    loss, the one best.ckpt holds (what sweepers minimise)."""
     validate(cfg)
     resume_step = resumable_step(ckpt_path) if ckpt_path else 0
     if resume_step >= cfg.trainer.max_steps:
@@ -191,9 +191,10 @@ def train(cfg: DictConfig, out_dir: Path, ckpt_path: Path | None = None) -> floa
     log_run_config(trainer, cfg)
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     val_loss = float(trainer.callback_metrics["val/loss"])
+    best = trainer.checkpoint_callback.best_model_score  # under ddp_spawn it stays in the workers
     if trainer.is_global_zero:  # under DDP the other ranks stay quiet
         print_summary(model, out_dir, val_loss, trainer.global_step, cfg)
-    return val_loss
+    return val_loss if best is None else min(val_loss, float(best))
 
 
 def build_module(cfg: DictConfig, vocab: str) -> LyricLM:
@@ -236,7 +237,7 @@ def resumed_run(cfg: DictConfig, overrides: list[str]) -> tuple[DictConfig, Path
     return resumed, run_dir, ckpt_path
 
 
-@hydra.main(version_base=None, config_path="../conf", config_name="config")
+@hydra.main(version_base=None, config_path=str(CONF_DIR), config_name="config")
 @one_line_errors
 def main(cfg: DictConfig) -> float:
     hydra_cfg = HydraConfig.get()

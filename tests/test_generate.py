@@ -77,9 +77,10 @@ def test_corrupt_and_malicious_checkpoints_are_refused(tmp_path):
 
 
 def test_typed_options():
-    cfg = parse_args(["length=7", "top_k=3", "prime=I want", "greedy=true"])
+    (cfg,) = parse_args(["length=7", "top_k=3", "prime=I want", "greedy=true"])
     assert (cfg.length, cfg.top_k, cfg.prime, cfg.greedy) == (7, 3, "I want", True)
-    assert parse_args(["prime=@yes: [no"]).prime == "@yes: [no"  # the prime is raw text, never parsed
+    assert parse_args(["prime=@yes: [no"])[0].prime == "@yes: [no"  # the prime is raw text, never parsed
+    assert [cfg.temperature for cfg in parse_args(["temperature=[0.5,1.0]", "length=3"])] == [0.5, 1.0]
     with pytest.raises(UserError, match="length"):
         parse_args(["length=long"])
     with pytest.raises(UserError, match="colour"):
@@ -111,3 +112,18 @@ def test_bad_input_exits_with_one_clear_line(trained_run, tmp_path, args, messag
     result = run_module("lyricgen.generate", *args, cwd=tmp_path)
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_help_lists_every_option_and_several_temperatures_give_labelled_samples(trained_run, tmp_path):
+    shown = run_module("lyricgen.generate", "--help", cwd=tmp_path)
+    assert shown.returncode == 0 and shown.stdout.startswith("usage: python -m lyricgen.generate")
+    for option in GenerateConfig.__dataclass_fields__:
+        assert f"\n  {option}=" in shown.stdout, option
+    result = run_module(
+        "lyricgen.generate", f"ckpt={trained_run}", "temperature=[0,0.8]", "length=30", "prime=la ", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    greedy, sampled = result.stdout.split("=== temperature 0.8 ===\n")
+    assert greedy.startswith("=== temperature 0.0 ===\nla ")
+    assert greedy.strip().splitlines()[1:] == sample(trained_run, greedy=True, prime="la ", length=30)[0].splitlines()
+    assert sampled.strip() == sample(trained_run, temperature=0.8, prime="la ", length=30)[0].strip()

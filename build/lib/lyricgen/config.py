@@ -1,0 +1,228 @@
+"""The schema of a run's config (types, choices and ranges, checked before any data is read) and the
+resolvers the YAML files use.
+
+Hydra composes plain YAML; `validate(cfg)` merges it into these dataclasses so that
+`model.num_layers=two`, `model.dropout=1.5`, `model.cell=transformer` or `optim.lr=-1` stop the run with one
+line naming the key, the bad value and what is allowed.
+"""
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from lyricgen import UserError
+
+# The configs: conf/ at the top of a checkout (the source), lyricgen/conf/ inside an installed wheel.
+_PACKAGED = Path(__file__).resolve().parent / "conf"
+CONF_DIR = _PACKAGED if _PACKAGED.is_dir() else Path(__file__).resolve().parents[1] / "conf"
+
+# The allowed values of the choice keys. The modules that implement them import these (this module needs
+# only omegaconf, so checking a config never loads torch, Lightning or pandas).
+CELLS = ("rnn", "gru", "lstm")  # model.cell
+INPUTS = ("onehot", "embedding")  # model.input
+NONLINEARITIES = ("tanh", "relu")  # model.nonlinearity (rnn cell)
+SOURCES = ("songs_poems", "text", "lyrics_csv")  # data.source
+ASCII_MODES = ("strip", "transliterate", "keep")  # data.ascii
+
+
+def choices(name: str, values: Iterable[str]) -> type[Enum]:
+    """An Enum of the allowed values, taken from where they are implemented, so OmegaConf can name them."""
+    return Enum(name, {value: value for value in values}, type=str)
+
+
+Cell = choices("Cell", CELLS)
+Nonlinearity = choices("Nonlinearity", NONLINEARITIES)
+InputMode = choices("InputMode", INPUTS)
+Source = choices("Source", SOURCES)
+AsciiMode = choices("AsciiMode", ASCII_MODES)
+
+
+def scaled(iterations: int, *, _root_: DictConfig) -> int:
+    """${scaled:N} in a config: N iterations times the run's `scale` (make reproduce SCALE=0.1)."""
+    return max(1, round(iterations * _root_.scale))
+
+
+def resume_dir(resume: str | None, ckpt_path: str | None, fresh: str) -> str:
+    """${resume_dir:...} for hydra.run.dir: a resumed run continues in its own directory."""
+    if resume:
+        return resume
+    return str(Path(ckpt_path).parent.parent) if ckpt_path else fresh
+
+
+def hydra_subdir(resume: str | None, ckpt_path: str | None) -> str | None:
+    """${hydra_subdir:...} for hydra.output_subdir: a resumed run keeps the .hydra/ record of the command
+    that made it (the report reads its experiment there); the resume command writes none."""
+    return None if resume or ckpt_path else ".hydra"
+
+
+def sqlite_in(directory: str, name: str) -> str:
+    """${sqlite_in:DIR,FILE}: an SQLite URL for DIR/FILE, DIR created first (Optuna opens it before any job
+    has made the sweep directory)."""
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{Path(directory).resolve() / name}"
+
+
+def dirname(name: str, limit: int = 200) -> str:
+    """${dirname:...}: a run directory name within file-system limits (255 bytes); a longer one keeps its
+    start and ends in a hash of the whole, so names stay unique."""
+    if len(name.encode()) <= limit:
+        return name
+    digest = hashlib.blake2b(name.encode(), digest_size=4).hexdigest()
+    return f"{name.encode()[: limit - 13].decode(errors='ignore')}...{digest}"
+
+
+OmegaConf.register_new_resolver("scaled", scaled, replace=True)
+OmegaConf.register_new_resolver("dirname", dirname, replace=True)
+OmegaConf.register_new_resolver("sqlite_in", sqlite_in, replace=True)
+OmegaConf.register_new_resolver("resume_dir", resume_dir, replace=True)
+OmegaConf.register_new_resolver("hydra_subdir", hydra_subdir, replace=True)
+
+
+RUN_CONFIG = "config.yaml"  # each run's resolved config, saved in its directory: what resume= continues with
+
+
+
+
+def load_run_config(run_dir: str | Path) -> DictConfig:
+    """The resolved config a run saved in its directory. Keys added to lyricgen after the run was made get
+    the behaviour the run had without them: no hygiene, and today's guard and forensics (which watch a run
+    without changing it)."""
+    path = Path(run_dir) / RUN_CONFIG
+    if not path.is_file():
+        raise UserError(f"{run_dir} is not a lyricgen run directory: it has no {RUN_CONFIG}")
+    defaults = OmegaConf.load(CONF_DIR / "config.yaml")
+    added = {"data": {"hygiene": False}, "guard": defaults.guard, "spikes": defaults.spikes}
+    return OmegaConf.merge(added, OmegaConf.load(path))
+
+
+def require(condition: bool, key: str, value: object, allowed: str) -> None:
+    if not condition:
+        raise UserError(f"{key}={value} is invalid: {allowed}")
+
+
+# The schema holds types, choices and ranges; the values live in conf/ alone. Keys every run has are
+# MISSING here (the YAML must give them); keys of one data source only are None when another source is used.
+
+
+@dataclass
+class ModelSchema:
+    cell: Cell = MISSING
+    num_layers: int = MISSING
+    hidden_size: int = MISSING
+    dropout: float = MISSING
+    nonlinearity: Nonlinearity = MISSING
+    input: InputMode = MISSING
+    embed_dim: int = MISSING
+
+    def __post_init__(self) -> None:
+        require(self.num_layers >= 1, "model.num_layers", self.num_layers, "use an integer >= 1")
+        require(self.hidden_size >= 1, "model.hidden_size", self.hidden_size, "use an integer >= 1")
+        require(self.embed_dim >= 1, "model.embed_dim", self.embed_dim, "use an integer >= 1")
+        require(0 <= self.dropout < 1, "model.dropout", self.dropout, "use a probability in [0, 1)")
+
+
+@dataclass
+class OptimSchema:
+    lr: float = MISSING
+    betas: list[float] = MISSING
+    weight_decay: float = MISSING
+
+    def __post_init__(self) -> None:
+        require(self.lr > 0, "optim.lr", self.lr, "use a learning rate > 0")
+        betas_ok = len(self.betas) == 2 and all(0 <= beta < 1 for beta in self.betas)
+        require(betas_ok, "optim.betas", self.betas, "use two values in [0, 1)")
+        require(self.weight_decay >= 0, "optim.weight_decay", self.weight_decay, "use a value >= 0")
+
+
+@dataclass
+class DataSchema:
+    source: Source = MISSING
+    batch_size: int = MISSING
+    seq_len: int = MISSING
+    val_fraction: float = MISSING
+    val_chars: int = MISSING
+    hygiene: bool = MISSING
+    prepared_dir: str = MISSING
+    path: str | None = None  # data=text
+    csv: str | None = None  # data=lyrics_csv, and its options below
+    genres: list[str] | None = None
+    languages: list[str] | None = None
+    ascii: AsciiMode | None = None
+    separator: str | None = None
+
+    def __post_init__(self) -> None:
+        require(self.batch_size >= 1, "data.batch_size", self.batch_size, "use an integer >= 1")
+        require(self.seq_len >= 1, "data.seq_len", self.seq_len, "use an integer >= 1")
+        require(0 < self.val_fraction < 1, "data.val_fraction", self.val_fraction, "use a fraction in (0, 1)")
+        require(self.val_chars > self.seq_len, "data.val_chars", self.val_chars, "use more than data.seq_len")
+
+
+@dataclass
+class CheckpointSchema:
+    every_n_steps: int = MISSING
+
+    def __post_init__(self) -> None:
+        require(self.every_n_steps >= 1, "checkpoint.every_n_steps", self.every_n_steps, "use an integer >= 1")
+
+
+@dataclass
+class GuardSchema:
+    ratio: float = MISSING
+    steps: int = MISSING
+
+    def __post_init__(self) -> None:
+        require(self.ratio > 1, "guard.ratio", self.ratio, "use a multiple of ln(vocabulary size) > 1")
+        require(self.steps >= 1, "guard.steps", self.steps, "use an integer >= 1")
+
+
+@dataclass
+class SpikesSchema:
+    grad_ratio: float = MISSING
+    loss_jump: float = MISSING
+
+    def __post_init__(self) -> None:
+        require(self.grad_ratio > 1, "spikes.grad_ratio", self.grad_ratio, "use a ratio > 1")
+        require(self.loss_jump > 0, "spikes.loss_jump", self.loss_jump, "use a number of nats > 0")
+
+
+@dataclass
+class RunSchema:
+    model: ModelSchema = MISSING
+    optim: OptimSchema = MISSING
+    data: DataSchema = MISSING
+    checkpoint: CheckpointSchema = MISSING
+    guard: GuardSchema = MISSING
+    spikes: SpikesSchema = MISSING
+    trainer: dict[str, Any] = field(default_factory=dict)  # any lightning.Trainer argument
+    scale: float = MISSING
+    seed: int = MISSING
+    threads: int | None = MISSING
+    sample_length: int = MISSING
+    resume: str | None = MISSING
+    ckpt_path: str | None = MISSING
+
+    def __post_init__(self) -> None:
+        max_steps = self.trainer.get("max_steps", 1)
+        interval = self.trainer.get("val_check_interval", 1)
+        clip = self.trainer.get("gradient_clip_val")
+        require(isinstance(max_steps, int) and max_steps >= 1, "trainer.max_steps", max_steps, "use an integer >= 1")
+        require(isinstance(interval, int) and interval >= 1, "trainer.val_check_interval", interval, "an integer >= 1")
+        require(clip is None or clip > 0, "trainer.gradient_clip_val", clip, "use a norm > 0, or null for no clipping")
+        require(self.seed >= 0, "seed", self.seed, "use an integer >= 0")
+        require(self.scale > 0, "scale", self.scale, "use a factor > 0")
+        require(self.threads is None or self.threads >= 1, "threads", self.threads, "use an integer >= 1, or null")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise UserError with one line if any value of `cfg` is of the wrong type, choice or range."""
+    try:
+        OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(RunSchema), cfg))
+    except OmegaConfBaseException as err:
+        message = str(err).splitlines()[0]
+        raise UserError(f"{err.full_key}: {message}" if getattr(err, "full_key", None) else message) from None

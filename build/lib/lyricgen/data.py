@@ -1,0 +1,108 @@
+"""LyricsDataModule: corpus -> one compact id tensor -> batches of random windows."""
+
+import hashlib
+from collections.abc import Iterator
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, IterableDataset, TensorDataset
+
+from lyricgen import UserError, idcache
+
+VAL_BATCH_SIZE = 64  # windows per validation batch; validation cost does not depend on the training batch
+
+
+def mix_seed(*parts: int) -> int:
+    """A 32-bit seed from several integers (torch's CPU generator keeps only 32 bits, so seed * 2**32 + step
+    would make every seed sample the same windows)."""
+    digest = hashlib.blake2b(":".join(map(str, parts)).encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "little")
+
+
+def private_generator() -> torch.Generator:
+    """A DataLoader draws a seed from the global RNG each time it is iterated, unless given its own
+    generator; that would shift dropout masks by whether a validation ran, and break exact resume."""
+    return torch.Generator().manual_seed(0)
+
+
+class RandomWindows(IterableDataset):
+    """Endless batches of `batch_size` random windows of `seq_len + 1` ids: inputs and next-char targets.
+
+    Batch number `step` depends only on (seed, step), so a run resumed at step N sees exactly the batches
+    an uninterrupted run would have seen. Under DDP each rank samples inside its own contiguous shard of
+    the text with its own seed: ranks never train on the same characters in a step.
+    """
+
+    def __init__(
+        self,
+        ids: torch.Tensor,
+        batch_size: int,
+        seq_len: int,
+        seed: int,
+        start_step: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
+        shard = len(ids) // world_size
+        self.ids = ids[rank * shard : (rank + 1) * shard]
+        if len(self.ids) <= seq_len:
+            raise UserError(f"corpus too short: each of {world_size} ranks needs more than {seq_len} characters")
+        self.batch_size, self.seq_len, self.start_step = batch_size, seq_len, start_step
+        self.seed_parts = (seed,) if rank == 0 else (seed, rank)  # rank 0 alone samples as a single process
+        self.offsets = torch.arange(seq_len + 1)
+
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        generator = torch.Generator().manual_seed(mix_seed(*self.seed_parts, step))
+        starts = torch.randint(len(self.ids) - self.seq_len, (self.batch_size, 1), generator=generator)
+        chunk = self.ids[starts + self.offsets].long()
+        return chunk[:, :-1], chunk[:, 1:]
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        step = self.start_step
+        while True:
+            yield self.batch(step)
+            step += 1
+
+
+def consecutive_windows(ids: torch.Tensor, seq_len: int) -> TensorDataset:
+    """Non-overlapping windows covering `ids`: a fixed, deterministic validation set."""
+    count = (len(ids) - 1) // seq_len
+    starts = torch.arange(count).unsqueeze(1) * seq_len
+    chunk = ids[starts + torch.arange(seq_len + 1)].long()
+    return TensorDataset(chunk[:, :-1], chunk[:, 1:])
+
+
+class LyricsDataModule(L.LightningDataModule):
+    """Loads the configured corpus once, holds the vocabulary, and serves train and validation batches."""
+
+    def __init__(self, batch_size: int, seq_len: int, val_fraction: float, val_chars: int, seed: int, **source: object):
+        """`source`: data.source and its options (data.path, data.csv, data.hygiene, data.prepared_dir, ...)."""
+        super().__init__()
+        self.source = source
+        self.batch_size, self.seq_len = batch_size, seq_len
+        self.val_fraction, self.val_chars, self.seed = val_fraction, val_chars, seed
+        self.vocab = ""
+        self.train_ids = self.val_ids = torch.empty(0, dtype=torch.uint8)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.vocab:  # already loaded: train.py sets up early to learn the vocabulary size
+            return
+        encoded = idcache.encoded_corpus(val_fraction=self.val_fraction, **self.source)
+        self.vocab, self.train_ids, self.val_ids = encoded.vocab, encoded.train, encoded.val[: self.val_chars]
+        shortest = min(len(self.train_ids), len(self.val_ids))
+        if shortest <= self.seq_len:
+            raise UserError(
+                f"corpus too short: {len(self.train_ids)} training and {len(self.val_ids)} validation "
+                f"characters, but one window is data.seq_len+1={self.seq_len + 1}; "
+                "use a longer text or a smaller data.seq_len"
+            )
+
+    def train_dataloader(self) -> DataLoader:
+        trainer = self.trainer
+        position = (trainer.global_step, trainer.global_rank, trainer.world_size) if trainer else (0, 0, 1)
+        windows = RandomWindows(self.train_ids, self.batch_size, self.seq_len, self.seed, *position)
+        return DataLoader(windows, batch_size=None, generator=private_generator())  # yields whole batches
+
+    def val_dataloader(self) -> DataLoader:
+        windows = consecutive_windows(self.val_ids, self.seq_len)
+        return DataLoader(windows, batch_size=VAL_BATCH_SIZE, generator=private_generator())

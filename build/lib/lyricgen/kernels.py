@@ -1,0 +1,219 @@
+"""What makes training fast on a CPU: nn.RNN and nn.GRU's recurrence with a hand-written backward through
+time and a cheaper dropout mask. Each was measured (benchmarks/train_speed.py).
+
+The recurrence: on a CPU, nn.RNN/nn.GRU record several autograd nodes per time step and layer, and
+backward replays them one by one. Here each layer's recurrence is ONE autograd node:
+- the input projection of all time steps is one matmul (or, for one-hot input, a column lookup) before it;
+- forward steps are one addmm plus a few in-place element-wise ops into preallocated buffers;
+- backward steps do only what depends on the carried gradient (an addmm and one to three multiplies);
+  every other factor is computed for many steps at once, and the weight gradient is one matmul per layer.
+Weights are nn.RNN/nn.GRU's own parameters, so checkpoints and the CUDA path (cuDNN) are unchanged;
+tests check outputs and gradients against nn.RNN/nn.GRU.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.autograd.function import once_differentiable
+
+Tensor = torch.Tensor
+
+
+def flat(x: Tensor) -> Tensor:
+    """(seq, batch, features) -> (seq * batch, features); a view, also of a slice of the last dim."""
+    return x.reshape(-1, x.size(-1))
+
+
+def per_step(*tensors: Tensor) -> list[tuple[Tensor, ...]]:
+    """For each time step, the step's slice of every (seq, ...) tensor: made once, in C++, instead of
+    indexing in the loop."""
+    return list(zip(*(tensor.unbind(0) for tensor in tensors), strict=True))
+
+
+def with_initial_state(h0: Tensor, seq: int) -> Tensor:
+    """(seq + 1, batch, hidden) buffer whose [0] is h0: [:-1] is then the state each step starts from."""
+    states = h0.new_empty(seq + 1, *h0.shape)
+    states[0] = h0
+    return states
+
+
+class ElmanLayer(torch.autograd.Function):
+    """One nn.RNN layer: h_t = act(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh), act = tanh or relu, for
+    time-major inputs (see project_input)."""
+
+    @staticmethod
+    def forward(ctx, inputs: Tensor, h0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor, relu: bool):
+        states = with_initial_state(h0, len(inputs))
+        project_input(inputs, w_ih, b_ih + b_hh, out=flat(states[1:]))  # each step adds its recurrent part
+        activate = torch.relu_ if relu else torch.tanh_
+        w_hh_t, h = w_hh.t(), h0
+        for state in states[1:].unbind(0):
+            h = activate(state.addmm_(h, w_hh_t))
+        ctx.save_for_backward(inputs, states, w_ih, w_hh)
+        ctx.relu = relu
+        return states[1:]
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out: Tensor) -> tuple:
+        inputs, states, w_ih, w_hh = ctx.saved_tensors
+        out = states[1:]
+        # d act / d pre-activation for all steps at once (relu's outputs are >= 0: sign is its slope)
+        slope = out.sign() if ctx.relu else 1 - out * out
+        grad_pre = grad_out.clone(memory_format=torch.contiguous_format)  # completed step by step from the end
+        carry = None  # d loss / d the next step's pre-activation
+        for grad_t, slope_t in reversed(per_step(grad_pre, slope)):
+            if carry is not None:
+                grad_t.addmm_(carry, w_hh)
+            carry = grad_t.mul_(slope_t)
+        grad_inputs, grad_w_ih, grad_b = project_input_backward(inputs, w_ih, flat(grad_pre), ctx.needs_input_grad[0])
+        grad_w_hh = flat(grad_pre).t() @ flat(states[:-1])
+        return grad_inputs, carry @ w_hh, grad_w_ih, grad_w_hh, grad_b, grad_b, None
+
+
+class GRULayer(torch.autograd.Function):
+    """One nn.GRU layer, for time-major inputs (see project_input), weights in nn.GRU's gate order (r, z, n):
+    r, z = sigmoid(x W_i{r,z}^T + b_i{r,z} + h W_h{r,z}^T + b_h{r,z}),
+    n = tanh(x W_in^T + b_in + r * (h W_hn^T + b_hn)), h' = n + z * (h - n).
+    Inside, the gates are reordered so that each step's operands are single strided blocks of one buffer
+    laid out [n (x side), z, r, h_n = h W_hn^T + b_hn]: the x side is then (n, z, r), the h side (z, r, n)."""
+
+    @staticmethod
+    def forward(ctx, inputs: Tensor, h0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor) -> Tensor:
+        hidden = w_hh.size(1)
+        b_hz, b_hr, b_hn = reorder_gates(b_hh, "zrn").split(hidden)
+        # Pre-activations without the h W^T terms; each step adds those and applies the activations in place.
+        work = h0.new_empty(len(inputs), len(h0), 4 * hidden)
+        x_weight = reorder_gates(w_ih, "nzr")
+        x_bias = torch.cat([b_hn.new_zeros(hidden), b_hz, b_hr]) + reorder_gates(b_ih, "nzr")
+        # torch's CPU tanh is ~6x slower than its sigmoid: on a batch's worth of values (from 16 rows) n is
+        # computed as 2 sigmoid(2a) - 1, with n's x side projected doubled and its h side added doubled.
+        via_sigmoid = len(h0) >= 16
+        if via_sigmoid:
+            doubled_n = torch.cat([x_bias.new_full((hidden,), 2.0), x_bias.new_ones(2 * hidden)])
+            x_weight, x_bias = x_weight * doubled_n.unsqueeze(1), x_bias * doubled_n
+        project_input(inputs, x_weight, x_bias, out=flat(work[..., : 3 * hidden]))
+        work[..., 3 * hidden :] = b_hn
+        states = with_initial_state(h0, len(inputs))
+        n, z, r, h_n = work.split(hidden, dim=-1)
+        steps = per_step(work[..., hidden:], work[..., hidden : 3 * hidden], n, z, r, h_n, states[1:])
+        w_hh_t, h = reorder_gates(w_hh, "zrn").t(), h0
+        for zrh_t, zr_t, n_t, z_t, r_t, h_n_t, state in steps:
+            zrh_t.addmm_(h, w_hh_t)
+            zr_t.sigmoid_()
+            if via_sigmoid:
+                n_t.addcmul_(r_t, h_n_t, value=2).sigmoid_().mul_(2).sub_(1)
+            else:
+                n_t.addcmul_(r_t, h_n_t).tanh_()
+            h = torch.lerp(n_t, h, z_t, out=state)
+        ctx.save_for_backward(inputs, w_ih, w_hh, work, states)
+        return states[1:]
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out: Tensor) -> tuple:
+        inputs, w_ih, w_hh, work, states = ctx.saved_tensors
+        seq, batch, hidden = len(work), work.size(1), w_hh.size(1)
+        grads = work.new_empty(seq, batch, 4, hidden)  # d loss / d the pre-activations [n (x side), z, r, h_n]
+        grad_x_side = flat(grads.view_as(work)[..., : 3 * hidden])  # gates (n, z, r)
+        grad_h_side = flat(grads.view_as(work)[..., hidden:])  # gates (z, r, n)
+        carried = grad_out.clone(memory_format=torch.contiguous_format)  # d loss / d h_t, completed from the end
+        steps = per_step(carried, work[..., hidden : 2 * hidden], grads, grads.view_as(work)[..., hidden:])
+        w_hh_zrn = reorder_gates(w_hh, "zrn")
+        # The factors are made a block of steps at a time, ~64k values per operand, so that they are still in
+        # cache when the steps use them (measured: 6 instead of 12 ms at batch 64, hidden 100).
+        block = -(-(2**16) // (batch * hidden))
+        for start in reversed(range(0, seq, block)):
+            end = min(start + block, seq)
+            block_factors = gru_factors(work[start:end], states[start:end], hidden).unbind(0)
+            for step in range(end - 1, start - 1, -1):
+                grad_h, z_t, grads_t, grad_h_side_t = steps[step]
+                torch.mul(grad_h.unsqueeze(1), block_factors[step - start], out=grads_t)
+                grad_h_before = steps[step - 1][0] if step else grad_h.new_zeros(grad_h.shape)
+                grad_h_before.addcmul_(grad_h, z_t).addmm_(grad_h_side_t, w_hh_zrn)
+        grad_inputs, grad_w_ih, grad_b_ih = project_input_backward(
+            inputs, reorder_gates(w_ih, "nzr"), grad_x_side, ctx.needs_input_grad[0]
+        )
+        grad_b_hh = torch.cat([grad_b_ih[hidden:], grad_h_side[:, 2 * hidden :].sum(0)])  # z, r as the x side
+        grad_w_hh = grad_h_side.t() @ flat(states[:-1])
+        return (
+            grad_inputs,
+            grad_h_before,
+            reorder_gates(grad_w_ih, "nzr", back=True),
+            reorder_gates(grad_w_hh, "zrn", back=True),
+            reorder_gates(grad_b_ih, "nzr", back=True),
+            reorder_gates(grad_b_hh, "zrn", back=True),
+        )
+
+
+def gru_factors(work: Tensor, previous: Tensor, hidden: int) -> Tensor:
+    """d h_t / d each pre-activation [n (x side), z, r, h_n] for the steps of `work` (GRULayer's buffer after
+    forward) from their previous states: (steps, batch, 4, hidden). A step's gradients are then ONE
+    multiply of the carried d loss / d h_t by its factors."""
+    n, z, r, h_n = work.split(hidden, dim=-1)
+    one_minus_z = 1 - z
+    d_n = torch.addcmul(one_minus_z, one_minus_z, n * n, value=-1)  # (1 - z) (1 - n^2)
+    d_h_n = d_n * r
+    return torch.stack([d_n, (previous - n) * (z * one_minus_z), d_h_n * h_n * (1 - r), d_h_n], dim=2)
+
+
+def reorder_gates(tensor: Tensor, order: str, back: bool = False) -> Tensor:
+    """nn.GRU's gate rows (r, z, n) in the given order, e.g. "nzr"; back=True: rows in `order` back to
+    nn.GRU's."""
+    source, target = (order, "rzn") if back else ("rzn", order)
+    chunks = dict(zip(source, tensor.chunk(3), strict=True))
+    return torch.cat([chunks[gate] for gate in target])
+
+
+def project_input(inputs: Tensor, weight: Tensor, bias: Tensor, out: Tensor) -> None:
+    """out (seq * batch, gates) = inputs @ weight^T + bias for all steps at once. inputs is either
+    (seq, batch, features) or (seq, batch) integer indices of one-hot vectors: their product with weight
+    is a lookup of weight's columns (plus bias), without building the one-hot tensor."""
+    if inputs.is_floating_point():
+        torch.addmm(bias, flat(inputs), weight.t(), out=out)
+    else:
+        torch.index_select(weight.t() + bias, 0, inputs.reshape(-1), out=out)
+
+
+def project_input_backward(
+    inputs: Tensor, weight: Tensor, grad_out: Tensor, needs_input_grad: bool
+) -> tuple[Tensor | None, Tensor, Tensor]:
+    """d loss / d (inputs or None, weight, bias) of project_input, given grad_out (seq * batch, gates)."""
+    if not inputs.is_floating_point():  # one-hot rows: each adds its gradient to one column of weight
+        # (from a strided source index_add_ took 6.5 ms at batch 64; a copy plus a contiguous one, 2.3)
+        grad_table = grad_out.new_zeros(weight.t().shape).index_add_(0, inputs.reshape(-1), grad_out.contiguous())
+        return None, grad_table.t(), grad_table.sum(0)  # every row took the bias once: a sum over V rows
+    grad_inputs = (grad_out @ weight).view_as(inputs) if needs_input_grad else None
+    return grad_inputs, grad_out.t() @ flat(inputs), grad_out.sum(0)
+
+
+def recurrent_stack(rnn: nn.RNN | nn.GRU, inputs: Tensor, hidden: Tensor | None) -> tuple[Tensor, Tensor]:
+    """What `rnn(inputs, hidden)` returns, for time-major inputs: (seq, batch, features), or (seq, batch)
+    indices of one-hot vectors. Dropout between layers as nn.RNN applies it."""
+    if hidden is None:
+        hidden = rnn.weight_hh_l0.new_zeros(rnn.num_layers, inputs.size(1), rnn.hidden_size)
+    relu = getattr(rnn, "nonlinearity", "tanh") == "relu"
+    x, finals = inputs, []
+    for layer in range(rnn.num_layers):
+        if layer:
+            x = dropout(x, rnn.dropout, rnn.training)
+        w_ih, w_hh, b_ih, b_hh = rnn.all_weights[layer]
+        if isinstance(rnn, nn.GRU):
+            x = GRULayer.apply(x, hidden[layer], w_ih, w_hh, b_ih, b_hh)
+        else:
+            x = ElmanLayer.apply(x, hidden[layer], w_ih, w_hh, b_ih, b_hh, relu)
+        finals.append(x[-1])
+    return x, torch.stack(finals)
+
+
+def dropout(x: Tensor, p: float, training: bool) -> Tensor:
+    """F.dropout, with the mask drawn 16 bits per element from 64-bit random words: torch's CPU dropout draws
+    one Bernoulli sample per element, ~10 ns each, which made dropout ~40% of a batch-64 step of the
+    paper's 4-layer model. The keep probability is rounded to a multiple of 1/65536 (0.8 stays 0.8 to
+    within 1e-5) and kept values are scaled by its exact inverse, so the expectation is unchanged."""
+    keep = round((1 - p) * 65536)  # kept where a uniform 16-bit value is below this
+    if not training or p == 0 or x.device.type != "cpu" or keep == 0:
+        return F.dropout(x, p, training)
+    words = torch.empty(-(-x.numel() // 4), dtype=torch.int64).random_(-(2**63), None)
+    bits = words.view(torch.int16)[: x.numel()].view(x.shape)
+    return x * (bits < keep - 32768).to(x.dtype).mul_(65536 / keep)

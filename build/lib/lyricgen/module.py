@@ -1,0 +1,111 @@
+"""LyricLM, the LightningModule: the objective, the optimiser and the divergence guard around a CharRNN.
+Logging, samples and checkpoint extras are callbacks (lyricgen.callbacks)."""
+
+import math
+
+import lightning as L
+import torch
+
+from lyricgen import Diverged
+from lyricgen.model import CharRNN, sequence_loss
+
+
+class LyricLM(L.LightningModule):
+    """Trains a CharRNN with cross-entropy and Adam. Its hyperparameters (vocabulary included) are plain
+    values, so a checkpoint alone is enough to generate text (lyricgen.model.load_checkpoint).
+
+    The guard stops training when the loss or the gradient norm is not finite, or when the training loss,
+    smoothed over `guard_steps` steps, exceeds `guard_ratio` times ln(vocabulary size) — the loss of a
+    uniform guess — a model that far behind guessing has diverged even while its numbers stay finite.
+    One bad step cannot trip it: the paper's loss spikes (single steps up to ~1.8x ln(vocab), 50-step
+    means below it) pass. Under a GradScaler (fp16) a non-finite gradient is a skipped step, not divergence.
+    """
+
+    # Defaults: conf/optim/adam.yaml and conf/config.yaml's guard (a test keeps them equal).
+    def __init__(
+        self,
+        vocab: str,
+        lr: float,
+        betas: tuple[float, float] = (0.9, 0.999),
+        weight_decay: float = 0.0,
+        guard_ratio: float = 2.0,
+        guard_steps: int = 50,
+        **network: object,
+    ):
+        """`network`: CharRNN's options (cell, num_layers, hidden_size, ...)."""
+        super().__init__()
+        self.save_hyperparameters()
+        self.model = CharRNN(len(vocab), **network)
+        self.grad_norm = torch.tensor(math.nan)  # this step's, before clipping: read by the step metrics
+        self.skipped_steps = 0  # steps a GradScaler skipped for non-finite gradients
+        self.smoothed_loss = self.last_finite_loss = math.nan
+        self.diverge_above = guard_ratio * math.log(max(len(vocab), 2))
+
+    def loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        inputs, targets = batch
+        logits, _ = self.model(inputs)
+        return sequence_loss(logits, targets)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss = self.loss(batch)
+        self.check_loss(float(loss.detach()))
+        return loss
+
+    def check_loss(self, loss: float) -> None:
+        """The guard's loss test: non-finite at once, or its running mean far above a uniform guess."""
+        if not math.isfinite(loss):
+            raise self.diverged(f"loss is {loss}")
+        self.last_finite_loss = loss
+        weight = 1 / self.hparams.guard_steps
+        previous = self.smoothed_loss
+        self.smoothed_loss = loss if math.isnan(previous) else previous + weight * (loss - previous)
+        if self.smoothed_loss > self.diverge_above:
+            raise self.diverged(
+                f"the training loss, averaged over ~{self.hparams.guard_steps} steps, is {self.smoothed_loss:.4g} "
+                f"nats: above {self.hparams.guard_ratio} x ln(vocabulary) = {self.diverge_above:.3f}"
+            )
+
+    def configure_gradient_clipping(
+        self,
+        optimizer: torch.optim.Optimizer,
+        gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str | None = None,
+    ) -> None:
+        """Lightning calls this after backward on every step, clipping or not: the gradient norm is computed
+        once here, kept before clipping (so the paper's exploding gradients show in full), checked, and
+        reused to clip by norm (Lightning's own clipping would compute it again)."""
+        grads = [p.grad for p in self.parameters() if p.grad is not None]
+        self.grad_norm = torch.nn.utils.get_total_norm(grads)
+        if not torch.isfinite(self.grad_norm):
+            if getattr(self.trainer.precision_plugin, "scaler", None) is not None:
+                self.skipped_steps += 1  # the scaler skips this step and lowers its scale
+                return
+            raise self.diverged(f"gradient norm is {self.grad_norm.item()}")
+        if not gradient_clip_val:
+            return
+        if gradient_clip_algorithm == "value":
+            super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
+        else:
+            torch.nn.utils.clip_grads_with_norm_(self.parameters(), gradient_clip_val, self.grad_norm)
+
+    def diverged(self, what: str) -> Diverged:
+        """Raised before the weights take the bad update, so the last checkpoint stays the last good state."""
+        return Diverged(
+            f"training diverged at step {self.global_step}: {what} (last finite loss {self.last_finite_loss:.4f}, "
+            f"lr {self.hparams.lr}); "
+            "lower optim.lr or set trainer.gradient_clip_val"
+        )
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        loss = self.loss(batch)
+        windows = len(batch[0])  # weight each batch by its size: the epoch mean is the mean over characters
+        self.log("val/loss", loss, prog_bar=True, batch_size=windows, sync_dist=True)  # averaged over DDP ranks
+        self.log("val/bpc", loss / math.log(2), batch_size=windows, sync_dist=True)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(
+            self.parameters(),
+            lr=self.hparams.lr,
+            betas=tuple(self.hparams.betas),
+            weight_decay=self.hparams.weight_decay,
+        )

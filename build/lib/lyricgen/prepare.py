@@ -1,0 +1,269 @@
+"""Lyrics CSV -> clean train/validation text files with counts: the paper's data step, at full scale.
+
+`python -m lyricgen.prepare data=lyrics_csv data.csv=~/data/train.csv` streams the Kaggle *Multi-Lingual
+Lyrics for Genre Classification* train.csv in chunks (bounded memory), keeps the configured genres and
+languages, cleans the lyrics and holds out every k-th kept song for validation. The result is cached by
+input and options: training on the same CSV with the same options reuses it.
+"""
+
+import hashlib
+import json
+import shutil
+import tempfile
+import time
+import unicodedata
+import warnings
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import hydra
+import pandas as pd
+from omegaconf import DictConfig
+
+from lyricgen import UserError, hygiene, one_line_errors
+from lyricgen.atomic import publish_dir
+from lyricgen.config import CONF_DIR, validate
+
+EXPECTED_COLUMNS = ["Artist", "Song", "Genre", "Language", "Lyrics"]
+REQUIRED_COLUMNS = ["Genre", "Language", "Lyrics"]
+CHUNK_ROWS = 10_000  # rows parsed at a time: memory stays bounded whatever the file's size
+PREPARED_VERSION = 1  # bump when cleaning changes, so old caches are not reused
+
+# Typographic characters that have a plain-ASCII spelling (NFKD alone would drop them).
+_TYPOGRAPHY = str.maketrans(
+    {
+        **dict.fromkeys("\u2018\u2019\u201a\u2032", "'"),  # curly single quotes, prime
+        **dict.fromkeys("\u201c\u201d\u201e\u2033", '"'),  # curly double quotes, double prime
+        **dict.fromkeys("\u2013\u2014", "-"),  # en and em dashes
+        **dict.fromkeys("\u2028\u2029", "\n"),  # line and paragraph separators
+        "\u00a0": " ",  # no-break space
+        "\u2026": "...",  # ellipsis
+    }
+)
+
+
+@dataclass(frozen=True)
+class PrepareOptions:
+    genres: tuple[str, ...] = ("Rock",)  # kept genres, spelled as in the dataset
+    languages: tuple[str, ...] = ("en",)  # kept languages, spelled as in the dataset
+    ascii: str = "strip"  # strip (the paper's) | transliterate | keep
+    separator: str = "\n\n"  # written between songs
+    val_fraction: float = 0.05  # every round(1/val_fraction)-th kept song is held out
+    hygiene: bool = True  # drop tablature and chord-chart lines (lyricgen.hygiene); the paper's step: False
+
+
+def held_out(index: int, val_fraction: float) -> bool:
+    """Whether the `index`-th song (or document) of a corpus is held out for validation: every
+    round(1/val_fraction)-th, so the split is spread through the corpus and the same for every seed."""
+    every = round(1 / val_fraction)
+    return index % every == every - 1
+
+
+def transliterate(text: str) -> str:
+    """Curly quotes to straight, é to e, … to ...; whatever has no ASCII spelling is dropped."""
+    decomposed = unicodedata.normalize("NFKD", text.translate(_TYPOGRAPHY))
+    return decomposed.encode("ascii", "ignore").decode("ascii")
+
+
+def clean_lyrics(lyrics: pd.Series, ascii_mode: str) -> pd.Series:
+    text = lyrics.str.replace("\r\n", "\n", regex=False).str.replace("\r", "\n", regex=False)
+    if ascii_mode == "strip":
+        text = text.map(lambda song: song.encode("ascii", "ignore").decode("ascii"))
+    elif ascii_mode == "transliterate":
+        text = text.map(transliterate)
+    return text.str.strip()
+
+
+def file_digest(path: Path) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    with path.open("rb") as file:
+        while block := file.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def cache_dir(csv: Path, options: PrepareOptions, prepared_root: Path) -> Path:
+    """Where the prepared files of this input and these options live. The input is identified by its
+    path, size and modification time (hashing hundreds of MB at every training start would be slow); the
+    content hash is recorded in the stats."""
+    stat = csv.stat()
+    key = json.dumps([PREPARED_VERSION, str(csv.resolve()), stat.st_size, stat.st_mtime_ns, asdict(options)])
+    return prepared_root / f"{csv.stem}-{hashlib.blake2b(key.encode(), digest_size=6).hexdigest()}"
+
+
+def check_columns(csv: Path) -> None:
+    try:
+        header = pd.read_csv(csv, nrows=0)
+    except UnicodeDecodeError:
+        raise UserError(f"{csv} is not a UTF-8 CSV file (give data.csv the Kaggle train.csv)") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise UserError(f"{csv} is not a readable CSV file ({str(err).strip()})") from None
+    found = [str(column) for column in header.columns]
+    missing = [column for column in REQUIRED_COLUMNS if column not in found]
+    if missing:
+        raise UserError(
+            f"{csv} lacks columns {missing}: found {found}, expected {EXPECTED_COLUMNS} "
+            "(the Kaggle train.csv; its test.csv has no Language column)"
+        )
+
+
+def read_chunks(csv: Path, malformed: Counter) -> Iterator[pd.DataFrame]:
+    """The CSV in chunks of rows; rows with too many fields are skipped and counted in malformed["rows"]."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", pd.errors.ParserWarning)
+        try:
+            reader = pd.read_csv(csv, chunksize=CHUNK_ROWS, dtype=str, on_bad_lines="warn")
+            for chunk in reader:
+                malformed["rows"] += sum(str(w.message).count("Skipping line") for w in caught)
+                caught.clear()
+                yield chunk
+        except UnicodeDecodeError:
+            raise UserError(f"{csv} is not a UTF-8 CSV file (give data.csv the Kaggle train.csv)") from None
+        except pd.errors.ParserError as err:
+            raise UserError(f"{csv} could not be parsed as CSV: {str(err).strip()}") from None
+
+
+class SongWriter:
+    """Appends songs to an open text file with the separator between them."""
+
+    def __init__(self, path: Path, separator: str):
+        self.file = path.open("w", encoding="utf-8", newline="\n")
+        self.separator, self.songs = separator, 0
+
+    def write(self, songs: list[str]) -> None:
+        if not songs:
+            return
+        if self.songs:
+            self.file.write(self.separator)
+        self.file.write(self.separator.join(songs))
+        self.songs += len(songs)
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def most_common(values: Counter) -> str:
+    """The 20 most common values, quoted and escaped: a value with a line break keeps the error on one line."""
+    return ", ".join(repr(name) for name, _ in values.most_common(20))
+
+
+def no_songs_error(csv: Path, options: PrepareOptions, stats: dict, genres: Counter, languages: Counter) -> UserError:
+    dropped = stats["rows_dropped"]
+    if stats["rows_read"] == dropped["genre"]:
+        present = most_common(genres)
+        return UserError(f"no rows of {csv} have a genre in {list(options.genres)}; genres present: {present}")
+    if stats["rows_read"] == dropped["genre"] + dropped["language"]:
+        present = most_common(languages)
+        return UserError(
+            f"no rows of {csv} with genres {list(options.genres)} have a language in {list(options.languages)}; "
+            f"their languages: {present}"
+        )
+    return UserError(f"no songs left in {csv}: every kept row has empty lyrics after cleaning ({stats})")
+
+
+def write_prepared(csv: Path, options: PrepareOptions, out: Path) -> dict:
+    """Stream `csv` into out/train.txt and out/val.txt and return the counts."""
+    started = time.perf_counter()
+    stats = {"rows_read": 0, "rows_kept": 0, "rows_dropped": {"genre": 0, "language": 0, "empty_lyrics": 0}}
+    stats |= {"malformed_rows_skipped": 0, "chars_before_cleaning": 0, "chars_after_cleaning": 0}
+    malformed, genres_seen, languages_seen_in_genres, distinct = Counter(), Counter(), Counter(), set()
+    removed = hygiene.Removed()
+    train, val = SongWriter(out / "train.txt", options.separator), SongWriter(out / "val.txt", options.separator)
+    try:
+        for chunk in read_chunks(csv, malformed):
+            stats["rows_read"] += len(chunk)
+            genres_seen.update(chunk["Genre"].dropna())
+            in_genre = chunk[chunk["Genre"].isin(options.genres)]
+            languages_seen_in_genres.update(in_genre["Language"].dropna())
+            kept = in_genre[in_genre["Language"].isin(options.languages)]
+            raw = kept["Lyrics"].dropna()
+            songs = clean_lyrics(raw, options.ascii)
+            songs = songs[songs.str.len() > 0].tolist()
+            stats["rows_dropped"]["genre"] += len(chunk) - len(in_genre)
+            stats["rows_dropped"]["language"] += len(in_genre) - len(kept)
+            stats["rows_dropped"]["empty_lyrics"] += len(kept) - len(songs)
+            if options.hygiene:
+                songs, removed_here = hygiene.clean_songs(songs)
+                removed.add(removed_here)
+            stats["chars_before_cleaning"] += int(raw.str.len().sum())
+            stats["chars_after_cleaning"] += sum(map(len, songs))
+            distinct.update(*map(set, songs))
+            first = stats["rows_kept"]  # the global index of this chunk's first kept song
+            is_val = [held_out(first + i, options.val_fraction) for i in range(len(songs))]
+            val.write([song for song, out_ in zip(songs, is_val, strict=True) if out_])
+            train.write([song for song, out_ in zip(songs, is_val, strict=True) if not out_])
+            stats["rows_kept"] += len(songs)
+    finally:
+        train.close()
+        val.close()
+    stats["malformed_rows_skipped"] = malformed["rows"]
+    stats["hygiene_removed"] = removed.as_dict() if options.hygiene else "off"
+    if not stats["rows_kept"]:
+        raise no_songs_error(csv, options, stats, genres_seen, languages_seen_in_genres)
+    seconds = time.perf_counter() - started
+    return stats | {
+        "songs": stats["rows_kept"],
+        "train_songs": train.songs,
+        "val_songs": val.songs,
+        "distinct_chars": len(distinct),
+        "input": str(csv),
+        "input_blake2b": file_digest(csv),
+        "options": asdict(options),
+        "seconds": round(seconds, 3),
+        "mb_per_s": round(csv.stat().st_size / 1e6 / seconds, 1),
+    }
+
+
+def prepare(csv: str | Path, options: PrepareOptions, prepared_root: str | Path = "outputs/prepared") -> Path:
+    """The directory holding train.txt, val.txt and stats.json for this CSV and options, made if needed.
+
+    Written into a temporary directory and renamed into place: an interrupted run never leaves a
+    half-written cache that a later run would trust.
+    """
+    csv = Path(csv).expanduser()
+    if not csv.is_file():
+        raise UserError(f"lyrics CSV not found: {csv} (set data.csv to the Kaggle train.csv)")
+    target = cache_dir(csv, options, Path(prepared_root))
+    if (target / "stats.json").is_file():
+        return target
+    check_columns(csv)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        stats = write_prepared(csv, options, work)
+        (work / "stats.json").write_text(json.dumps(stats, indent=2) + "\n")
+        publish_dir(work, target, done="stats.json")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return target
+
+
+def options_from_config(data: Mapping, val_fraction: float, hygiene: bool) -> PrepareOptions:
+    """PrepareOptions from the data config (data=lyrics_csv)."""
+    return PrepareOptions(
+        genres=tuple(data["genres"]),
+        languages=tuple(data["languages"]),
+        ascii=data["ascii"],
+        separator=data["separator"],
+        val_fraction=val_fraction,
+        hygiene=hygiene,
+    )
+
+
+@hydra.main(version_base=None, config_path=str(CONF_DIR), config_name="prepare")
+@one_line_errors
+def main(cfg: DictConfig) -> None:
+    if cfg.data.source != "lyrics_csv":
+        raise UserError("prepare works on a lyrics CSV: add data=lyrics_csv data.csv=/path/to/train.csv")
+    validate(cfg)
+    out = prepare(
+        cfg.data.csv, options_from_config(cfg.data, cfg.data.val_fraction, cfg.data.hygiene), cfg.data.prepared_dir
+    )
+    print(f"prepared: {out}")
+    print((out / "stats.json").read_text(), end="")
+
+
+if __name__ == "__main__":
+    main()
