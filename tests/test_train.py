@@ -123,3 +123,26 @@ def test_long_sweep_directory_names_stay_unique_within_file_system_limits():
     assert dirname("model.num_layers=2") == "model.num_layers=2"
     long_a, long_b = "a=1," * 100 + "x=1", "a=1," * 100 + "x=2"
     assert len(dirname(long_a).encode()) <= 200 and dirname(long_a) != dirname(long_b)
+
+
+def test_one_key_places_every_output_and_tags_are_recorded(tiny_overrides, tmp_path):
+    out = tmp_path / "elsewhere"
+    overrides = [item for item in tiny_overrides if not item.startswith("data.prepared_dir")]  # the default
+    result = run_module("lyricgen.train", *overrides, f"paths.output_dir={out}", "tags=[baseline,rock]", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    (run,) = (out / "runs").iterdir()
+    assert list((out / "prepared").glob("ids-*")) and not (tmp_path / "outputs").exists()
+    assert "tags:\n- baseline\n- rock" in (run / "config.yaml").read_text()
+    events = EventAccumulator(str(run)).Reload()
+    assert "_hparams_/session_start_info" in events.PluginTagToContent("hparams")
+    sweep = run_module("lyricgen.train", "-m", *overrides, f"paths.output_dir={out}", "seed=0,1", cwd=tmp_path)
+    assert sweep.returncode == 0, sweep.stderr
+    (sweep_dir,) = (out / "multirun").iterdir()
+    runs = sorted(path.name for path in sweep_dir.iterdir() if path.is_dir())
+    assert len(runs) == 2 and "seed=0" in runs[0].split(",") and "seed=1" in runs[1].split(",")
+
+
+def test_sweepers_get_the_best_validation_loss(compose_config, tmp_path):
+    best = train(compose_config("trainer.max_steps=40", "trainer.val_check_interval=5", "optim.lr=0.3"), tmp_path / "r")
+    logged = [value for _, value in curve(tmp_path / "r", "val/loss")]
+    assert len(logged) == 8 and best == pytest.approx(min(logged))

@@ -87,8 +87,6 @@ OmegaConf.register_new_resolver("hydra_subdir", hydra_subdir, replace=True)
 RUN_CONFIG = "config.yaml"  # each run's resolved config, saved in its directory: what resume= continues with
 
 
-
-
 def load_run_config(run_dir: str | Path) -> DictConfig:
     """The resolved config a run saved in its directory. Keys added to lyricgen after the run was made get
     the behaviour the run had without them: no hygiene, and today's guard and forensics (which watch a run
