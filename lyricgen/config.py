@@ -96,7 +96,8 @@ def load_run_config(run_dir: str | Path) -> DictConfig:
         raise UserError(f"{run_dir} is not a lyricgen run directory: it has no {RUN_CONFIG}")
     defaults = OmegaConf.load(CONF_DIR / "config.yaml")
     added = {"data": {"hygiene": False}, "guard": defaults.guard, "spikes": defaults.spikes}
-    added |= {"paths": defaults.paths, "tags": []}
+    added |= {"paths": defaults.paths, "tags": [], "callbacks": [], "logger": {"name": "tensorboard", "extra": []}}
+    added["data"]["train_chars"] = None
     return OmegaConf.merge(added, OmegaConf.load(path))
 
 
@@ -146,6 +147,7 @@ class DataSchema:
     seq_len: int = MISSING
     val_fraction: float = MISSING
     val_chars: int = MISSING
+    train_chars: int | None = MISSING
     hygiene: bool = MISSING
     prepared_dir: str = MISSING
     path: str | None = None  # data=text
@@ -160,6 +162,8 @@ class DataSchema:
         require(self.seq_len >= 1, "data.seq_len", self.seq_len, "use an integer >= 1")
         require(0 < self.val_fraction < 1, "data.val_fraction", self.val_fraction, "use a fraction in (0, 1)")
         require(self.val_chars > self.seq_len, "data.val_chars", self.val_chars, "use more than data.seq_len")
+        too_few = self.train_chars is not None and self.train_chars <= self.seq_len
+        require(not too_few, "data.train_chars", self.train_chars, "use more than data.seq_len, or null for all")
 
 
 @dataclass
@@ -203,6 +207,8 @@ class RunSchema:
     checkpoint: CheckpointSchema = MISSING
     paths: PathsSchema = MISSING
     tags: list[str] = MISSING
+    logger: dict[str, Any] = MISSING  # Lightning loggers, checked when they are made
+    callbacks: list[Any] = MISSING
     guard: GuardSchema = MISSING
     spikes: SpikesSchema = MISSING
     trainer: dict[str, Any] = field(default_factory=dict)  # any lightning.Trainer argument

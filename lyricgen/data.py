@@ -75,12 +75,21 @@ def consecutive_windows(ids: torch.Tensor, seq_len: int) -> TensorDataset:
 class LyricsDataModule(L.LightningDataModule):
     """Loads the configured corpus once, holds the vocabulary, and serves train and validation batches."""
 
-    def __init__(self, batch_size: int, seq_len: int, val_fraction: float, val_chars: int, seed: int, **source: object):
+    def __init__(
+        self,
+        batch_size: int,
+        seq_len: int,
+        val_fraction: float,
+        val_chars: int,
+        seed: int,
+        train_chars: int | None = None,
+        **source: object,
+    ):
         """`source`: data.source and its options (data.path, data.csv, data.hygiene, data.prepared_dir, ...)."""
         super().__init__()
         self.source = source
         self.batch_size, self.seq_len = batch_size, seq_len
-        self.val_fraction, self.val_chars, self.seed = val_fraction, val_chars, seed
+        self.val_fraction, self.val_chars, self.train_chars, self.seed = val_fraction, val_chars, train_chars, seed
         self.vocab = ""
         self.train_ids = self.val_ids = torch.empty(0, dtype=torch.uint8)
 
@@ -89,6 +98,8 @@ class LyricsDataModule(L.LightningDataModule):
             return
         encoded = idcache.encoded_corpus(val_fraction=self.val_fraction, **self.source)
         self.vocab, self.train_ids, self.val_ids = encoded.vocab, encoded.train, encoded.val[: self.val_chars]
+        if self.train_chars:
+            self.train_ids = self.train_ids[: self.train_chars]
         shortest = min(len(self.train_ids), len(self.val_ids))
         if shortest <= self.seq_len:
             raise UserError(

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import hydra
+import hydra.utils
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
@@ -20,7 +21,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch.utils.tensorboard.summary import hparams
 
 from lyricgen import Diverged, UserError, one_line_errors
@@ -123,9 +124,10 @@ def build_trainer(cfg: DictConfig, out_dir: Path, resume_step: int = 0) -> L.Tra
     )
     options = trainer_options(cfg)
     # purge_step drops events that a killed run wrote after its last checkpoint, so the curve continues.
-    logger = TensorBoardLogger(out_dir, name="", version="", default_hp_metric=False, purge_step=resume_step or None)
+    board = TensorBoardLogger(out_dir, name="", version="", default_hp_metric=False, purge_step=resume_step or None)
+    loggers = [board, *instantiated(cfg.logger.extra, f"logger={cfg.logger.name}", save_dir=str(out_dir))]
     if options.pop("logger", True) is False:
-        logger = False
+        loggers = False
     callbacks = [
         best,
         last,
@@ -135,13 +137,31 @@ def build_trainer(cfg: DictConfig, out_dir: Path, resume_step: int = 0) -> L.Tra
         RNGState(),
         FinishAtLastStep(),
         CheckpointOnSignal(),
+        *instantiated(cfg.callbacks, "callbacks"),  # the user's own come last
     ]
     try:
         return L.Trainer(
-            default_root_dir=out_dir, logger=logger, callbacks=callbacks, plugins=[AtomicCheckpointIO()], **options
+            default_root_dir=out_dir, logger=loggers, callbacks=callbacks, plugins=[AtomicCheckpointIO()], **options
         )
     except (TypeError, ValueError, MisconfigurationException) as err:
         raise UserError(f"trainer: {str(err).strip().splitlines()[0]}") from None
+
+
+def instantiated(specs: ListConfig, key: str, **extra: object) -> list:
+    """Objects made from config entries with a _target_ (hydra.utils.instantiate); a missing package or a
+    wrong argument is one line naming the config key."""
+    made = []
+    for spec in specs:
+        try:
+            made.append(hydra.utils.instantiate(spec, **extra))
+        except Exception as err:  # Hydra wraps import and argument errors of every kind
+            cause = err
+            while cause.__cause__ is not None:  # the import or argument error under Hydra's wrappers
+                cause = cause.__cause__
+            raise UserError(
+                f"{key}: cannot make {spec.get('_target_')}: {str(cause).strip().splitlines()[0]}"
+            ) from None
+    return made
 
 
 def flatten(tree: dict, prefix: str = "") -> Iterator[tuple[str, object]]:
