@@ -52,7 +52,10 @@ def test_callbacks_from_config_join_lyricgens_own(tiny_overrides, tmp_path):
     [
         ("fdr", lambda result, run_dir: "Running in `fast_dev_run` mode" in result.stderr + result.stdout),
         ("limit", lambda result, run_dir: "after 20 steps" in result.stdout),
-        ("profiler trainer.max_steps=6", lambda result, run_dir: "FIT Profiler Report" in result.stdout),
+        (
+            "profiler trainer.max_steps=6",
+            lambda result, run_dir: "FIT Profiler Report" in result.stdout + result.stderr,
+        ),
     ],
 )
 def test_debug_options_run(tiny_overrides, tmp_path, debug, check):
