@@ -19,7 +19,7 @@ import pandas as pd
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from lyricgen import UserError, one_line_errors
+from lyricgen import UserError, hygiene, one_line_errors
 
 matplotlib.use("Agg")  # files only: no display needed
 import matplotlib.pyplot as plt
@@ -110,6 +110,7 @@ class RunResult:
     loss_spikes: int
     unrecovered: bool  # its last loss spike never came back
     grad_spikes: int
+    grad_spikes_on_tablature: int  # episodes whose peak step's batch holds a line of guitar tablature
     max_grad_norm: float
     diverged: bool
     sample: str
@@ -171,6 +172,7 @@ def read_run(run: Path, root: Path) -> tuple[RunResult, dict]:
         loss_spikes=len(by_loss),
         unrecovered=bool(by_loss and not by_loss[-1].recovered),
         grad_spikes=len(by_grad),
+        grad_spikes_on_tablature=0,  # filled in from the batches' text (write_report)
         max_grad_norm=float(np.nanmax(grad_norms)) if len(grad_norms) else math.nan,
         diverged=has_diverged(losses, "train/diverged" in tags),
         sample=sample.replace("\n    ", "\n").strip()[:200],  # the logged sample is indented as Markdown code
@@ -195,12 +197,15 @@ def recorded_windows(run: Path, steps: list[int]) -> dict[int, list[str]]:
     return {step: recorded[step] for step in steps}
 
 
-def spike_section(run: Path, result: RunResult, episodes: list[Episode]) -> str:
+def has_tablature(windows: list[str]) -> bool:
+    return any(hygiene.is_tablature(line) for window in windows for line in window.splitlines())
+
+
+def spike_section(result: RunResult, episodes: list[Episode], windows: dict[int, list[str]]) -> str:
     """Markdown: the run's largest gradient-spike episodes and the text of the batch at each peak."""
     largest = sorted(episodes, key=lambda episode: -episode.peak)[:WINDOWS_SHOWN]
     if not largest:
         return ""
-    windows = recorded_windows(run, [episode.peak_step for episode in largest])
     parts = [f"### {result.run}\n"]
     for episode in largest:
         text = "\n---\n".join(windows[episode.peak_step])
@@ -227,6 +232,7 @@ def summarise_groups(table: pd.DataFrame) -> pd.DataFrame:
                 "runs_with_loss_spikes": int((runs["loss_spikes"] > 0).sum()),
                 "loss_spikes_per_run": " ".join(map(str, runs["loss_spikes"])),
                 "runs_with_grad_spikes": int((runs["grad_spikes"] > 0).sum()),
+                "grad_spikes_on_tablature": f"{runs['grad_spikes_on_tablature'].sum()} of {runs['grad_spikes'].sum()}",
                 "max_grad_norm_min": runs["max_grad_norm"].min(),
                 "max_grad_norm_max": runs["max_grad_norm"].max(),
                 "unrecovered": int(runs["unrecovered"].sum()),
@@ -275,9 +281,11 @@ def write_report(root: Path) -> Path:
     rows, curves, spike_texts = [], {}, []
     for run in runs:
         result, curve = read_run(run, root)
+        windows = recorded_windows(run, [episode.peak_step for episode in curve["by_grad"]]) if curve["by_grad"] else {}
+        result.grad_spikes_on_tablature = sum(has_tablature(text) for text in windows.values())
         rows.append(asdict(result))
         curves.setdefault(result.group, []).append((curve["steps"], curve["losses"]))
-        spike_texts.append(spike_section(run, result, curve["by_grad"]))
+        spike_texts.append(spike_section(result, curve["by_grad"], windows))
     table = pd.DataFrame(rows)
     groups = summarise_groups(table)
     table.to_csv(root / "results.csv", index=False)
@@ -296,7 +304,8 @@ def write_report(root: Path) -> Path:
         f"median of the {HISTORY} normal blocks before it, each lasting until the loss is back within half of "
         f"that; unrecovered: the last never came back. Gradient spikes: episodes of gradient norms (before "
         f"clipping) above {GRAD_RATIO:g}x the median of the {HISTORY * BLOCK} steps before, gaps under "
-        f"{GRAD_GAP} steps joined.\n\n{images}\n\n## What set off the largest gradient spikes\n\n"
+        f"{GRAD_GAP} steps joined; on tablature: the batch at the episode's peak holds a line of tablature "
+        f"(lyricgen.hygiene).\n\n{images}\n\n## What set off the largest gradient spikes\n\n"
         + "\n".join(text for text in spike_texts if text)
         + f"\n\n## Samples\n\n{samples}"
     )

@@ -1,5 +1,6 @@
 """The paper's experiments as configs, and the report built from real runs."""
 
+import json
 import math
 from pathlib import Path
 
@@ -161,3 +162,12 @@ def test_shakespeare_cpu_runs_on_the_shared_corpus(compose_config, shared_data, 
 def test_a_public_domain_songbook_with_non_ascii_text_trains(compose_config, shared_data, tmp_path):
     cfg = compose_config(f"data.path={shared_data / 'pg1279_burns_poems_and_songs.txt'}", "data.seq_len=64")
     assert 0 < train(cfg, tmp_path / "run") < 6
+
+
+def test_spike_windows_come_from_spikes_jsonl_and_tablature_is_recognised(tmp_path):
+    from lyricgen.report import has_tablature, recorded_windows
+
+    entries = [{"step": 7, "windows": ["la la\nE|-----5-----|\nla"]}, {"step": 9, "windows": ["rock - and - roll"]}]
+    (tmp_path / "spikes.jsonl").write_text("".join(json.dumps(entry) + "\n" for entry in entries))
+    windows = recorded_windows(tmp_path, [7, 9])  # recorded: no corpus needed
+    assert [has_tablature(windows[step]) for step in (7, 9)] == [True, False]
