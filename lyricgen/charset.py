@@ -22,12 +22,18 @@ def build_vocab(text: str) -> str:
 
 
 def chunks(text: str) -> Iterator[np.ndarray]:
-    """The text's code points, CHUNK at a time: its bytes for ASCII text (uint8), else UTF-32 (uint32)."""
+    """The text's code points, CHUNK at a time, in the narrowest type that holds them: the bytes of ASCII
+    text (uint8), UTF-16 units when a chunk has no character beyond U+FFFF (uint16: half the memory
+    traffic of UTF-32, and a 64K-entry corner of the lookup tables), else UTF-32 (uint32)."""
     ascii_text = text.isascii()
     for start in range(0, len(text), CHUNK):
         piece = text[start : start + CHUNK]
         if ascii_text:
             yield np.frombuffer(piece.encode("ascii"), dtype=np.uint8)
+            continue
+        units = np.frombuffer(piece.encode("utf-16-le"), dtype=np.uint16)
+        if len(units) == len(piece):  # no surrogate pairs: each unit is a code point
+            yield units
         else:
             yield np.frombuffer(piece.encode("utf-32-le"), dtype=np.uint32)
 
