@@ -25,6 +25,13 @@ def private_generator() -> torch.Generator:
     return torch.Generator().manual_seed(0)
 
 
+def windows(ids: torch.Tensor | idcache.FileIds, starts: torch.Tensor, width: int) -> torch.Tensor:
+    """(len(starts), width) ids: `width` consecutive ids from each start, from memory or from the cache file."""
+    if isinstance(ids, idcache.FileIds):
+        return ids.windows(starts.view(-1).tolist(), width)
+    return ids[starts.view(-1, 1) + torch.arange(width)]
+
+
 class RandomWindows(IterableDataset):
     """Endless batches of `batch_size` random windows of `seq_len + 1` ids: inputs and next-char targets.
 
@@ -35,7 +42,7 @@ class RandomWindows(IterableDataset):
 
     def __init__(
         self,
-        ids: torch.Tensor,
+        ids: torch.Tensor | idcache.FileIds,
         batch_size: int,
         seq_len: int,
         seed: int,
@@ -49,12 +56,11 @@ class RandomWindows(IterableDataset):
             raise UserError(f"corpus too short: each of {world_size} ranks needs more than {seq_len} characters")
         self.batch_size, self.seq_len, self.start_step = batch_size, seq_len, start_step
         self.seed_parts = (seed,) if rank == 0 else (seed, rank)  # rank 0 alone samples as a single process
-        self.offsets = torch.arange(seq_len + 1)
 
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         generator = torch.Generator().manual_seed(mix_seed(*self.seed_parts, step))
         starts = torch.randint(len(self.ids) - self.seq_len, (self.batch_size, 1), generator=generator)
-        chunk = self.ids[starts + self.offsets].long()
+        chunk = windows(self.ids, starts, self.seq_len + 1).long()
         return chunk[:, :-1], chunk[:, 1:]
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -97,7 +103,8 @@ class LyricsDataModule(L.LightningDataModule):
         if self.vocab:  # already loaded: train.py sets up early to learn the vocabulary size
             return
         encoded = idcache.encoded_corpus(val_fraction=self.val_fraction, **self.source)
-        self.vocab, self.train_ids, self.val_ids = encoded.vocab, encoded.train, encoded.val[: self.val_chars]
+        self.vocab, self.train_ids = encoded.vocab, encoded.train
+        self.val_ids = encoded.val[: self.val_chars].read()  # bounded: held in memory
         if self.train_chars:
             self.train_ids = self.train_ids[: self.train_chars]
         shortest = min(len(self.train_ids), len(self.val_ids))

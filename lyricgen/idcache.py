@@ -1,15 +1,16 @@
 """Encoded corpora, cached once on disk and memory-mapped by every process that trains on them.
 
-The training ids of a 100 MB corpus are 100 MB of uint8: a rerun, each DDP rank and each sweep job maps
-the same file instead of reading, cleaning and encoding the text again, and the operating system keeps
-one copy of its pages for all of them. The cache is keyed by what the ids depend on (the source, its
-files' path, size and modification time, the split and cleaning options), written into a temporary
-folder and renamed into place; a folder whose files do not match their recorded sizes is rebuilt.
+The training ids of a 100 MB corpus are 100 MB of uint8: a rerun, each DDP rank and each sweep job reads
+its windows from the same file instead of reading, cleaning and encoding the text again, and the
+operating system's page cache keeps one copy of it for all of them. The cache is keyed by what the ids
+depend on (the source, its files' path, size and modification time, the split and cleaning options),
+written into a temporary folder and renamed into place; a folder whose files do not match their recorded
+sizes is rebuilt.
 """
 
 import hashlib
 import json
-import mmap
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -24,13 +25,6 @@ from lyricgen.atomic import publish_dir
 
 CACHE_VERSION = 1  # bump when encoding or splitting changes, so old caches are not reused
 META = "meta.json"
-
-
-@dataclass
-class Encoded:
-    vocab: str
-    train: torch.Tensor  # memory-mapped ids of the training text
-    val: torch.Tensor  # ids of the validation text
 
 
 def file_identity(path: str | Path) -> list:
@@ -60,18 +54,61 @@ def cache_folder(root: Path, key: list) -> Path:
     return root / f"ids-{hashlib.blake2b(json.dumps(key, default=list).encode(), digest_size=8).hexdigest()}"
 
 
-def mapped(path: Path, dtype: np.dtype, length: int) -> torch.Tensor:
-    """The file's ids, memory-mapped copy-on-write: the pages are the page cache's, shared by every process
-    that maps the file (until written: they never are). Windows are read at random, so the kernel is told
-    not to read ahead from disk (MADV_RANDOM). Each page a process touches counts in its RSS, and a fault
-    maps a whole page-cache folio (up to ~1.5 MB measured here): a few hundred batches map all of it."""
-    if length == 0:
-        return torch.empty(0, dtype=torch.from_numpy(np.empty(0, dtype)).dtype)
-    with path.open("rb") as file:
-        memory = mmap.mmap(file.fileno(), length * dtype.itemsize, access=mmap.ACCESS_COPY)
-    if hasattr(memory, "madvise"):  # Linux, macOS; elsewhere the kernel reads ahead
-        memory.madvise(mmap.MADV_RANDOM)
-    return torch.from_numpy(np.frombuffer(memory, dtype=dtype))
+class FileIds:
+    """Ids in a file, read a window at a time with pread: nothing of the file is mapped into the process,
+    so a process's memory does not grow with the corpus; the operating system's page cache holds one copy
+    for every process that reads it (measured: mapping the file instead, a page fault mapped a whole
+    page-cache folio, ~1.5 MB, and a few hundred batches made the whole file resident in every process).
+
+    Supports what training asks of its ids: len(), slices (a DDP rank's shard, data.train_chars) and
+    windows (RandomWindows' batches).
+    """
+
+    def __init__(self, path: Path, dtype: np.dtype, start: int = 0, stop: int | None = None):
+        self.path, self.dtype = Path(path), np.dtype(dtype)
+        self.start = start
+        self.stop = self.path.stat().st_size // self.dtype.itemsize if stop is None else stop
+        self.file = os.open(self.path, os.O_RDONLY)
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __getitem__(self, index: slice) -> "FileIds":
+        """A range of these ids (a DDP rank's shard, data.train_chars), still on disk."""
+        first, last, step = index.indices(len(self))
+        if step != 1:
+            raise ValueError("FileIds slices take no step")
+        return FileIds(self.path, self.dtype, self.start + first, self.start + max(first, last))
+
+    def windows(self, starts: list[int], width: int) -> torch.Tensor:
+        """(len(starts), width) ids: `width` consecutive ids from each start, one pread each."""
+        if starts and (min(starts) < 0 or max(starts) + width > len(self)):
+            raise IndexError(f"a window of {width} outside the {len(self)} ids")
+        size = self.dtype.itemsize
+        data = b"".join(os.pread(self.file, width * size, (self.start + first) * size) for first in starts)
+        return torch.from_numpy(np.frombuffer(bytearray(data), dtype=self.dtype)).view(len(starts), width)
+
+    def read(self) -> torch.Tensor:
+        """All of these ids in memory (small ranges: validation text, tests)."""
+        return self.windows([0], len(self))[0]
+
+    def __getstate__(self) -> dict:  # ddp_spawn pickles the data: a file descriptor does not travel
+        return {key: value for key, value in self.__dict__.items() if key != "file"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.file = os.open(self.path, os.O_RDONLY)
+
+    def __del__(self) -> None:
+        if hasattr(self, "file"):
+            os.close(self.file)
+
+
+@dataclass
+class Encoded:
+    vocab: str
+    train: FileIds  # ids of the training text, read window by window
+    val: FileIds  # ids of the validation text
 
 
 def load(folder: Path) -> Encoded | None:
@@ -80,11 +117,10 @@ def load(folder: Path) -> Encoded | None:
         meta = json.loads((folder / META).read_text())
         dtype = np.dtype(meta["dtype"])
         lengths = {name: meta[f"{name}_length"] for name in ("train", "val")}
-        if any((folder / f"{name}.ids").stat().st_size != length * dtype.itemsize for name, length in lengths.items()):
+        files = {name: folder / f"{name}.ids" for name in lengths}
+        if any(files[name].stat().st_size != length * dtype.itemsize for name, length in lengths.items()):
             return None
-        return Encoded(
-            meta["vocab"], *(mapped(folder / f"{name}.ids", dtype, lengths[name]) for name in ("train", "val"))
-        )
+        return Encoded(meta["vocab"], FileIds(files["train"], dtype), FileIds(files["val"], dtype))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
