@@ -119,7 +119,7 @@ class SpikeForensics(Callback):
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: dict, batch: Batch, batch_idx: int
     ) -> None:
-        loss, grad_norm = float(outputs["loss"]), float(pl_module.grad_norm)
+        loss, grad_norm = pl_module.last_finite_loss, float(pl_module.grad_norm)  # the guard's, already synced
         if not (math.isfinite(loss) and math.isfinite(grad_norm) and grad_norm > 0):
             return  # a step the GradScaler skipped
         if self.seen >= self.history and self.is_spike(loss, grad_norm) and self.recorded < self.max_records:
