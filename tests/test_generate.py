@@ -114,6 +114,7 @@ def test_bad_input_exits_with_one_clear_line(trained_run, tmp_path, args, messag
     assert message in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_help_lists_every_option_and_several_temperatures_give_labelled_samples(trained_run, tmp_path):
     shown = run_module("lyricgen.generate", "--help", cwd=tmp_path)
     assert shown.returncode == 0 and shown.stdout.startswith("usage: python -m lyricgen.generate")

@@ -86,6 +86,7 @@ def test_prepare_hygiene_removes_the_injected_tablature_and_counts_it(standin_cs
     assert (cleaned / "val.txt").read_text() == (clean / "val.txt").read_text() == (paper / "val.txt").read_text()
 
 
+@pytest.mark.slow
 def test_text_files_get_the_same_cleaning(tmp_path):
     corpus_file = tmp_path / "lyrics.txt"
     corpus_file.write_text(("la la la\nrock on\n\n" + REAL_TAB + "\n\n") * 30)

@@ -24,6 +24,7 @@ def test_csv_logger_writes_every_step_beside_tensorboard(tiny_overrides, tmp_pat
     assert "train/loss" in EventAccumulator(str(run_dir)).Reload().Tags()["scalars"]  # TensorBoard still
 
 
+@pytest.mark.slow
 def test_a_logger_whose_package_is_missing_is_one_line(tiny_overrides, tmp_path):
     pytest.importorskip("lightning")
     try:
@@ -37,6 +38,7 @@ def test_a_logger_whose_package_is_missing_is_one_line(tiny_overrides, tmp_path)
     assert result.stderr.strip().splitlines()[-1].startswith("error: logger=wandb: cannot make ")
 
 
+@pytest.mark.slow
 def test_callbacks_from_config_join_lyricgens_own(tiny_overrides, tmp_path):
     monitor = "callbacks=[{_target_: lightning.pytorch.callbacks.LearningRateMonitor, logging_interval: step}]"
     result, run_dir = run(tiny_overrides, tmp_path, monitor, "trainer.log_every_n_steps=1")
@@ -47,6 +49,7 @@ def test_callbacks_from_config_join_lyricgens_own(tiny_overrides, tmp_path):
     assert result.returncode == 2 and result.stderr.strip().endswith("No module named 'nowhere'")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("debug", "check"),
     [

@@ -146,6 +146,7 @@ def test_a_failed_checkpoint_save_leaves_the_previous_one_intact(tmp_path):
     assert sorted(p.name for p in path.parent.iterdir()) == ["last.ckpt"]  # no partial file left behind
 
 
+@pytest.mark.slow
 def test_a_finite_blow_up_is_divergence_too(tmp_path):
     # The command: without the smoothed-loss guard it exits 0 with "val loss 7989345.0000".
     run_dir = tmp_path / "run"
@@ -226,6 +227,7 @@ def test_sigterm_and_ctrl_c_save_the_current_step_and_resume_bit_identically(
     assert scalars(run_dir, "train/loss") == scalars(tmp_path / "reference", "train/loss")
 
 
+@pytest.mark.slow
 def test_a_checkpoint_that_cannot_be_written_stops_in_one_line_and_keeps_the_previous(compose_config, tmp_path):
     run_dir = tmp_path / "run"
     train(compose_config(), run_dir)  # 6 steps
@@ -244,6 +246,7 @@ def test_a_checkpoint_that_cannot_be_written_stops_in_one_line_and_keeps_the_pre
     assert read_checkpoint(run_dir / "checkpoints" / "last.ckpt")["global_step"] == 6
 
 
+@pytest.mark.slow
 def test_documented_commands_end_in_one_line_not_a_traceback(trained_run, tiny_overrides, tmp_path):
     finished = run_module("lyricgen.train", f"resume={trained_run}", cwd=tmp_path)
     assert finished.returncode == 2 and "Traceback" not in finished.stderr
@@ -266,6 +269,7 @@ def test_documented_commands_end_in_one_line_not_a_traceback(trained_run, tiny_o
         assert result.stderr.strip().splitlines()[-1].startswith(message)
 
 
+@pytest.mark.slow
 def test_a_resume_keeps_the_runs_own_hydra_record(compose_config, tiny_overrides, tmp_path):
     run_dir = tmp_path / "run"
     first = run_module("lyricgen.train", *tiny_overrides, "model=gru", f"hydra.run.dir={run_dir}", cwd=tmp_path)

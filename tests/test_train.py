@@ -125,6 +125,7 @@ def test_long_sweep_directory_names_stay_unique_within_file_system_limits():
     assert len(dirname(long_a).encode()) <= 200 and dirname(long_a) != dirname(long_b)
 
 
+@pytest.mark.slow
 def test_one_key_places_every_output_and_tags_are_recorded(tiny_overrides, tmp_path):
     out = tmp_path / "elsewhere"
     overrides = [item for item in tiny_overrides if not item.startswith("data.prepared_dir")]  # the default
