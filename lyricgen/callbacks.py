@@ -31,7 +31,7 @@ def add_text(trainer: L.Trainer, tag: str, text: str) -> None:
 
 
 class StepMetrics(Callback):
-    """train/loss and train/grad_norm (before clipping) of EVERY step, and perf/chars_per_s.
+    """train/loss, train/grad_norm (before clipping) and train/lr of EVERY step, and perf/chars_per_s.
 
     Buffered and written every `log_every_n_steps` steps, each value at its own step: self.log at every
     step cost ~3 ms of Lightning bookkeeping, 10-15% of a batch-1 step of the paper's models. The buffer
@@ -40,17 +40,23 @@ class StepMetrics(Callback):
     """
 
     def __init__(self) -> None:
-        self.pending: list[tuple[int, torch.Tensor, torch.Tensor]] = []  # (step, loss, grad norm)
+        self.pending: list[tuple[int, torch.Tensor, torch.Tensor, float]] = []  # (step, loss, grad norm, lr)
         self.timer = (0, time.perf_counter())  # (step, time) at the last write
         self.chars_per_step = 0
+        self.lr = math.nan
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.timer = (trainer.global_step, time.perf_counter())
 
+    def on_before_optimizer_step(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: torch.optim.Optimizer
+    ) -> None:
+        self.lr = optimizer.param_groups[0]["lr"]  # this step's: a scheduler steps before on_train_batch_end
+
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: dict, batch: Batch, batch_idx: int
     ) -> None:
-        self.pending.append((trainer.global_step - 1, outputs["loss"].detach(), pl_module.grad_norm))
+        self.pending.append((trainer.global_step - 1, outputs["loss"].detach(), pl_module.grad_norm, self.lr))
         self.chars_per_step = batch[1].numel()
         if trainer.should_stop or trainer.global_step % trainer.log_every_n_steps == 0:
             pl_module.log("train/loss", self.pending[-1][1], prog_bar=True, logger=False)
@@ -62,8 +68,9 @@ class StepMetrics(Callback):
         step, now = trainer.global_step, time.perf_counter()
         last_step, last_time = self.timer
         for logger in trainer.loggers:
-            for pending_step, loss, grad_norm in self.pending:
-                logger.log_metrics({"train/loss": float(loss), "train/grad_norm": float(grad_norm)}, pending_step)
+            for pending_step, loss, grad_norm, lr in self.pending:
+                metrics = {"train/loss": float(loss), "train/grad_norm": float(grad_norm), "train/lr": lr}
+                logger.log_metrics(metrics, pending_step)
             if step > last_step:
                 chars_per_s = (step - last_step) * self.chars_per_step / (now - last_time)
                 logger.log_metrics({"perf/chars_per_s": chars_per_s}, self.pending[-1][0])

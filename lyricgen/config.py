@@ -29,6 +29,7 @@ INPUTS = ("onehot", "embedding")  # model.input
 NONLINEARITIES = ("tanh", "relu")  # model.nonlinearity (rnn cell)
 SOURCES = ("songs_poems", "text", "lyrics_csv")  # data.source
 ASCII_MODES = ("strip", "transliterate", "keep")  # data.ascii
+SCHEDULES = ("constant", "cosine", "step")  # optim.schedule
 
 
 def choices(name: str, values: Iterable[str]) -> type[Enum]:
@@ -41,6 +42,7 @@ Nonlinearity = choices("Nonlinearity", NONLINEARITIES)
 InputMode = choices("InputMode", INPUTS)
 Source = choices("Source", SOURCES)
 AsciiMode = choices("AsciiMode", ASCII_MODES)
+Schedule = choices("Schedule", SCHEDULES)
 
 
 def scaled(iterations: int, *, _root_: DictConfig) -> int:
@@ -95,9 +97,9 @@ def load_run_config(run_dir: str | Path) -> DictConfig:
     if not path.is_file():
         raise UserError(f"{run_dir} is not a lyricgen run directory: it has no {RUN_CONFIG}")
     defaults = OmegaConf.load(CONF_DIR / "config.yaml")
-    added = {"data": {"hygiene": False}, "guard": defaults.guard, "spikes": defaults.spikes}
-    added |= {"paths": defaults.paths, "tags": [], "callbacks": [], "logger": {"name": "tensorboard", "extra": []}}
-    added["data"]["train_chars"] = None
+    added = {"data": {"hygiene": False, "train_chars": None, "test_fraction": 0.0}, "init_from": None}
+    added |= {"guard": defaults.guard, "spikes": defaults.spikes, "paths": defaults.paths, "tags": [], "callbacks": []}
+    added |= {"logger": {"name": "tensorboard", "extra": []}, "optim": {"schedule": "constant", "warmup_steps": 0}}
     return OmegaConf.merge(added, OmegaConf.load(path))
 
 
@@ -132,8 +134,11 @@ class OptimSchema:
     lr: float = MISSING
     betas: list[float] = MISSING
     weight_decay: float = MISSING
+    schedule: Schedule = MISSING
+    warmup_steps: int = MISSING
 
     def __post_init__(self) -> None:
+        require(self.warmup_steps >= 0, "optim.warmup_steps", self.warmup_steps, "use an integer >= 0")
         require(self.lr > 0, "optim.lr", self.lr, "use a learning rate > 0")
         betas_ok = len(self.betas) == 2 and all(0 <= beta < 1 for beta in self.betas)
         require(betas_ok, "optim.betas", self.betas, "use two values in [0, 1)")
@@ -146,6 +151,7 @@ class DataSchema:
     batch_size: int = MISSING
     seq_len: int = MISSING
     val_fraction: float = MISSING
+    test_fraction: float = MISSING
     val_chars: int = MISSING
     train_chars: int | None = MISSING
     hygiene: bool = MISSING
@@ -161,6 +167,9 @@ class DataSchema:
         require(self.batch_size >= 1, "data.batch_size", self.batch_size, "use an integer >= 1")
         require(self.seq_len >= 1, "data.seq_len", self.seq_len, "use an integer >= 1")
         require(0 < self.val_fraction < 1, "data.val_fraction", self.val_fraction, "use a fraction in (0, 1)")
+        held_out = self.val_fraction + self.test_fraction
+        test_ok = self.test_fraction >= 0 and held_out < 1
+        require(test_ok, "data.test_fraction", self.test_fraction, "use 0, or a fraction that leaves text to train on")
         require(self.val_chars > self.seq_len, "data.val_chars", self.val_chars, "use more than data.seq_len")
         too_few = self.train_chars is not None and self.train_chars <= self.seq_len
         require(not too_few, "data.train_chars", self.train_chars, "use more than data.seq_len, or null for all")
@@ -217,6 +226,7 @@ class RunSchema:
     threads: int | None = MISSING
     sample_length: int = MISSING
     resume: str | None = MISSING
+    init_from: str | None = MISSING
     ckpt_path: str | None = MISSING
 
     def __post_init__(self) -> None:

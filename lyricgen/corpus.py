@@ -8,6 +8,7 @@ import re
 import sys
 from importlib import resources
 from pathlib import Path
+from typing import NamedTuple
 
 from lyricgen import UserError, prepare
 from lyricgen import hygiene as lyrics_hygiene
@@ -46,20 +47,27 @@ def read_text_file(path: str | Path) -> list[str]:
     return [text]
 
 
-def load_split(source: str, val_fraction: float, hygiene: bool = True, **options: object) -> tuple[str, str]:
-    """(training text, validation text) of the configured corpus: data.source and its options. With
-    `hygiene`, tablature and chord-chart lines are dropped first (lyricgen.hygiene)."""
+class Split(NamedTuple):
+    train: str
+    val: str
+    test: str  # empty unless data.test_fraction > 0
+
+
+def load_split(
+    source: str, val_fraction: float, hygiene: bool = True, test_fraction: float = 0.0, **options: object
+) -> Split:
+    """The training, validation and test text of the configured corpus: data.source and its options.
+    With `hygiene`, tablature and chord-chart lines are dropped first (lyricgen.hygiene)."""
     if source == "songs_poems":
-        return split_documents(cleaned(builtin_songs_poems(), hygiene), val_fraction)
+        return split_documents(cleaned(builtin_songs_poems(), hygiene), val_fraction, test_fraction)
     if source == "text":
         if not options.get("path"):
             raise UserError("data=text needs a file: add data.path=/path/to/corpus.txt")
-        return split_documents(cleaned(read_text_file(options["path"]), hygiene), val_fraction)
+        return split_documents(cleaned(read_text_file(options["path"]), hygiene), val_fraction, test_fraction)
     if source == "lyrics_csv":  # split by song while preparing, so the split is cached with the text
-        prepared = prepare.prepare(
-            options["csv"], prepare.options_from_config(options, val_fraction, hygiene), options["prepared_dir"]
-        )
-        return (prepared / "train.txt").read_text(encoding="utf-8"), (prepared / "val.txt").read_text(encoding="utf-8")
+        options_ = prepare.options_from_config(options, val_fraction, hygiene, test_fraction)
+        prepared = prepare.prepare(options["csv"], options_, options["prepared_dir"])
+        return Split(*((prepared / f"{split}.txt").read_text(encoding="utf-8") for split in prepare.SPLITS))
     raise UserError(f"unknown data.source '{source}' (choose songs_poems, text or lyrics_csv)")
 
 
@@ -78,19 +86,24 @@ def cleaned(documents: list[str], hygiene: bool) -> list[str]:
     return kept
 
 
-def split_documents(documents: list[str], val_fraction: float) -> tuple[str, str]:
-    """Split into (train text, validation text), independent of the run's seed so runs stay comparable.
+def split_documents(documents: list[str], val_fraction: float, test_fraction: float = 0.0) -> Split:
+    """Split into training, validation and test text, independent of the run's seed so runs stay comparable.
 
-    With many documents every k-th whole document is held out (k = 1/val_fraction), spread through the
-    corpus; a single document is split at a character offset, its last `val_fraction` held out.
+    With many documents whole documents are held out, spread through the corpus (prepare.split_of); a
+    single document is split at character offsets: [training | test | validation].
     """
-    every = round(1 / val_fraction)
-    if len(documents) >= 2 * every:
-        held_out = [doc for i, doc in enumerate(documents) if prepare.held_out(i, val_fraction)]
-        kept = [doc for i, doc in enumerate(documents) if not prepare.held_out(i, val_fraction)]
-        return SONG_SEPARATOR.join(kept), SONG_SEPARATOR.join(held_out)
+    if len(documents) >= 2 * round(1 / min(val_fraction, test_fraction or 1)):
+        splits = [prepare.split_of(i, val_fraction, test_fraction) for i in range(len(documents))]
+        return Split(
+            *(
+                SONG_SEPARATOR.join(d for d, its in zip(documents, splits, strict=True) if its == s)
+                for s in prepare.SPLITS
+            )
+        )
     text = SONG_SEPARATOR.join(documents)
-    cut = int(len(text) * (1 - val_fraction))
-    if not 0 < cut < len(text):
-        raise UserError(f"corpus too short: {len(text)} characters cannot be split into training and validation text")
-    return text[:cut], text[cut:]
+    test_start, val_start = (
+        int(len(text) * (1 - fraction)) for fraction in (val_fraction + test_fraction, val_fraction)
+    )
+    if not 0 < test_start <= val_start < len(text) or (test_fraction and test_start == val_start):
+        raise UserError(f"corpus too short: {len(text)} characters cannot be split into training and held-out text")
+    return Split(text[:test_start], text[val_start:], text[test_start:val_start])

@@ -89,6 +89,7 @@ class LyricsDataModule(L.LightningDataModule):
         val_chars: int,
         seed: int,
         train_chars: int | None = None,
+        test_fraction: float = 0.0,
         **source: object,
     ):
         """`source`: data.source and its options (data.path, data.csv, data.hygiene, data.prepared_dir, ...)."""
@@ -96,13 +97,16 @@ class LyricsDataModule(L.LightningDataModule):
         self.source = source
         self.batch_size, self.seq_len = batch_size, seq_len
         self.val_fraction, self.val_chars, self.train_chars, self.seed = val_fraction, val_chars, train_chars, seed
+        self.test_fraction = test_fraction
         self.vocab = ""
         self.train_ids = self.val_ids = torch.empty(0, dtype=torch.uint8)
 
     def setup(self, stage: str | None = None) -> None:
         if self.vocab:  # already loaded: train.py sets up early to learn the vocabulary size
             return
-        encoded = idcache.encoded_corpus(val_fraction=self.val_fraction, **self.source)
+        encoded = idcache.encoded_corpus(
+            val_fraction=self.val_fraction, test_fraction=self.test_fraction, **self.source
+        )
         self.vocab, self.train_ids = encoded.vocab, encoded.train
         self.val_ids = encoded.val[: self.val_chars].read()  # bounded: held in memory
         if self.train_chars:

@@ -23,7 +23,7 @@ import torch
 from lyricgen import charset, corpus
 from lyricgen.atomic import publish_dir
 
-CACHE_VERSION = 1  # bump when encoding or splitting changes, so old caches are not reused
+CACHE_VERSION = 2  # bump when encoding or splitting changes, so old caches are not reused
 META = "meta.json"
 
 
@@ -35,7 +35,7 @@ def file_identity(path: str | Path) -> list:
     return [str(path), stat.st_size, stat.st_mtime_ns]
 
 
-def identity(source: str, val_fraction: float, hygiene: bool, options: dict) -> list:
+def identity(source: str, val_fraction: float, test_fraction: float, hygiene: bool, options: dict) -> list:
     """Everything the encoded ids depend on. A missing input file is left for load_split to report."""
     inputs = {
         "songs_poems": lambda: resources.files("fortune") / "datfiles" / "songs-poems",
@@ -47,7 +47,8 @@ def identity(source: str, val_fraction: float, hygiene: bool, options: dict) -> 
     extra = (
         [options.get(key) for key in ("genres", "languages", "ascii", "separator")] if source == "lyrics_csv" else []
     )
-    return [CACHE_VERSION, source, file_identity(str(path)) if present else None, val_fraction, hygiene, extra]
+    split = [val_fraction, test_fraction]
+    return [CACHE_VERSION, source, file_identity(str(path)) if present else None, split, hygiene, extra]
 
 
 def cache_folder(root: Path, key: list) -> Path:
@@ -109,6 +110,7 @@ class Encoded:
     vocab: str
     train: FileIds  # ids of the training text, read window by window
     val: FileIds  # ids of the validation text
+    test: FileIds  # ids of the test text (none unless data.test_fraction > 0)
 
 
 def load(folder: Path) -> Encoded | None:
@@ -116,28 +118,28 @@ def load(folder: Path) -> Encoded | None:
     try:
         meta = json.loads((folder / META).read_text())
         dtype = np.dtype(meta["dtype"])
-        lengths = {name: meta[f"{name}_length"] for name in ("train", "val")}
+        lengths = {name: meta[f"{name}_length"] for name in corpus.prepare.SPLITS}
         files = {name: folder / f"{name}.ids" for name in lengths}
         if any(files[name].stat().st_size != length * dtype.itemsize for name, length in lengths.items()):
             return None
-        return Encoded(meta["vocab"], FileIds(files["train"], dtype), FileIds(files["val"], dtype))
+        return Encoded(meta["vocab"], *(FileIds(files[name], dtype) for name in corpus.prepare.SPLITS))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
-def build(folder: Path, key: list, source: str, val_fraction: float, hygiene: bool, options: dict) -> None:
+def build(folder: Path, key: list, source: str, split: tuple[float, float], hygiene: bool, options: dict) -> None:
     """Load, clean, split and encode the corpus into `folder`."""
-    train_text, val_text = corpus.load_split(source, val_fraction, hygiene, **options)
-    vocab = charset.build_vocab(train_text)
-    train = charset.encode(train_text, vocab).numpy()
-    del train_text  # the text can go before the validation ids are made: peak memory is text + ids
-    val = charset.encode(val_text, vocab, drop_unknown=True).numpy()
+    val_fraction, test_fraction = split
+    texts = corpus.load_split(source, val_fraction, hygiene, test_fraction, **options)._asdict()
+    vocab = charset.build_vocab(texts["train"])
+    ids = {"train": charset.encode(texts.pop("train"), vocab).numpy()}  # its text goes first: peak is text + ids
+    ids |= {name: charset.encode(text, vocab, drop_unknown=True).numpy() for name, text in texts.items()}
     folder.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:
-        train.tofile(work / "train.ids")
-        val.tofile(work / "val.ids")
-        meta = {"vocab": vocab, "dtype": train.dtype.str, "train_length": len(train), "val_length": len(val)}
+        for name, values in ids.items():
+            values.tofile(work / f"{name}.ids")
+        meta = {"vocab": vocab, "dtype": ids["train"].dtype.str} | {f"{n}_length": len(v) for n, v in ids.items()}
         (work / META).write_text(json.dumps({**meta, "key": key}, default=list))
         shutil.rmtree(folder, ignore_errors=True)  # a corrupt one, if any
         publish_dir(work, folder, done=META)
@@ -146,14 +148,19 @@ def build(folder: Path, key: list, source: str, val_fraction: float, hygiene: bo
 
 
 def encoded_corpus(
-    source: str, val_fraction: float, hygiene: bool, prepared_dir: str | Path, **options: object
+    source: str,
+    val_fraction: float,
+    hygiene: bool,
+    prepared_dir: str | Path,
+    test_fraction: float = 0.0,
+    **options: object,
 ) -> Encoded:
     """The corpus of data.source and its options as ids: from the cache under `prepared_dir`, built once."""
-    key = identity(source, val_fraction, hygiene, options)
+    key = identity(source, val_fraction, test_fraction, hygiene, options)
     folder = cache_folder(Path(prepared_dir), key)
     cached = load(folder)
     if cached is None:
         options = {**options, "prepared_dir": prepared_dir} if source == "lyrics_csv" else options
-        build(folder, key, source, val_fraction, hygiene, options)
+        build(folder, key, source, (val_fraction, test_fraction), hygiene, options)
         cached = load(folder)
     return cached

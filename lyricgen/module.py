@@ -2,11 +2,13 @@
 Logging, samples and checkpoint extras are callbacks (lyricgen.callbacks)."""
 
 import math
+from functools import partial
 
 import lightning as L
 import torch
 
 from lyricgen import Diverged
+from lyricgen.config import SCHEDULES
 from lyricgen.model import CharRNN, sequence_loss
 
 
@@ -28,6 +30,8 @@ class LyricLM(L.LightningModule):
         lr: float,
         betas: tuple[float, float] = (0.9, 0.999),
         weight_decay: float = 0.0,
+        schedule: str = "constant",
+        warmup_steps: int = 0,
         guard_ratio: float = 2.0,
         guard_steps: int = 50,
         **network: object,
@@ -102,10 +106,35 @@ class LyricLM(L.LightningModule):
         self.log("val/loss", loss, prog_bar=True, batch_size=windows, sync_dist=True)  # averaged over DDP ranks
         self.log("val/bpc", loss / math.log(2), batch_size=windows, sync_dist=True)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(
+    def configure_optimizers(self) -> torch.optim.Optimizer | dict:
+        optimizer = torch.optim.Adam(
             self.parameters(),
             lr=self.hparams.lr,
             betas=tuple(self.hparams.betas),
             weight_decay=self.hparams.weight_decay,
         )
+        schedule, warmup_steps = self.hparams.schedule, self.hparams.warmup_steps
+        if schedule == "constant" and not warmup_steps:  # the paper's: no scheduler at all
+            return optimizer
+        factor = partial(lr_factor, schedule, warmup_steps, self.trainer.max_steps)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+FINAL_LR_FRACTION = 0.1  # where cosine ends, and the second drop of step: nanoGPT's min_lr = lr / 10
+
+
+def lr_factor(schedule: str, warmup_steps: int, total_steps: int, step: int) -> float:
+    """The learning rate at `step` as a fraction of optim.lr: a linear warm-up from lr/warmup_steps over
+    `warmup_steps`, then constant, cosine (down to lr/10 at the last step) or step (lr/sqrt(10) from half
+    of the remaining steps, lr/10 from three quarters)."""
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {schedule!r}")
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    if schedule == "cosine":
+        return FINAL_LR_FRACTION + (1 - FINAL_LR_FRACTION) * (1 + math.cos(math.pi * progress)) / 2
+    if schedule == "step":
+        return FINAL_LR_FRACTION ** ((progress >= 0.5) / 2 + (progress >= 0.75) / 2)
+    return 1.0

@@ -51,6 +51,7 @@ class PrepareOptions:
     ascii: str = "strip"  # strip (the paper's) | transliterate | keep
     separator: str = "\n\n"  # written between songs
     val_fraction: float = 0.05  # every round(1/val_fraction)-th kept song is held out
+    test_fraction: float = 0.0  # and every round(1/test_fraction)-th, half a period on, for a test split
     hygiene: bool = True  # drop tablature and chord-chart lines (lyricgen.hygiene); the paper's step: False
 
 
@@ -59,6 +60,19 @@ def held_out(index: int, val_fraction: float) -> bool:
     round(1/val_fraction)-th, so the split is spread through the corpus and the same for every seed."""
     every = round(1 / val_fraction)
     return index % every == every - 1
+
+
+SPLITS = ("train", "val", "test")
+
+
+def split_of(index: int, val_fraction: float, test_fraction: float) -> str:
+    """Which split the `index`-th song (or document) of a corpus goes to: validation as held_out says;
+    with a test fraction, every round(1/test_fraction)-th of the others, half a period after the
+    validation songs so the two rarely meet (where they do, the song stays in validation)."""
+    if held_out(index, val_fraction):
+        return "val"
+    every = round(1 / test_fraction) if test_fraction else 0
+    return "test" if every and index % every == every // 2 else "train"
 
 
 def transliterate(text: str) -> str:
@@ -164,13 +178,13 @@ def no_songs_error(csv: Path, options: PrepareOptions, stats: dict, genres: Coun
 
 
 def write_prepared(csv: Path, options: PrepareOptions, out: Path) -> dict:
-    """Stream `csv` into out/train.txt and out/val.txt and return the counts."""
+    """Stream `csv` into out/train.txt, val.txt and test.txt and return the counts."""
     started = time.perf_counter()
     stats = {"rows_read": 0, "rows_kept": 0, "rows_dropped": {"genre": 0, "language": 0, "empty_lyrics": 0}}
     stats |= {"malformed_rows_skipped": 0, "chars_before_cleaning": 0, "chars_after_cleaning": 0}
     malformed, genres_seen, languages_seen_in_genres, distinct = Counter(), Counter(), Counter(), set()
     removed = hygiene.Removed()
-    train, val = SongWriter(out / "train.txt", options.separator), SongWriter(out / "val.txt", options.separator)
+    writers = {split: SongWriter(out / f"{split}.txt", options.separator) for split in SPLITS}
     try:
         for chunk in read_chunks(csv, malformed):
             stats["rows_read"] += len(chunk)
@@ -191,13 +205,13 @@ def write_prepared(csv: Path, options: PrepareOptions, out: Path) -> dict:
             stats["chars_after_cleaning"] += sum(map(len, songs))
             distinct.update(*map(set, songs))
             first = stats["rows_kept"]  # the global index of this chunk's first kept song
-            is_val = [held_out(first + i, options.val_fraction) for i in range(len(songs))]
-            val.write([song for song, out_ in zip(songs, is_val, strict=True) if out_])
-            train.write([song for song, out_ in zip(songs, is_val, strict=True) if not out_])
+            splits = [split_of(first + i, options.val_fraction, options.test_fraction) for i in range(len(songs))]
+            for split, writer in writers.items():
+                writer.write([song for song, its in zip(songs, splits, strict=True) if its == split])
             stats["rows_kept"] += len(songs)
     finally:
-        train.close()
-        val.close()
+        for writer in writers.values():
+            writer.close()
     stats["malformed_rows_skipped"] = malformed["rows"]
     stats["hygiene_removed"] = removed.as_dict() if options.hygiene else "off"
     if not stats["rows_kept"]:
@@ -205,8 +219,7 @@ def write_prepared(csv: Path, options: PrepareOptions, out: Path) -> dict:
     seconds = time.perf_counter() - started
     return stats | {
         "songs": stats["rows_kept"],
-        "train_songs": train.songs,
-        "val_songs": val.songs,
+        **{f"{split}_songs": writer.songs for split, writer in writers.items()},
         "distinct_chars": len(distinct),
         "input": str(csv),
         "input_blake2b": file_digest(csv),
@@ -217,7 +230,7 @@ def write_prepared(csv: Path, options: PrepareOptions, out: Path) -> dict:
 
 
 def prepare(csv: str | Path, options: PrepareOptions, prepared_root: str | Path = "outputs/prepared") -> Path:
-    """The directory holding train.txt, val.txt and stats.json for this CSV and options, made if needed.
+    """The directory holding train.txt, val.txt, test.txt and stats.json for this CSV and options, made if needed.
 
     Written into a temporary directory and renamed into place: an interrupted run never leaves a
     half-written cache that a later run would trust.
@@ -240,7 +253,7 @@ def prepare(csv: str | Path, options: PrepareOptions, prepared_root: str | Path 
     return target
 
 
-def options_from_config(data: Mapping, val_fraction: float, hygiene: bool) -> PrepareOptions:
+def options_from_config(data: Mapping, val_fraction: float, hygiene: bool, test_fraction: float) -> PrepareOptions:
     """PrepareOptions from the data config (data=lyrics_csv)."""
     return PrepareOptions(
         genres=tuple(data["genres"]),
@@ -248,6 +261,7 @@ def options_from_config(data: Mapping, val_fraction: float, hygiene: bool) -> Pr
         ascii=data["ascii"],
         separator=data["separator"],
         val_fraction=val_fraction,
+        test_fraction=test_fraction,
         hygiene=hygiene,
     )
 
@@ -258,9 +272,8 @@ def main(cfg: DictConfig) -> None:
     if cfg.data.source != "lyrics_csv":
         raise UserError("prepare works on a lyrics CSV: add data=lyrics_csv data.csv=/path/to/train.csv")
     validate(cfg)
-    out = prepare(
-        cfg.data.csv, options_from_config(cfg.data, cfg.data.val_fraction, cfg.data.hygiene), cfg.data.prepared_dir
-    )
+    options = options_from_config(cfg.data, cfg.data.val_fraction, cfg.data.hygiene, cfg.data.test_fraction)
+    out = prepare(cfg.data.csv, options, cfg.data.prepared_dir)
     print(f"prepared: {out}")
     print((out / "stats.json").read_text(), end="")
 

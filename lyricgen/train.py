@@ -37,7 +37,8 @@ from lyricgen.callbacks import (
 )
 from lyricgen.config import CONF_DIR, RUN_CONFIG, load_run_config, validate
 from lyricgen.data import LyricsDataModule
-from lyricgen.model import read_checkpoint, sample_text
+from lyricgen.generate import find_checkpoint
+from lyricgen.model import read_checkpoint, sample_text, warm_start
 from lyricgen.module import LyricLM
 
 RESUMABLE_KEYS = ("trainer.", "checkpoint.", "threads", "sample_length")  # what a resumed run may change
@@ -207,6 +208,8 @@ def train(cfg: DictConfig, out_dir: Path, ckpt_path: Path | None = None) -> floa
     datamodule = LyricsDataModule(**cfg.data, seed=cfg.seed)
     datamodule.setup("fit")  # the model's size depends on the vocabulary
     model = build_module(cfg, datamodule.vocab)
+    if cfg.init_from and ckpt_path is None:  # a resumed run's weights come from its own checkpoint
+        start_from_checkpoint(model, cfg)
     trainer = build_trainer(cfg, out_dir, resume_step)
     log_run_config(trainer, cfg)
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
@@ -221,6 +224,14 @@ def build_module(cfg: DictConfig, vocab: str) -> LyricLM:
     plain = OmegaConf.to_container  # hyperparameters must be plain values for weights_only checkpoint loading
     guard = {"guard_ratio": cfg.guard.ratio, "guard_steps": cfg.guard.steps}
     return LyricLM(vocab=vocab, **plain(cfg.model), **plain(cfg.optim), **guard)
+
+
+def start_from_checkpoint(module: LyricLM, cfg: DictConfig) -> None:
+    """init_from: the weights of another run's checkpoint (fine-tuning); the optimiser starts fresh."""
+    path = find_checkpoint(cfg.init_from, cfg.paths.output_dir)
+    new = warm_start(module.model, module.hparams.vocab, OmegaConf.to_container(cfg.model), path)
+    fresh = f"; {len(new)} characters it lacks start from fresh rows: {new!r}" if new else ""
+    print(f"init_from: weights of {path}{fresh}", file=sys.stderr)
 
 
 def print_summary(model: LyricLM, out_dir: Path, val_loss: float, steps: int, cfg: DictConfig) -> None:

@@ -9,6 +9,7 @@ import pytest
 from conftest import ROOT, TOY_LYRICS
 
 SCRIPTS = ["lyricgen-train", "lyricgen-generate", "lyricgen-prepare", "lyricgen-report", "lyricgen-reproduce"]
+SCRIPTS += ["lyricgen-batches", "lyricgen-evaluate"]
 
 
 @pytest.mark.slow
@@ -48,4 +49,6 @@ def test_a_built_wheel_trains_and_generates_from_another_directory(tmp_path):
     sampled = run(str(target / "bin" / "lyricgen-generate"), "ckpt=latest", "length=20")
     assert sampled.returncode == 0, sampled.stderr
     assert len(sampled.stdout.strip()) >= 20
+    scored = run(str(target / "bin" / "lyricgen-evaluate"), "ckpt=latest", "text=toy.txt")
+    assert scored.returncode == 0 and "bits/char" in scored.stdout, scored.stderr
     assert Path(ROOT / "conf").is_dir()  # the source of the shipped configs stays at the top of the checkout

@@ -114,6 +114,8 @@ def test_python_defaults_agree_with_the_yaml():
     assert (
         list(module_defaults.pop("betas")) == adam["betas"]
         and module_defaults.pop("weight_decay") == adam["weight_decay"]
+        and module_defaults.pop("schedule") == adam["schedule"]
+        and module_defaults.pop("warmup_steps") == adam["warmup_steps"]
     )
     guard = yaml("config.yaml")["guard"]
     assert module_defaults == {"guard_ratio": guard["ratio"], "guard_steps": guard["steps"]}

@@ -57,6 +57,16 @@ def test_paper_defaults_keep_english_rock_as_clean_ascii(lyrics_csv, tmp_path):
     # Whole songs are held out: songs 19 and 39, and no line of them is in the training text.
     assert val_text.count("Verse ") == 2 and "Verse 19," in val_text and "Verse 39," in val_text
     assert "Verse 19," not in train_text and "Chorus 19:" not in train_text
+    assert stats["test_songs"] == 0 and (prepared / "test.txt").read_text() == ""
+
+
+def test_a_test_split_holds_out_other_whole_songs(lyrics_csv, tmp_path):
+    prepared = prepare(lyrics_csv, PrepareOptions(test_fraction=0.1), tmp_path / "prepared")
+    stats = stats_of(prepared)
+    assert (stats["train_songs"], stats["val_songs"], stats["test_songs"]) == (34, 2, 4)
+    test_text, train_text = (prepared / "test.txt").read_text(), (prepared / "train.txt").read_text()
+    assert [f"Verse {i}," in test_text for i in (5, 15, 25, 35)] == [True] * 4
+    assert "Verse 5," not in train_text and "Verse 5," not in (prepared / "val.txt").read_text()
 
 
 @pytest.mark.parametrize(
@@ -121,7 +131,7 @@ def test_training_prepares_then_holds_out_whole_songs(compose_config, lyrics_csv
     prepared_dir = tmp_path / "prepared"
     overrides = ["data=lyrics_csv", f"data.csv={lyrics_csv}", f"data.prepared_dir={prepared_dir}"]
     train(compose_config(*TINY, *overrides, tiny=False), tmp_path / "run")
-    train_text, val_text = load_split(
+    train_text, val_text, _ = load_split(
         "lyrics_csv",
         0.05,
         csv=str(lyrics_csv),

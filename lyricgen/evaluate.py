@@ -1,0 +1,119 @@
+"""Score a checkpoint on text: `python -m lyricgen.evaluate ckpt=outputs/runs/<time> split=test`.
+
+Loss and bits per character of a checkpoint on the validation or test split of the corpus its run trained
+on, of another corpus (data=... on the command line), or of any text file (text=...). Prints one line and
+writes the numbers as JSON.
+"""
+
+import json
+import math
+from pathlib import Path
+
+import hydra
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from lyricgen import UserError, charset, corpus, idcache, one_line_errors
+from lyricgen.atomic import write_atomically
+from lyricgen.config import CONF_DIR, RUN_CONFIG, load_run_config, validate
+from lyricgen.data import VAL_BATCH_SIZE, consecutive_windows
+from lyricgen.generate import find_checkpoint
+from lyricgen.model import CharRNN, load_checkpoint, sequence_loss
+
+EVALUATE_KEYS = ("ckpt", "split", "text", "out", "device")  # conf/evaluate.yaml's own; the rest is a run's config
+WINDOW_KEYS = ("batch_size", "seq_len", "val_chars", "train_chars")  # data keys of batching, not of the text
+SPLITS = ("val", "test")
+
+
+def corpus_config(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> DictConfig:
+    """The data config to score: the run's own unless the command line's `overrides` name data keys."""
+    if (run_dir / RUN_CONFIG).is_file() and not any(item.lstrip("+~").startswith("data") for item in overrides):
+        return load_run_config(run_dir).data
+    run_config = OmegaConf.masked_copy(cfg, [key for key in cfg if key not in EVALUATE_KEYS])
+    validate(run_config)
+    return cfg.data
+
+
+def split_ids(data: DictConfig, split: str) -> tuple[torch.Tensor, str]:
+    """(ids, vocabulary) of a split of the configured corpus, from the encoded-ids cache."""
+    source = {key: value for key, value in OmegaConf.to_container(data).items() if key not in WINDOW_KEYS}
+    encoded = idcache.encoded_corpus(**source)
+    ids = getattr(encoded, split).read()
+    if not len(ids) and split == "test":
+        raise UserError(
+            "this corpus has no test split: train with data.test_fraction=0.05 (say) so the test songs are "
+            "held out from training, then evaluate split=test with the same data settings"
+        )
+    return ids, encoded.vocab
+
+
+def in_vocabulary(ids: torch.Tensor, vocab: str, model_vocab: str) -> torch.Tensor:
+    """Ids over `vocab` as ids over the model's vocabulary; characters the model never saw are refused."""
+    lookup = torch.tensor([model_vocab.find(char) for char in vocab], dtype=torch.long)
+    mapped = lookup[ids.long()]
+    unknown = sorted({vocab[i] for i in ids[mapped < 0].unique().tolist()})
+    if unknown:
+        raise UserError(f"the text has characters the model's vocabulary lacks: {''.join(unknown)!r}")
+    return mapped
+
+
+@torch.no_grad()
+def mean_loss(model: CharRNN, ids: torch.Tensor, seq_len: int) -> tuple[float, int]:
+    """(cross-entropy in nats per character, characters scored) over consecutive windows of `ids`, each
+    scored from a fresh state as validation does (the tail shorter than a window is left out)."""
+    if len(ids) <= seq_len:
+        raise UserError(f"the text has {len(ids)} characters: fewer than one window (data.seq_len+1={seq_len + 1})")
+    inputs, targets = consecutive_windows(ids, seq_len).tensors
+    device = model.decoder.weight.device
+    total = 0.0
+    for first in range(0, len(inputs), VAL_BATCH_SIZE):
+        batch = slice(first, first + VAL_BATCH_SIZE)
+        logits, _ = model(inputs[batch].to(device))
+        total += float(sequence_loss(logits, targets[batch].to(device))) * targets[batch].numel()
+    return total / targets.numel(), targets.numel()
+
+
+def evaluate(cfg: DictConfig, overrides: list[str] = ()) -> dict:
+    """The numbers of one evaluation; see conf/evaluate.yaml for the options. `overrides`: the command
+    line's, which say whether to score the run's own corpus."""
+    if cfg.split not in SPLITS:
+        raise UserError(f"split={cfg.split} is not a split: use split=val or split=test (or text=<file>)")
+    path = find_checkpoint(cfg.ckpt, cfg.paths.output_dir)
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
+    model, model_vocab = load_checkpoint(path, device)
+    run_dir = path.parent.parent
+    data = corpus_config(cfg, run_dir, list(overrides))
+    if cfg.text:
+        text = "".join(corpus.read_text_file(cfg.text))
+        vocab = charset.build_vocab(text)
+        ids, scored = charset.encode(text, vocab), f"text {cfg.text}"
+    else:
+        ids, vocab = split_ids(data, cfg.split)
+        scored = f"{cfg.split} split of data={data.source}"
+    loss, chars = mean_loss(model, in_vocabulary(ids, vocab, model_vocab), data.seq_len)
+    return {"checkpoint": str(path), "scored": scored, "characters": chars, "loss": loss, "bpc": loss / math.log(2)}
+
+
+def output_path(cfg: DictConfig, result: dict) -> Path:
+    if cfg.out:
+        return Path(cfg.out)
+    name = f"text-{Path(cfg.text).stem}" if cfg.text else cfg.split
+    return Path(result["checkpoint"]).parent.parent / f"evaluation-{name}.json"
+
+
+@hydra.main(version_base=None, config_path=str(CONF_DIR), config_name="evaluate")
+@one_line_errors
+def main(cfg: DictConfig) -> None:
+    result = evaluate(cfg, list(HydraConfig.get().overrides.task))
+    out = output_path(cfg, result)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(out, lambda partial: partial.write_text(json.dumps(result, indent=2) + "\n"))
+    print(
+        f"{result['scored']}: {result['loss']:.4f} nats/char, {result['bpc']:.4f} bits/char over "
+        f"{result['characters']:,} characters ({result['checkpoint']}); written to {out}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""Learning-rate schedules: optim.schedule and optim.warmup_steps, as the optimiser sees them and as logged."""
+
+import pytest
+from test_train import curve
+
+from lyricgen import UserError
+from lyricgen.module import lr_factor
+from lyricgen.train import train
+
+
+def test_warmup_rises_linearly_then_each_schedule_takes_over():
+    assert [lr_factor("constant", 4, 100, step) for step in range(5)] == [0.25, 0.5, 0.75, 1.0, 1.0]
+    assert lr_factor("constant", 0, 100, 99) == 1.0
+    assert lr_factor("cosine", 0, 100, 0) == 1.0
+    assert lr_factor("cosine", 0, 100, 50) == pytest.approx(0.55)  # halfway between 1 and the final 0.1
+    assert lr_factor("cosine", 0, 100, 100) == pytest.approx(0.1)
+    assert [lr_factor("step", 0, 100, step) for step in (49, 50, 74, 75)] == pytest.approx(
+        [1.0, 0.1**0.5, 0.1**0.5, 0.1]
+    )
+    assert lr_factor("cosine", 10, 110, 60) == pytest.approx(0.55)  # the decay spans the steps after warm-up
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "step"])
+def test_the_optimiser_follows_the_schedule_and_train_lr_logs_it(compose_config, tmp_path, schedule):
+    cfg = compose_config(f"optim.schedule={schedule}", "optim.warmup_steps=2", "optim.lr=0.01", "trainer.max_steps=8")
+    train(cfg, tmp_path / "run")
+    logged = curve(tmp_path / "run", "train/lr")
+    expected = [(step, 0.01 * lr_factor(schedule, 2, 8, step)) for step in range(8)]
+    assert [step for step, _ in logged] == [step for step, _ in expected]
+    assert [lr for _, lr in logged] == pytest.approx([lr for _, lr in expected], rel=1e-6)
+    assert len({round(lr, 9) for _, lr in logged}) > 2  # it moved
+
+
+def test_the_default_keeps_the_learning_rate_constant(compose_config, tmp_path):
+    train(compose_config("optim.lr=0.01"), tmp_path / "run")
+    logged = [lr for _, lr in curve(tmp_path / "run", "train/lr")]
+    assert len(logged) == 6 and logged == pytest.approx([0.01] * 6)
+
+
+def test_an_unknown_schedule_is_refused_in_one_line(compose_config, tmp_path):
+    with pytest.raises(UserError, match=r"optim\.schedule"):
+        train(compose_config("optim.schedule=linear"), tmp_path / "run")
