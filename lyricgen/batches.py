@@ -21,7 +21,7 @@ def windows_at(run_dir: str | Path, steps: list[int]) -> dict[int, list[str]]:
     batches = {step: windows.batch(step) for step in steps}
     return {
         step: [charset.decode([*row, last], data.vocab) for row, last in zip(inputs, targets[:, -1], strict=True)]
-        for step, (inputs, targets) in batches.items()
+        for step, (inputs, targets, *_) in batches.items()
     }
 
 

@@ -93,7 +93,8 @@ class StepMetrics(Callback):
 
 
 class TextSamples(Callback):
-    """A generated sample in TensorBoard's TEXT tab at every validation, `length` characters long."""
+    """A generated sample in TensorBoard's TEXT tab at every validation, `length` characters long (one per
+    label, sample/<label>, for a conditioned model)."""
 
     def __init__(self, length: int):
         self.length = length
@@ -101,11 +102,19 @@ class TextSamples(Callback):
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or tensorboard(trainer) is None or not trainer.is_global_zero:
             return
-        try:
-            text = sample_text(pl_module.model, pl_module.hparams.vocab, length=self.length, seed=trainer.global_step)
-        except UserError as err:  # a sample is not worth stopping training for; the loss curve tells
-            text = f"(no sample: {err})"
-        add_text(trainer, "sample", text)
+        for tag, label in sample_tags(pl_module.model.labels):
+            try:
+                text = sample_text(
+                    pl_module.model, pl_module.hparams.vocab, length=self.length, seed=trainer.global_step, label=label
+                )
+            except UserError as err:  # a sample is not worth stopping training for; the loss curve tells
+                text = f"(no sample: {err})"
+            add_text(trainer, tag, text)
+
+
+def sample_tags(labels: list[str]) -> list[tuple[str, int | None]]:
+    """(tag, label index) of the samples to show: one, or one per label of a conditioned model."""
+    return [(f"sample/{name}", index) for index, name in enumerate(labels)] or [("sample", None)]
 
 
 class SpikeForensics(Callback):
@@ -143,7 +152,7 @@ class SpikeForensics(Callback):
         return grad_norm > self.grad_ratio * math.exp(self.mean_log_grad) or loss > self.mean_loss + self.loss_jump
 
     def record(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Batch, loss: float, grad_norm: float):
-        inputs, targets = batch
+        inputs, targets = batch[:2]
         windows = torch.cat([inputs, targets[:, -1:]], dim=1)  # each whole window: inputs and the last target
         entry = {
             "step": trainer.global_step - 1,

@@ -30,6 +30,8 @@ NONLINEARITIES = ("tanh", "relu")  # model.nonlinearity (rnn cell)
 SOURCES = ("songs_poems", "text", "lyrics_csv")  # data.source
 ASCII_MODES = ("strip", "transliterate", "keep")  # data.ascii
 SCHEDULES = ("constant", "cosine", "step")  # optim.schedule
+CONDITIONS = ("genre", "source")  # model.condition: a lyrics CSV's genres, or data.files' labels
+CONDITION_ON = ("input", "state", "both")  # model.condition_on
 
 
 def choices(name: str, values: Iterable[str]) -> type[Enum]:
@@ -43,6 +45,8 @@ InputMode = choices("InputMode", INPUTS)
 Source = choices("Source", SOURCES)
 AsciiMode = choices("AsciiMode", ASCII_MODES)
 Schedule = choices("Schedule", SCHEDULES)
+Condition = choices("Condition", CONDITIONS)
+ConditionOn = choices("ConditionOn", CONDITION_ON)
 
 
 def scaled(iterations: int, *, _root_: DictConfig) -> int:
@@ -98,6 +102,7 @@ def load_run_config(run_dir: str | Path) -> DictConfig:
         raise UserError(f"{run_dir} is not a lyricgen run directory: it has no {RUN_CONFIG}")
     defaults = OmegaConf.load(CONF_DIR / "config.yaml")
     added = {"data": {"hygiene": False, "train_chars": None, "test_fraction": 0.0}, "init_from": None}
+    added["model"] = {"condition": None, "condition_on": "input", "label_dim": 16}
     added |= {"guard": defaults.guard, "spikes": defaults.spikes, "paths": defaults.paths, "tags": [], "callbacks": []}
     added |= {"logger": {"name": "tensorboard", "extra": []}, "optim": {"schedule": "constant", "warmup_steps": 0}}
     return OmegaConf.merge(added, OmegaConf.load(path))
@@ -121,11 +126,15 @@ class ModelSchema:
     nonlinearity: Nonlinearity = MISSING
     input: InputMode = MISSING
     embed_dim: int = MISSING
+    condition: Condition | None = MISSING
+    condition_on: ConditionOn = MISSING
+    label_dim: int = MISSING
 
     def __post_init__(self) -> None:
         require(self.num_layers >= 1, "model.num_layers", self.num_layers, "use an integer >= 1")
         require(self.hidden_size >= 1, "model.hidden_size", self.hidden_size, "use an integer >= 1")
         require(self.embed_dim >= 1, "model.embed_dim", self.embed_dim, "use an integer >= 1")
+        require(self.label_dim >= 1, "model.label_dim", self.label_dim, "use an integer >= 1")
         require(0 <= self.dropout < 1, "model.dropout", self.dropout, "use a probability in [0, 1)")
 
 
@@ -157,6 +166,7 @@ class DataSchema:
     hygiene: bool = MISSING
     prepared_dir: str = MISSING
     path: str | None = None  # data=text
+    files: dict[str, str] | None = None  # data=text, several labelled files
     csv: str | None = None  # data=lyrics_csv, and its options below
     genres: list[str] | None = None
     languages: list[str] | None = None
@@ -237,6 +247,13 @@ class RunSchema:
         require(isinstance(interval, int) and interval >= 1, "trainer.val_check_interval", interval, "an integer >= 1")
         require(clip is None or clip > 0, "trainer.gradient_clip_val", clip, "use a norm > 0, or null for no clipping")
         require(self.seed >= 0, "seed", self.seed, "use an integer >= 0")
+        condition, source = self.model.condition, self.data.source
+        genre_ok = condition != "genre" or source == "lyrics_csv"
+        require(genre_ok, "model.condition", "genre", "genres come from a lyrics CSV: add data=lyrics_csv data.csv=...")
+        source_ok = condition != "source" or (source == "text" and self.data.files)
+        require(
+            source_ok, "model.condition", "source", "label texts by file: data=text data.files='{a: a.txt, b: b.txt}'"
+        )
         require(self.scale > 0, "scale", self.scale, "use a factor > 0")
         require(self.threads is None or self.threads >= 1, "threads", self.threads, "use an integer >= 1, or null")
 

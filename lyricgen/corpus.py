@@ -47,10 +47,14 @@ def read_text_file(path: str | Path) -> list[str]:
     return [text]
 
 
+Runs = list[tuple[str, int]]  # (label, characters) in text order: the label of every character
+
+
 class Split(NamedTuple):
     train: str
     val: str
     test: str  # empty unless data.test_fraction > 0
+    runs: dict[str, Runs] | None = None  # per split, for labelled sources (a CSV's genres, data.files)
 
 
 def load_split(
@@ -60,15 +64,41 @@ def load_split(
     With `hygiene`, tablature and chord-chart lines are dropped first (lyricgen.hygiene)."""
     if source == "songs_poems":
         return split_documents(cleaned(builtin_songs_poems(), hygiene), val_fraction, test_fraction)
+    if source == "text" and options.get("files"):
+        return split_labelled_files(options["files"], hygiene, val_fraction, test_fraction)
     if source == "text":
         if not options.get("path"):
-            raise UserError("data=text needs a file: add data.path=/path/to/corpus.txt")
+            raise UserError("data=text needs a file: add data.path=/path/to/corpus.txt (or data.files={label: path})")
         return split_documents(cleaned(read_text_file(options["path"]), hygiene), val_fraction, test_fraction)
     if source == "lyrics_csv":  # split by song while preparing, so the split is cached with the text
         options_ = prepare.options_from_config(options, val_fraction, hygiene, test_fraction)
         prepared = prepare.prepare(options["csv"], options_, options["prepared_dir"])
-        return Split(*((prepared / f"{split}.txt").read_text(encoding="utf-8") for split in prepare.SPLITS))
+        texts = [(prepared / f"{split}.txt").read_text(encoding="utf-8") for split in prepare.SPLITS]
+        return Split(*texts, runs={split: song_genres(prepared / f"{split}.songs.tsv") for split in prepare.SPLITS})
     raise UserError(f"unknown data.source '{source}' (choose songs_poems, text or lyrics_csv)")
+
+
+def song_genres(path: Path) -> Runs:
+    """The (genre, characters) of each song of a prepared split, from lyricgen.prepare's index."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [(genre, int(length)) for genre, length in (line.rsplit("\t", 1) for line in lines)]
+
+
+def split_labelled_files(files: dict, hygiene: bool, val_fraction: float, test_fraction: float) -> Split:
+    """data.files={label: path, ...}: each file is split on its own, so every label has held-out text; a
+    split's text is the files' parts in order, the separator between two going with the part it opens."""
+    parts = {split: [] for split in prepare.SPLITS}
+    for label, path in files.items():
+        split = split_documents(cleaned(read_text_file(path), hygiene), val_fraction, test_fraction)
+        for name, text in zip(prepare.SPLITS, split, strict=False):
+            if text:
+                parts[name].append((str(label), text))
+    texts = [SONG_SEPARATOR.join(text for _, text in parts[name]) for name in prepare.SPLITS]
+    runs = {
+        name: [(label, len(text) + (len(SONG_SEPARATOR) if i else 0)) for i, (label, text) in enumerate(parts[name])]
+        for name in prepare.SPLITS
+    }
+    return Split(*texts, runs=runs)
 
 
 def cleaned(documents: list[str], hygiene: bool) -> list[str]:

@@ -49,33 +49,51 @@ class RandomWindows(IterableDataset):
         start_step: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        label_ids: torch.Tensor | idcache.FileIds | None = None,
     ):
+        """`label_ids`: each character's label, for a conditioned model: a window carries its characters'."""
         shard = len(ids) // world_size
         self.ids = ids[rank * shard : (rank + 1) * shard]
+        self.label_ids = None if label_ids is None else label_ids[rank * shard : (rank + 1) * shard]
         if len(self.ids) <= seq_len:
             raise UserError(f"corpus too short: each of {world_size} ranks needs more than {seq_len} characters")
         self.batch_size, self.seq_len, self.start_step = batch_size, seq_len, start_step
         self.seed_parts = (seed,) if rank == 0 else (seed, rank)  # rank 0 alone samples as a single process
 
-    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(self, step: int) -> tuple[torch.Tensor, ...]:
+        """(inputs, targets), and each input character's label when the corpus is labelled."""
         generator = torch.Generator().manual_seed(mix_seed(*self.seed_parts, step))
         starts = torch.randint(len(self.ids) - self.seq_len, (self.batch_size, 1), generator=generator)
         chunk = windows(self.ids, starts, self.seq_len + 1).long()
-        return chunk[:, :-1], chunk[:, 1:]
+        if self.label_ids is None:
+            return chunk[:, :-1], chunk[:, 1:]
+        return chunk[:, :-1], chunk[:, 1:], windows(self.label_ids, starts, self.seq_len).long()
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
         step = self.start_step
         while True:
             yield self.batch(step)
             step += 1
 
 
-def consecutive_windows(ids: torch.Tensor, seq_len: int) -> TensorDataset:
-    """Non-overlapping windows covering `ids`: a fixed, deterministic validation set."""
+def consecutive_windows(ids: torch.Tensor, seq_len: int, label_ids: torch.Tensor | None = None) -> TensorDataset:
+    """Non-overlapping windows covering `ids`: a fixed, deterministic validation set (with each input
+    character's label when `label_ids` is given)."""
     count = (len(ids) - 1) // seq_len
     starts = torch.arange(count).unsqueeze(1) * seq_len
     chunk = ids[starts + torch.arange(seq_len + 1)].long()
-    return TensorDataset(chunk[:, :-1], chunk[:, 1:])
+    if label_ids is None:
+        return TensorDataset(chunk[:, :-1], chunk[:, 1:])
+    return TensorDataset(chunk[:, :-1], chunk[:, 1:], label_ids[starts + torch.arange(seq_len)].long())
+
+
+def first_of_each_label(label_ids: torch.Tensor, count: int, per_label: int) -> torch.Tensor:
+    """Positions (in order) of the first `per_label` characters of each label: validation that scores
+    every label, however the held-out text is ordered."""
+    keep = torch.zeros(len(label_ids), dtype=torch.bool)
+    for label in range(count):
+        keep[(label_ids == label).nonzero().view(-1)[:per_label]] = True
+    return keep.nonzero().view(-1)
 
 
 class LyricsDataModule(L.LightningDataModule):
@@ -90,6 +108,7 @@ class LyricsDataModule(L.LightningDataModule):
         seed: int,
         train_chars: int | None = None,
         test_fraction: float = 0.0,
+        labelled: bool = False,
         **source: object,
     ):
         """`source`: data.source and its options (data.path, data.csv, data.hygiene, data.prepared_dir, ...)."""
@@ -97,20 +116,29 @@ class LyricsDataModule(L.LightningDataModule):
         self.source = source
         self.batch_size, self.seq_len = batch_size, seq_len
         self.val_fraction, self.val_chars, self.train_chars, self.seed = val_fraction, val_chars, train_chars, seed
-        self.test_fraction = test_fraction
-        self.vocab = ""
+        self.test_fraction, self.labelled = test_fraction, labelled
+        self.vocab, self.labels = "", []  # labels: the names of a labelled corpus's labels (labelled=True)
         self.train_ids = self.val_ids = torch.empty(0, dtype=torch.uint8)
+        self.train_label_ids = self.val_label_ids = None
 
     def setup(self, stage: str | None = None) -> None:
         if self.vocab:  # already loaded: train.py sets up early to learn the vocabulary size
             return
         encoded = idcache.encoded_corpus(
-            val_fraction=self.val_fraction, test_fraction=self.test_fraction, **self.source
+            val_fraction=self.val_fraction, test_fraction=self.test_fraction, labelled=self.labelled, **self.source
         )
-        self.vocab, self.train_ids = encoded.vocab, encoded.train
-        self.val_ids = encoded.val[: self.val_chars].read()  # bounded: held in memory
+        self.vocab, self.train_ids, self.labels = encoded.vocab, encoded.train, encoded.labels
+        if self.labelled:
+            self.train_label_ids = encoded.label_ids["train"]
+            val_labels = encoded.label_ids["val"].read()  # the split, briefly; validation keeps a bounded part
+            chosen = first_of_each_label(val_labels, len(self.labels), self.val_chars // len(self.labels))
+            self.val_ids, self.val_label_ids = encoded.val.read()[chosen], val_labels[chosen]
+        else:
+            self.val_ids = encoded.val[: self.val_chars].read()  # bounded: held in memory
         if self.train_chars:
             self.train_ids = self.train_ids[: self.train_chars]
+            if self.train_label_ids is not None:
+                self.train_label_ids = self.train_label_ids[: self.train_chars]
         shortest = min(len(self.train_ids), len(self.val_ids))
         if shortest <= self.seq_len:
             raise UserError(
@@ -122,9 +150,11 @@ class LyricsDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         trainer = self.trainer
         position = (trainer.global_step, trainer.global_rank, trainer.world_size) if trainer else (0, 0, 1)
-        windows = RandomWindows(self.train_ids, self.batch_size, self.seq_len, self.seed, *position)
+        windows = RandomWindows(
+            self.train_ids, self.batch_size, self.seq_len, self.seed, *position, label_ids=self.train_label_ids
+        )
         return DataLoader(windows, batch_size=None, generator=private_generator())  # yields whole batches
 
     def val_dataloader(self) -> DataLoader:
-        windows = consecutive_windows(self.val_ids, self.seq_len)
+        windows = consecutive_windows(self.val_ids, self.seq_len, self.val_label_ids)
         return DataLoader(windows, batch_size=VAL_BATCH_SIZE, generator=private_generator())

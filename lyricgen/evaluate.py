@@ -18,10 +18,17 @@ from lyricgen import UserError, charset, corpus, idcache, one_line_errors
 from lyricgen.atomic import write_atomically
 from lyricgen.config import CONF_DIR, RUN_CONFIG, load_run_config, validate
 from lyricgen.data import VAL_BATCH_SIZE, consecutive_windows
-from lyricgen.generate import find_checkpoint
+from lyricgen.generate import find_checkpoint, label_index
 from lyricgen.model import CharRNN, load_checkpoint, sequence_loss
 
-EVALUATE_KEYS = ("ckpt", "split", "text", "out", "device")  # conf/evaluate.yaml's own; the rest is a run's config
+EVALUATE_KEYS = (
+    "ckpt",
+    "split",
+    "text",
+    "genre",
+    "out",
+    "device",
+)  # conf/evaluate.yaml's own; the rest is a run's config
 WINDOW_KEYS = ("batch_size", "seq_len", "val_chars", "train_chars")  # data keys of batching, not of the text
 SPLITS = ("val", "test")
 
@@ -35,64 +42,96 @@ def corpus_config(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> DictC
     return cfg.data
 
 
-def split_ids(data: DictConfig, split: str) -> tuple[torch.Tensor, str]:
-    """(ids, vocabulary) of a split of the configured corpus, from the encoded-ids cache."""
+def split_ids(data: DictConfig, split: str, labelled: bool) -> tuple[torch.Tensor, str, torch.Tensor | None, list]:
+    """(ids, vocabulary, each character's label or None, label names) of a split of the configured corpus,
+    from the encoded-ids cache."""
     source = {key: value for key, value in OmegaConf.to_container(data).items() if key not in WINDOW_KEYS}
-    encoded = idcache.encoded_corpus(**source)
+    encoded = idcache.encoded_corpus(**source, labelled=labelled)
     ids = getattr(encoded, split).read()
     if not len(ids) and split == "test":
         raise UserError(
             "this corpus has no test split: train with data.test_fraction=0.05 (say) so the test songs are "
             "held out from training, then evaluate split=test with the same data settings"
         )
-    return ids, encoded.vocab
+    label_ids = encoded.label_ids[split].read() if labelled else None
+    return ids, encoded.vocab, label_ids, encoded.labels
 
 
-def in_vocabulary(ids: torch.Tensor, vocab: str, model_vocab: str) -> torch.Tensor:
-    """Ids over `vocab` as ids over the model's vocabulary; characters the model never saw are refused."""
+def in_vocabulary(ids: torch.Tensor, vocab: str, model_vocab: str, drop_unknown: bool = False) -> torch.Tensor:
+    """Ids over `vocab` as ids over the model's vocabulary; characters the model never saw are refused,
+    or dropped with `drop_unknown`."""
     lookup = torch.tensor([model_vocab.find(char) for char in vocab], dtype=torch.long)
     mapped = lookup[ids.long()]
     unknown = sorted({vocab[i] for i in ids[mapped < 0].unique().tolist()})
-    if unknown:
+    if unknown and not drop_unknown:
         raise UserError(f"the text has characters the model's vocabulary lacks: {''.join(unknown)!r}")
-    return mapped
+    return mapped[mapped >= 0]
 
 
 @torch.no_grad()
-def mean_loss(model: CharRNN, ids: torch.Tensor, seq_len: int) -> tuple[float, int]:
+def mean_loss(model: CharRNN, ids: torch.Tensor, seq_len: int, label: int | None = None) -> tuple[float, int]:
     """(cross-entropy in nats per character, characters scored) over consecutive windows of `ids`, each
-    scored from a fresh state as validation does (the tail shorter than a window is left out)."""
+    scored from a fresh state as validation does (the tail shorter than a window is left out); a
+    conditioned model writes in `label`."""
     if len(ids) <= seq_len:
         raise UserError(f"the text has {len(ids)} characters: fewer than one window (data.seq_len+1={seq_len + 1})")
     inputs, targets = consecutive_windows(ids, seq_len).tensors
     device = model.decoder.weight.device
     total = 0.0
     for first in range(0, len(inputs), VAL_BATCH_SIZE):
-        batch = slice(first, first + VAL_BATCH_SIZE)
-        logits, _ = model(inputs[batch].to(device))
-        total += float(sequence_loss(logits, targets[batch].to(device))) * targets[batch].numel()
+        batch = inputs[first : first + VAL_BATCH_SIZE].to(device)
+        logits, _ = model(batch, labels=model.label_tensor(label, batch))
+        total += float(sequence_loss(logits, targets[first : first + VAL_BATCH_SIZE].to(device))) * batch.numel()
     return total / targets.numel(), targets.numel()
+
+
+def scores(loss: float, characters: int) -> dict:
+    return {"characters": characters, "loss": loss, "bpc": loss / math.log(2)}
+
+
+def label_scores(
+    model: CharRNN, model_vocab: str, text: tuple[torch.Tensor, str, torch.Tensor, list], seq_len: int, drop: bool
+) -> dict[str, dict]:
+    """Each label's held-out characters, in order, scored on their own (in that label, for a conditioned
+    model). `text`: (ids, vocabulary, each character's label, label names); `drop`: characters the model
+    never saw are dropped instead of refused (a model trained on one label only)."""
+    ids, vocab, label_ids, names = text
+    results = {}
+    for index, name in enumerate(names):
+        if model.labels and name not in model.labels:
+            raise UserError(f"the corpus has label {name!r}, which this model does not know: {', '.join(model.labels)}")
+        own = in_vocabulary(ids[label_ids == index], vocab, model_vocab, drop)
+        label = model.labels.index(name) if model.labels else None
+        results[name] = scores(*mean_loss(model, own, seq_len, label))
+    return results
 
 
 def evaluate(cfg: DictConfig, overrides: list[str] = ()) -> dict:
     """The numbers of one evaluation; see conf/evaluate.yaml for the options. `overrides`: the command
-    line's, which say whether to score the run's own corpus."""
+    line's, which say whether to score the run's own corpus. A labelled corpus (data.files, or any corpus
+    of a conditioned model) is also scored label by label."""
     if cfg.split not in SPLITS:
         raise UserError(f"split={cfg.split} is not a split: use split=val or split=test (or text=<file>)")
     path = find_checkpoint(cfg.ckpt, cfg.paths.output_dir)
     device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
     model, model_vocab = load_checkpoint(path, device)
-    run_dir = path.parent.parent
-    data = corpus_config(cfg, run_dir, list(overrides))
+    data = corpus_config(cfg, path.parent.parent, list(overrides))
+    result = {"checkpoint": str(path)}
     if cfg.text:
         text = "".join(corpus.read_text_file(cfg.text))
         vocab = charset.build_vocab(text)
-        ids, scored = charset.encode(text, vocab), f"text {cfg.text}"
-    else:
-        ids, vocab = split_ids(data, cfg.split)
-        scored = f"{cfg.split} split of data={data.source}"
-    loss, chars = mean_loss(model, in_vocabulary(ids, vocab, model_vocab), data.seq_len)
-    return {"checkpoint": str(path), "scored": scored, "characters": chars, "loss": loss, "bpc": loss / math.log(2)}
+        ids = in_vocabulary(charset.encode(text, vocab), vocab, model_vocab)
+        label = label_index(model.labels, cfg.genre)
+        return result | {"scored": f"text {cfg.text}"} | scores(*mean_loss(model, ids, data.seq_len, label))
+    result["scored"] = f"{cfg.split} split of data={data.source}"
+    labelled = bool(model.labels) or bool(data.source == "text" and data.get("files"))
+    ids, vocab, label_ids, names = split_ids(data, cfg.split, labelled)
+    if label_ids is None:
+        return result | scores(*mean_loss(model, in_vocabulary(ids, vocab, model_vocab), data.seq_len))
+    per_label = label_scores(model, model_vocab, (ids, vocab, label_ids, names), data.seq_len, drop=False)
+    characters = sum(entry["characters"] for entry in per_label.values())
+    loss = sum(entry["loss"] * entry["characters"] for entry in per_label.values()) / characters
+    return result | scores(loss, characters) | {"per_label": per_label}
 
 
 def output_path(cfg: DictConfig, result: dict) -> Path:
@@ -109,8 +148,9 @@ def main(cfg: DictConfig) -> None:
     out = output_path(cfg, result)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(out, lambda partial: partial.write_text(json.dumps(result, indent=2) + "\n"))
+    per_label = "".join(f", {name} {entry['bpc']:.4f}" for name, entry in result.get("per_label", {}).items())
     print(
-        f"{result['scored']}: {result['loss']:.4f} nats/char, {result['bpc']:.4f} bits/char over "
+        f"{result['scored']}: {result['loss']:.4f} nats/char, {result['bpc']:.4f} bits/char{per_label} over "
         f"{result['characters']:,} characters ({result['checkpoint']}); written to {out}"
     )
 

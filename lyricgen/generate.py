@@ -21,6 +21,7 @@ from lyricgen.model import default_prime, load_checkpoint
 class GenerateConfig:
     ckpt: str = "latest"  # a .ckpt file, a run directory, or "latest" (newest run under outputs_dir)
     prime: str = "\n"  # text the samples continue
+    genre: str | None = None  # a conditioned model's label to write in (a genre, or a data.files source)
     length: int = 500  # characters generated after the prime
     temperature: float = 0.8  # > 0; lower is more conservative; 0 is greedy; [0.5,1.0]: a sample for each
     greedy: bool = False  # always pick the most likely character (same as temperature=0)
@@ -61,6 +62,17 @@ def clean_prime(prime: str, vocab: str, unknown: str) -> str:
     return "".join(char for char in prime if char in vocab)
 
 
+def label_index(labels: list[str], genre: str | None) -> int | None:
+    """The index of the label asked for; a conditioned model needs one, another takes none."""
+    if genre is None and labels:
+        raise UserError(f"this model writes in a genre: add genre=<one of {', '.join(labels)}>")
+    if genre is not None and not labels:
+        raise UserError(f"genre={genre}: this model was trained without labels (model.condition): drop genre")
+    if genre is not None and genre not in labels:
+        raise UserError(f"genre={genre} is not one of this model's: {', '.join(labels)}")
+    return None if genre is None else labels.index(genre)
+
+
 def generate(cfg: GenerateConfig) -> list[str]:
     """Samples (prime + continuation), printed as they are produced when cfg.stream."""
     if cfg.temperature < 0 or cfg.length < 0 or cfg.num_samples < 1:
@@ -71,11 +83,12 @@ def generate(cfg: GenerateConfig) -> list[str]:
         raise UserError(f"unknown={cfg.unknown} is not an option: use unknown=error or unknown=skip")
     device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
     model, vocab = load_checkpoint(find_checkpoint(cfg.ckpt, cfg.outputs_dir), device)
+    label = label_index(model.labels, cfg.genre)
     prime = clean_prime(cfg.prime, vocab, cfg.unknown) or default_prime(vocab)
     prime_ids = charset.encode(prime, vocab).long().to(device).expand(cfg.num_samples, -1)
     generator = torch.Generator().manual_seed(cfg.seed)
     temperature = 0.0 if cfg.greedy else cfg.temperature
-    steps = model.generate_steps(prime_ids, cfg.length, temperature, cfg.top_k, generator)
+    steps = model.generate_steps(prime_ids, cfg.length, temperature, cfg.top_k, generator, label)
     new_ids = []
     if cfg.stream:
         print(prime, end="", flush=True)

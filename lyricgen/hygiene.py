@@ -85,12 +85,17 @@ def clean_song(song: str) -> tuple[str, Removed]:
     return re.sub(r"\n{3,}", "\n\n", "\n".join(kept)).strip("\n"), removed
 
 
-def clean_songs(songs: list[str]) -> tuple[list[str], Removed]:
-    """Each song cleaned (songs left empty are dropped), and the totals removed."""
+def clean_each(songs: list[str]) -> tuple[list[str], Removed]:
+    """Each song cleaned, one for one (a song of tablature only becomes empty), and the totals removed."""
     total, cleaned = Removed(), []
     for song in songs:
         text, removed = clean_song(song)
         total.add(removed)
-        if text.strip():
-            cleaned.append(text)
+        cleaned.append(text)
     return cleaned, total
+
+
+def clean_songs(songs: list[str]) -> tuple[list[str], Removed]:
+    """Each song cleaned (songs left empty are dropped), and the totals removed."""
+    cleaned, total = clean_each(songs)
+    return [text for text in cleaned if text.strip()], total

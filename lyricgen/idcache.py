@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lyricgen import charset, corpus
+from lyricgen import UserError, charset, corpus
 from lyricgen.atomic import publish_dir
 
 CACHE_VERSION = 2  # bump when encoding or splitting changes, so old caches are not reused
@@ -35,7 +35,9 @@ def file_identity(path: str | Path) -> list:
     return [str(path), stat.st_size, stat.st_mtime_ns]
 
 
-def identity(source: str, val_fraction: float, test_fraction: float, hygiene: bool, options: dict) -> list:
+def identity(
+    source: str, val_fraction: float, test_fraction: float, hygiene: bool, labelled: bool, options: dict
+) -> list:
     """Everything the encoded ids depend on. A missing input file is left for load_split to report."""
     inputs = {
         "songs_poems": lambda: resources.files("fortune") / "datfiles" / "songs-poems",
@@ -47,8 +49,13 @@ def identity(source: str, val_fraction: float, test_fraction: float, hygiene: bo
     extra = (
         [options.get(key) for key in ("genres", "languages", "ascii", "separator")] if source == "lyrics_csv" else []
     )
+    if source == "text" and options.get("files"):
+        files = options["files"]
+        extra = [
+            [label, file_identity(path) if Path(path).expanduser().is_file() else None] for label, path in files.items()
+        ]
     split = [val_fraction, test_fraction]
-    return [CACHE_VERSION, source, file_identity(str(path)) if present else None, split, hygiene, extra]
+    return [CACHE_VERSION, source, file_identity(str(path)) if present else None, split, hygiene, extra, labelled]
 
 
 def cache_folder(root: Path, key: list) -> Path:
@@ -111,6 +118,8 @@ class Encoded:
     train: FileIds  # ids of the training text, read window by window
     val: FileIds  # ids of the validation text
     test: FileIds  # ids of the test text (none unless data.test_fraction > 0)
+    labels: list[str]  # the label names of a labelled corpus (genres, data.files' keys); [] otherwise
+    label_ids: dict[str, FileIds]  # per split, each character's label (an index into labels), when labelled
 
 
 def load(folder: Path) -> Encoded | None:
@@ -122,16 +131,50 @@ def load(folder: Path) -> Encoded | None:
         files = {name: folder / f"{name}.ids" for name in lengths}
         if any(files[name].stat().st_size != length * dtype.itemsize for name, length in lengths.items()):
             return None
-        return Encoded(meta["vocab"], *(FileIds(files[name], dtype) for name in corpus.prepare.SPLITS))
+        splits = [FileIds(files[name], dtype) for name in corpus.prepare.SPLITS]
+        labels = meta.get("labels", [])
+        label_ids = {name: FileIds(folder / f"{name}.labels", np.uint8) for name in lengths} if labels else {}
+        if any(len(label_ids[name]) != lengths[name] for name in label_ids):
+            return None
+        return Encoded(meta["vocab"], *splits, labels, label_ids)
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
-def build(folder: Path, key: list, source: str, split: tuple[float, float], hygiene: bool, options: dict) -> None:
-    """Load, clean, split and encode the corpus into `folder`."""
+def label_ids(runs: corpus.Runs, labels: list[str]) -> np.ndarray:
+    """Each character's label index, from the (label, characters) runs of a split."""
+    index = {label: i for i, label in enumerate(labels)}
+    return np.repeat(np.array([index[label] for label, _ in runs], dtype=np.uint8), [n for _, n in runs])
+
+
+def without_unknown(text: str, runs: corpus.Runs, vocab: str) -> corpus.Runs:
+    """The runs of `text` once the characters outside `vocab` are dropped (rare: only held-out text has any)."""
+    unknown = set(text) - set(vocab)
+    if not unknown:
+        return runs
+    shortened, position = [], 0
+    for label, length in runs:
+        piece = text[position : position + length]
+        shortened.append((label, length - sum(piece.count(char) for char in unknown)))
+        position += length
+    return shortened
+
+
+def build(
+    folder: Path, key: list, source: str, split: tuple[float, float], hygiene: bool, labelled: bool, options: dict
+) -> None:
+    """Load, clean, split and encode the corpus (and, when `labelled`, each character's label) into `folder`."""
     val_fraction, test_fraction = split
     texts = corpus.load_split(source, val_fraction, hygiene, test_fraction, **options)._asdict()
+    runs = texts.pop("runs")
+    if labelled and runs is None:
+        raise UserError("model.condition needs labelled text: data=lyrics_csv (genres) or data=text data.files={...}")
+    labels = sorted({label for split_runs in runs.values() for label, _ in split_runs}) if labelled else []
+    if len(labels) > 255:
+        raise UserError(f"{len(labels)} labels: a conditioned model takes at most 255")
     vocab = charset.build_vocab(texts["train"])
+    if labels:  # held-out characters the training text lacks are dropped below: shorten their runs to match
+        runs |= {name: without_unknown(texts[name], runs[name], vocab) for name in ("val", "test")}
     ids = {"train": charset.encode(texts.pop("train"), vocab).numpy()}  # its text goes first: peak is text + ids
     ids |= {name: charset.encode(text, vocab, drop_unknown=True).numpy() for name, text in texts.items()}
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -139,7 +182,10 @@ def build(folder: Path, key: list, source: str, split: tuple[float, float], hygi
     try:
         for name, values in ids.items():
             values.tofile(work / f"{name}.ids")
+            if labels:
+                label_ids(runs[name], labels).tofile(work / f"{name}.labels")
         meta = {"vocab": vocab, "dtype": ids["train"].dtype.str} | {f"{n}_length": len(v) for n, v in ids.items()}
+        meta["labels"] = labels
         (work / META).write_text(json.dumps({**meta, "key": key}, default=list))
         shutil.rmtree(folder, ignore_errors=True)  # a corrupt one, if any
         publish_dir(work, folder, done=META)
@@ -153,14 +199,16 @@ def encoded_corpus(
     hygiene: bool,
     prepared_dir: str | Path,
     test_fraction: float = 0.0,
+    labelled: bool = False,
     **options: object,
 ) -> Encoded:
-    """The corpus of data.source and its options as ids: from the cache under `prepared_dir`, built once."""
-    key = identity(source, val_fraction, test_fraction, hygiene, options)
+    """The corpus of data.source and its options as ids (and each character's label when `labelled`): from
+    the cache under `prepared_dir`, built once."""
+    key = identity(source, val_fraction, test_fraction, hygiene, labelled, options)
     folder = cache_folder(Path(prepared_dir), key)
     cached = load(folder)
     if cached is None:
         options = {**options, "prepared_dir": prepared_dir} if source == "lyrics_csv" else options
-        build(folder, key, source, (val_fraction, test_fraction), hygiene, options)
+        build(folder, key, source, (val_fraction, test_fraction), hygiene, labelled, options)
         cached = load(folder)
     return cached

@@ -8,7 +8,7 @@ print(sample_text(model, vocab, prime="I want", length=300, seed=1))
 import inspect
 import math
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 
@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lyricgen import UserError, charset, kernels
-from lyricgen.config import CELLS
+from lyricgen.config import CELLS, CONDITION_ON
 
 # Printed once when oneDNN is toggled (one_step_kernels); it concerns Intel GPUs only.
 warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN")
@@ -32,6 +32,10 @@ class CharRNN(nn.Module):
     of nn.RNN/nn.GRU at batch 1, 1.1-1.4x at batch 64); LSTMs, and every cell on a GPU, run as one
     nn.LSTM/GRU/RNN call over (batch, seq). Dropout sits between layers and on the top layer's output, as
     in karpathy/char-rnn, so it regularises a 1-layer model too.
+
+    With `labels` (genres, sources) the model is conditioned: a learned `label_dim`-wide embedding of each
+    character's label joins its input at every step (condition_on=input), sets the initial state (state),
+    or both; forward, generate and sample_text then take the labels. Without labels nothing changes.
     """
 
     # Defaults: conf/model/rnn.yaml, the paper's baseline (a test keeps the two equal).
@@ -45,13 +49,24 @@ class CharRNN(nn.Module):
         nonlinearity: str = "tanh",
         input: str = "onehot",
         embed_dim: int = 64,
+        labels: Sequence[str] = (),
+        label_dim: int = 16,
+        condition_on: str = "input",
     ):
         super().__init__()
         self.vocab_size = vocab_size
         self.embedding = nn.Embedding(vocab_size, embed_dim) if input == "embedding" else None
+        self.labels, self.condition_on = list(labels), condition_on
+        if condition_on not in CONDITION_ON:
+            raise ValueError(f"condition_on={condition_on!r}: use one of {CONDITION_ON}")
+        self.label_embedding = nn.Embedding(len(labels), label_dim) if labels else None
+        on_input = bool(labels) and condition_on in ("input", "both")
+        self.label_state = (
+            nn.Linear(label_dim, num_layers * hidden_size) if labels and condition_on in ("state", "both") else None
+        )
         cell_options = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
         self.rnn = CELL_CLASSES[cell](
-            embed_dim if self.embedding else vocab_size,
+            (embed_dim if self.embedding else vocab_size) + (label_dim if on_input else 0),
             hidden_size,
             num_layers,
             batch_first=True,
@@ -66,15 +81,38 @@ class CharRNN(nn.Module):
             return F.one_hot(ids, self.vocab_size).to(self.decoder.weight.dtype)
         return self.embedding(ids)
 
-    def forward(self, ids: torch.Tensor, hidden: torch.Tensor | tuple | None = None) -> tuple[torch.Tensor, object]:
-        """ids (batch, seq) -> logits (batch, seq, vocab) and the final hidden state."""
+    def forward(
+        self, ids: torch.Tensor, hidden: torch.Tensor | tuple | None = None, labels: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, object]:
+        """ids (batch, seq) -> logits (batch, seq, vocab) and the final hidden state. A conditioned model
+        takes each character's label too: `labels` (batch, seq)."""
+        if self.labels and labels is None:
+            raise ValueError(f"this model is conditioned on labels {self.labels}: pass labels")
+        if hidden is None and self.label_state is not None:
+            hidden = self.initial_state(labels[:, 0])
         if self.runs_on_cpu_kernels(ids):
             ids = ids.t()  # time-major: each step's rows are contiguous
             inputs = ids if self.embedding is None else self.embedding(ids)  # one-hot as indices: a lookup
+            inputs = self.with_labels(inputs, None if labels is None else labels.t())
             output, hidden = kernels.recurrent_stack(self.rnn, inputs, hidden)
             return self.decoder(kernels.dropout(output, self.dropout, self.training)).transpose(0, 1), hidden
-        output, hidden = self.rnn(self.encode_input(ids), hidden)
+        output, hidden = self.rnn(self.with_labels(self.encode_input(ids), labels), hidden)
         return self.decoder(kernels.dropout(output, self.dropout, self.training)), hidden
+
+    def with_labels(self, inputs: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """The step inputs with each character's label embedding beside it (condition_on input or both)."""
+        if self.label_embedding is None or self.condition_on == "state":
+            return inputs
+        if not inputs.is_floating_point():  # the kernels' one-hot indices: spelled out to join the labels
+            inputs = F.one_hot(inputs, self.vocab_size).to(self.decoder.weight.dtype)
+        return torch.cat([inputs, self.label_embedding(labels).to(inputs.dtype)], dim=-1)
+
+    def initial_state(self, labels: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """The hidden state a window starts from, made from its first character's label (condition_on state
+        or both): (layers, batch, hidden), and a zero cell state for an LSTM."""
+        state = torch.tanh(self.label_state(self.label_embedding(labels)))
+        state = state.view(len(labels), self.rnn.num_layers, self.rnn.hidden_size).transpose(0, 1).contiguous()
+        return (state, torch.zeros_like(state)) if isinstance(self.rnn, nn.LSTM) else state
 
     def runs_on_cpu_kernels(self, ids: torch.Tensor) -> bool:
         """RNN and GRU sequences on a CPU, in full precision (CPU autocast would hand the kernels mixed
@@ -96,8 +134,10 @@ class CharRNN(nn.Module):
         temperature: float = 1.0,
         top_k: int | None = None,
         generator: torch.Generator | None = None,
+        label: int | None = None,
     ) -> Iterator[torch.Tensor]:
-        """Yield `length` next ids, one (batch,) tensor at a time, continuing each row of `prime`.
+        """Yield `length` next ids, one (batch,) tensor at a time, continuing each row of `prime`; a
+        conditioned model writes in `label` (an index into self.labels).
 
         The prime runs through the network once; each new character then costs one recurrent step on the
         carried hidden state. temperature=0 picks the most likely character (greedy).
@@ -105,15 +145,24 @@ class CharRNN(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            logits, hidden = self(prime)
+            logits, hidden = self(prime, labels=self.label_tensor(label, prime))
             for position in range(length):
                 next_id = sample_next(logits[:, -1], temperature, top_k, generator)
                 yield next_id
                 if position < length - 1:  # no step past the last character
+                    step = next_id.unsqueeze(1)
                     with one_step_kernels():
-                        logits, hidden = self(next_id.unsqueeze(1), hidden)
+                        logits, hidden = self(step, hidden, labels=self.label_tensor(label, step))
         finally:
             self.train(was_training)
+
+    def label_tensor(self, label: int | None, like: torch.Tensor) -> torch.Tensor | None:
+        """`label` at every position of `like` (batch, seq), for a conditioned model; None for another."""
+        if not self.labels:
+            return None
+        if label is None or not 0 <= label < len(self.labels):
+            raise ValueError(f"this model writes in one of {self.labels}: pass label=<its index>")
+        return torch.full_like(like, label)
 
     def generate(self, prime: torch.Tensor, length: int, *args: object, **kwargs: object) -> torch.Tensor:
         """(batch, length) ids continuing each row of `prime`; arguments as for generate_steps."""
@@ -175,14 +224,16 @@ def sample_text(
     temperature: float = 0.8,
     top_k: int | None = None,
     seed: int = 0,
+    label: int | None = None,
 ) -> str:
     """Text generated after `prime` (default: a line break), reproducible from `seed` without touching
-    the global RNG. Returns the continuation only."""
+    the global RNG; in `label` (an index into model.labels) for a conditioned model. Returns the
+    continuation only."""
     prime = default_prime(vocab) if prime is None else prime
     device = model.decoder.weight.device
     prime_ids = charset.encode(prime, vocab).long().unsqueeze(0).to(device)
     generator = torch.Generator().manual_seed(seed)
-    return charset.decode(model.generate(prime_ids, length, temperature, top_k, generator)[0], vocab)
+    return charset.decode(model.generate(prime_ids, length, temperature, top_k, generator, label)[0], vocab)
 
 
 def network_options(hyperparameters: dict) -> dict:
@@ -216,16 +267,17 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[CharRNN, str
 
 def structure(options: dict) -> dict:
     """The options that fix a CharRNN's weights' shapes and meaning (dropout does neither)."""
-    keys = ["cell", "num_layers", "hidden_size", "input"]
+    keys = ["cell", "num_layers", "hidden_size", "input", "labels"]
+    keys += ["condition_on", "label_dim"] if options["labels"] else []
     keys += ["embed_dim"] if options["input"] == "embedding" else []
     keys += ["nonlinearity"] if options["cell"] == "rnn" else []
-    return {key: options[key] for key in keys}
+    return {key: list(options[key]) if key == "labels" else options[key] for key in keys}
 
 
 def vocabulary_axes(model: CharRNN) -> dict[str, int]:
     """The parameters with one row or column per character, and along which axis."""
     first_layer = ("embedding.weight", 0) if model.embedding is not None else ("rnn.weight_ih_l0", 1)
-    return {"decoder.weight": 0, "decoder.bias": 0, first_layer[0]: first_layer[1]}
+    return {"decoder.weight": 0, "decoder.bias": 0, first_layer[0]: first_layer[1]}  # one-hot: its first columns
 
 
 def warm_start(model: CharRNN, vocab: str, options: dict, path: str | Path) -> str:

@@ -6,6 +6,7 @@ from functools import partial
 
 import lightning as L
 import torch
+import torch.nn.functional as F
 
 from lyricgen import Diverged
 from lyricgen.config import SCHEDULES
@@ -45,13 +46,13 @@ class LyricLM(L.LightningModule):
         self.smoothed_loss = self.last_finite_loss = math.nan
         self.diverge_above = guard_ratio * math.log(max(len(vocab), 2))
 
-    def loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        inputs, targets = batch
-        logits, _ = self.model(inputs)
-        return sequence_loss(logits, targets)
+    def logits(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """The batch is (inputs, targets), and each input's label for a conditioned model."""
+        inputs, _, *labels = batch
+        return self.model(inputs, labels=labels[0] if labels else None)[0]
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = self.loss(batch)
+    def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
+        loss = sequence_loss(self.logits(batch), batch[1])
         self.check_loss(float(loss.detach()))
         return loss
 
@@ -100,11 +101,24 @@ class LyricLM(L.LightningModule):
             "lower optim.lr or set trainer.gradient_clip_val"
         )
 
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        loss = self.loss(batch)
+    def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
+        logits, targets = self.logits(batch), batch[1]
+        loss = sequence_loss(logits, targets)
         windows = len(batch[0])  # weight each batch by its size: the epoch mean is the mean over characters
         self.log("val/loss", loss, prog_bar=True, batch_size=windows, sync_dist=True)  # averaged over DDP ranks
         self.log("val/bpc", loss / math.log(2), batch_size=windows, sync_dist=True)
+        if len(batch) == 3:
+            self.log_per_label(logits, targets, batch[2])
+
+    def log_per_label(self, logits: torch.Tensor, targets: torch.Tensor, labels: torch.Tensor) -> None:
+        """val/loss/<label> and val/bpc/<label>: each label's characters' mean, weighted by their count."""
+        per_char = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), reduction="none")
+        labels = labels.reshape(-1)
+        for index, name in enumerate(self.model.labels):
+            chosen = per_char[labels == index]
+            if len(chosen):
+                self.log(f"val/loss/{name}", chosen.mean(), batch_size=len(chosen), sync_dist=True)
+                self.log(f"val/bpc/{name}", chosen.mean() / math.log(2), batch_size=len(chosen), sync_dist=True)
 
     def configure_optimizers(self) -> torch.optim.Optimizer | dict:
         optimizer = torch.optim.Adam(

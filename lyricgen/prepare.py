@@ -29,7 +29,7 @@ from lyricgen.config import CONF_DIR, validate
 EXPECTED_COLUMNS = ["Artist", "Song", "Genre", "Language", "Lyrics"]
 REQUIRED_COLUMNS = ["Genre", "Language", "Lyrics"]
 CHUNK_ROWS = 10_000  # rows parsed at a time: memory stays bounded whatever the file's size
-PREPARED_VERSION = 1  # bump when cleaning changes, so old caches are not reused
+PREPARED_VERSION = 2  # bump when cleaning changes, so old caches are not reused
 
 # Typographic characters that have a plain-ASCII spelling (NFKD alone would drop them).
 _TYPOGRAPHY = str.maketrans(
@@ -140,22 +140,28 @@ def read_chunks(csv: Path, malformed: Counter) -> Iterator[pd.DataFrame]:
 
 
 class SongWriter:
-    """Appends songs to an open text file with the separator between them."""
+    """Appends songs to an open text file with the separator between them, and each song's genre and
+    length to <split>.songs.tsv beside it (a song's length counts the separator before it: the labels
+    of a genre-conditioned model give the separator to the song it opens)."""
 
     def __init__(self, path: Path, separator: str):
         self.file = path.open("w", encoding="utf-8", newline="\n")
+        self.index = path.with_suffix(".songs.tsv").open("w", encoding="utf-8", newline="\n")
         self.separator, self.songs = separator, 0
 
-    def write(self, songs: list[str]) -> None:
+    def write(self, songs: list[str], genres: list[str]) -> None:
         if not songs:
             return
         if self.songs:
             self.file.write(self.separator)
         self.file.write(self.separator.join(songs))
+        lengths = [len(song) + (len(self.separator) if self.songs or i else 0) for i, song in enumerate(songs)]
+        self.index.writelines(f"{genre}\t{length}\n" for genre, length in zip(genres, lengths, strict=True))
         self.songs += len(songs)
 
     def close(self) -> None:
         self.file.close()
+        self.index.close()
 
 
 def most_common(values: Counter) -> str:
@@ -183,6 +189,7 @@ def write_prepared(csv: Path, options: PrepareOptions, out: Path) -> dict:
     stats = {"rows_read": 0, "rows_kept": 0, "rows_dropped": {"genre": 0, "language": 0, "empty_lyrics": 0}}
     stats |= {"malformed_rows_skipped": 0, "chars_before_cleaning": 0, "chars_after_cleaning": 0}
     malformed, genres_seen, languages_seen_in_genres, distinct = Counter(), Counter(), Counter(), set()
+    songs_of_genre = Counter()  # the split counts songs within each genre: every genre gets held-out songs
     removed = hygiene.Removed()
     writers = {split: SongWriter(out / f"{split}.txt", options.separator) for split in SPLITS}
     try:
@@ -192,22 +199,26 @@ def write_prepared(csv: Path, options: PrepareOptions, out: Path) -> dict:
             in_genre = chunk[chunk["Genre"].isin(options.genres)]
             languages_seen_in_genres.update(in_genre["Language"].dropna())
             kept = in_genre[in_genre["Language"].isin(options.languages)]
-            raw = kept["Lyrics"].dropna()
-            songs = clean_lyrics(raw, options.ascii)
-            songs = songs[songs.str.len() > 0].tolist()
+            with_lyrics = kept.dropna(subset=["Lyrics"])
+            songs = clean_lyrics(with_lyrics["Lyrics"], options.ascii).tolist()
+            if options.hygiene:
+                songs, removed_here = hygiene.clean_each(songs)
+                removed.add(removed_here)
+            genres = [genre for genre, song in zip(with_lyrics["Genre"], songs, strict=True) if song.strip()]
+            songs = [song for song in songs if song.strip()]
             stats["rows_dropped"]["genre"] += len(chunk) - len(in_genre)
             stats["rows_dropped"]["language"] += len(in_genre) - len(kept)
             stats["rows_dropped"]["empty_lyrics"] += len(kept) - len(songs)
-            if options.hygiene:
-                songs, removed_here = hygiene.clean_songs(songs)
-                removed.add(removed_here)
-            stats["chars_before_cleaning"] += int(raw.str.len().sum())
+            stats["chars_before_cleaning"] += int(with_lyrics["Lyrics"].str.len().sum())
             stats["chars_after_cleaning"] += sum(map(len, songs))
             distinct.update(*map(set, songs))
-            first = stats["rows_kept"]  # the global index of this chunk's first kept song
-            splits = [split_of(first + i, options.val_fraction, options.test_fraction) for i in range(len(songs))]
+            splits = []
+            for genre in genres:
+                splits.append(split_of(songs_of_genre[genre], options.val_fraction, options.test_fraction))
+                songs_of_genre[genre] += 1
             for split, writer in writers.items():
-                writer.write([song for song, its in zip(songs, splits, strict=True) if its == split])
+                chosen = [i for i, its in enumerate(splits) if its == split]
+                writer.write([songs[i] for i in chosen], [genres[i] for i in chosen])
             stats["rows_kept"] += len(songs)
     finally:
         for writer in writers.values():

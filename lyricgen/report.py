@@ -104,6 +104,7 @@ class RunResult:
     final_train_loss: float  # mean of the last BLOCK steps
     val_loss: float
     val_bpc: float
+    val_bpc_by_label: str  # a conditioned model's val/bpc/<label>: "label bpc, ..." ("" for others)
     steps: int
     wall_s: float
     chars_per_s: float
@@ -152,7 +153,8 @@ def read_run(run: Path, root: Path) -> tuple[RunResult, dict]:
     _, val_losses, _ = series("val/loss")
     _, grad_norms, _ = series("train/grad_norm")
     _, speeds, _ = series("perf/chars_per_s")
-    samples = events.Tensors("sample/text_summary") if "sample/text_summary" in events.Tags()["tensors"] else []
+    sample_tags = sorted(tag for tag in events.Tags()["tensors"] if tag.startswith("sample"))  # sample/<label>/...
+    samples = events.Tensors(sample_tags[0]) if sample_tags else []
     sample = samples[-1].tensor_proto.string_val[0].decode() if samples else ""
     experiment, overrides = hydra_choices(run)
     val_loss = float(val_losses[-1]) if len(val_losses) else math.nan
@@ -166,6 +168,11 @@ def read_run(run: Path, root: Path) -> tuple[RunResult, dict]:
         final_train_loss=float(block_means(losses)[-1]) if len(losses) else math.nan,
         val_loss=val_loss,
         val_bpc=val_loss / math.log(2),
+        val_bpc_by_label=", ".join(
+            f"{tag.removeprefix('val/bpc/')} {series(tag)[1][-1]:.4f}"
+            for tag in sorted(tags)
+            if tag.startswith("val/bpc/")
+        ),
         steps=int(steps.max()) + 1 if len(steps) else 0,
         wall_s=float(times[-1] - times[0]) if len(times) else 0.0,
         chars_per_s=float(np.median(speeds)) if len(speeds) else math.nan,

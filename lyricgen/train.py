@@ -33,6 +33,7 @@ from lyricgen.callbacks import (
     SpikeForensics,
     StepMetrics,
     TextSamples,
+    sample_tags,
     tensorboard,
 )
 from lyricgen.config import CONF_DIR, RUN_CONFIG, load_run_config, validate
@@ -205,9 +206,9 @@ def train(cfg: DictConfig, out_dir: Path, ckpt_path: Path | None = None) -> floa
         torch.set_num_threads(cfg.threads)
     tune_process()
     L.seed_everything(cfg.seed, verbose=False)
-    datamodule = LyricsDataModule(**cfg.data, seed=cfg.seed)
-    datamodule.setup("fit")  # the model's size depends on the vocabulary
-    model = build_module(cfg, datamodule.vocab)
+    datamodule = LyricsDataModule(**cfg.data, seed=cfg.seed, labelled=cfg.model.condition is not None)
+    datamodule.setup("fit")  # the model's size depends on the vocabulary (and the labels)
+    model = build_module(cfg, datamodule.vocab, datamodule.labels)
     if cfg.init_from and ckpt_path is None:  # a resumed run's weights come from its own checkpoint
         start_from_checkpoint(model, cfg)
     trainer = build_trainer(cfg, out_dir, resume_step)
@@ -220,16 +221,18 @@ def train(cfg: DictConfig, out_dir: Path, ckpt_path: Path | None = None) -> floa
     return val_loss if best is None else min(val_loss, float(best))
 
 
-def build_module(cfg: DictConfig, vocab: str) -> LyricLM:
+def build_module(cfg: DictConfig, vocab: str, labels: list[str]) -> LyricLM:
     plain = OmegaConf.to_container  # hyperparameters must be plain values for weights_only checkpoint loading
     guard = {"guard_ratio": cfg.guard.ratio, "guard_steps": cfg.guard.steps}
-    return LyricLM(vocab=vocab, **plain(cfg.model), **plain(cfg.optim), **guard)
+    network = {key: value for key, value in plain(cfg.model).items() if key != "condition"} | {"labels": labels}
+    return LyricLM(vocab=vocab, **network, **plain(cfg.optim), **guard)
 
 
 def start_from_checkpoint(module: LyricLM, cfg: DictConfig) -> None:
     """init_from: the weights of another run's checkpoint (fine-tuning); the optimiser starts fresh."""
     path = find_checkpoint(cfg.init_from, cfg.paths.output_dir)
-    new = warm_start(module.model, module.hparams.vocab, OmegaConf.to_container(cfg.model), path)
+    options = OmegaConf.to_container(cfg.model) | {"labels": module.model.labels}
+    new = warm_start(module.model, module.hparams.vocab, options, path)
     fresh = f"; {len(new)} characters it lacks start from fresh rows: {new!r}" if new else ""
     print(f"init_from: weights of {path}{fresh}", file=sys.stderr)
 
@@ -240,7 +243,9 @@ def print_summary(model: LyricLM, out_dir: Path, val_loss: float, steps: int, cf
     print(f"\nrun dir: {out_dir}")
     bits = val_loss / math.log(2)
     print(f"val loss {val_loss:.4f} nats/char, {bits:.4f} bits/char after {steps or cfg.trainer.max_steps} steps")
-    print(f"sample:\n{sample_text(model.model, model.hparams.vocab, length=cfg.sample_length, seed=cfg.seed)}")
+    for tag, label in sample_tags(model.model.labels):
+        text = sample_text(model.model, model.hparams.vocab, length=cfg.sample_length, seed=cfg.seed, label=label)
+        print(f"{tag}:\n{text}")
 
 
 def resumable_step(ckpt_path: Path) -> int:

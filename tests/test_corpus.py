@@ -30,7 +30,7 @@ def test_unknown_characters_raise_or_are_dropped():
 
 def test_many_documents_split_into_whole_held_out_documents():
     documents = [f"song {i}\nla la" for i in range(100)]
-    train_text, val_text, test_text = corpus.split_documents(documents, val_fraction=0.05)
+    train_text, val_text, test_text, _ = corpus.split_documents(documents, val_fraction=0.05)
     assert test_text == ""
     held_out = val_text.split(corpus.SONG_SEPARATOR)
     assert len(held_out) == 5
@@ -38,16 +38,16 @@ def test_many_documents_split_into_whole_held_out_documents():
 
 
 def test_single_document_holds_out_its_tail():
-    train_text, val_text, _ = corpus.split_documents(["x" * 90 + "y" * 10], val_fraction=0.1)
+    train_text, val_text, *_ = corpus.split_documents(["x" * 90 + "y" * 10], val_fraction=0.1)
     assert (train_text, val_text) == ("x" * 90, "y" * 10)
     split = corpus.split_documents(["x" * 80 + "t" * 10 + "y" * 10], val_fraction=0.1, test_fraction=0.1)
-    assert split == ("x" * 80, "y" * 10, "t" * 10)
+    assert split[:3] == ("x" * 80, "y" * 10, "t" * 10)
 
 
 def test_a_test_split_holds_out_other_whole_documents():
     documents = [f"song {i}\nla la" for i in range(100)]
     split = corpus.split_documents(documents, val_fraction=0.05, test_fraction=0.1)
-    parts = [set(text.split(corpus.SONG_SEPARATOR)) for text in split]
+    parts = [set(text.split(corpus.SONG_SEPARATOR)) for text in split[:3]]
     assert [len(part) for part in parts] == [85, 5, 10]
     assert set.union(*parts) == set(documents) and sum(map(len, parts)) == 100  # disjoint, nothing lost
     assert split.val == corpus.split_documents(documents, val_fraction=0.05).val  # validation unchanged

@@ -35,7 +35,7 @@ def test_text_corpus_reader(content):
         path.write_bytes(content)
 
         def load():
-            train_text, val_text, _ = corpus.load_split("text", 0.1, path=str(path))
+            train_text, val_text, *_ = corpus.load_split("text", 0.1, path=str(path))
             vocab = charset.build_vocab(train_text)
             charset.encode(train_text, vocab)
             charset.encode(val_text, vocab, drop_unknown=True)

@@ -131,7 +131,7 @@ def test_training_prepares_then_holds_out_whole_songs(compose_config, lyrics_csv
     prepared_dir = tmp_path / "prepared"
     overrides = ["data=lyrics_csv", f"data.csv={lyrics_csv}", f"data.prepared_dir={prepared_dir}"]
     train(compose_config(*TINY, *overrides, tiny=False), tmp_path / "run")
-    train_text, val_text, _ = load_split(
+    train_text, val_text, *_ = load_split(
         "lyrics_csv",
         0.05,
         csv=str(lyrics_csv),

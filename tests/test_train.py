@@ -55,6 +55,9 @@ def test_paper_baseline_composes_from_groups(compose_config):
         "nonlinearity": "tanh",
         "input": "onehot",
         "embed_dim": 64,
+        "condition": None,
+        "condition_on": "input",
+        "label_dim": 16,
     }
     assert cfg.optim.lr == 0.005
     assert (cfg.data.batch_size, cfg.data.seq_len) == (1, 200)

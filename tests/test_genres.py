@@ -1,0 +1,119 @@
+"""One model, many genres: labelled corpora (a CSV's genres, labelled files), conditioned training, per-label
+validation, and generation in the label asked for."""
+
+import pandas as pd
+import pytest
+import torch
+from conftest import TINY
+from test_train import curve
+
+from lyricgen import UserError, idcache
+from lyricgen.generate import GenerateConfig, generate
+from lyricgen.model import load_checkpoint
+from lyricgen.prepare import EXPECTED_COLUMNS, PrepareOptions, prepare
+from lyricgen.report import write_report
+from lyricgen.train import train
+
+SHOUTED = "OH YEAH ROCK AND ROLL ALL NIGHT\nWE WILL ROCK THE TOWN\n\n" * 40  # two styles a label must tell apart
+WHISPERED = "oh yeah rock and roll all night\nwe will rock the town\n\n" * 40
+
+
+@pytest.fixture
+def styles(tmp_path):
+    (tmp_path / "upper.txt").write_text(SHOUTED)
+    (tmp_path / "lower.txt").write_text(WHISPERED + "zzz")  # z: only in held-out text, dropped from it
+    return [f"data.files={{upper: {tmp_path / 'upper.txt'}, lower: {tmp_path / 'lower.txt'}}}", "data=text"]
+
+
+def test_every_character_carries_the_label_of_its_file(tmp_path, styles):
+    files = {"upper": str(tmp_path / "upper.txt"), "lower": str(tmp_path / "lower.txt")}
+    encoded = idcache.encoded_corpus("text", 0.1, True, tmp_path / "cache", labelled=True, files=files)
+    assert encoded.labels == ["lower", "upper"] and "z" not in encoded.vocab
+    for split in ("train", "val"):
+        text = "".join(encoded.vocab[i] for i in encoded.__dict__[split].read().tolist())
+        labels = encoded.label_ids[split].read()
+        assert len(labels) == len(text)
+        for char, label in zip(text, labels.tolist(), strict=True):
+            if char.isalpha():
+                assert label == (1 if char.isupper() else 0), (split, char)
+    unlabelled = idcache.encoded_corpus("text", 0.1, True, tmp_path / "cache", files=files)
+    assert unlabelled.labels == [] and unlabelled.label_ids == {}  # the same mixture, for an unconditioned model
+
+
+def test_a_csv_split_holds_out_songs_of_every_genre(tmp_path):
+    rows = [("a", f"r{i}", "Rock", "en", f"rock song {i}") for i in range(40)]
+    rows += [("b", f"p{i}", "Pop", "en", f"pop song {i}") for i in range(20)]
+    pd.DataFrame(rows, columns=EXPECTED_COLUMNS).to_csv(tmp_path / "train.csv", index=False)
+    prepared = prepare(tmp_path / "train.csv", PrepareOptions(genres=("Rock", "Pop")), tmp_path / "prepared")
+    val = (prepared / "val.txt").read_text()
+    assert "rock song 19" in val and "pop song 19" in val  # the 20th song of each genre
+    index = [line.split("\t") for line in (prepared / "train.songs.tsv").read_text().splitlines()]
+    assert sum(int(length) for _, length in index) == len((prepared / "train.txt").read_text())
+    assert {genre for genre, _ in index} == {"Rock", "Pop"}
+
+
+@pytest.mark.slow
+def test_a_genre_conditioned_csv_run(tmp_path, compose_config):
+    rows = [("a", f"r{i}", "Rock", "en", "LOUD GUITARS\n" * 5) for i in range(40)]
+    rows += [("b", f"p{i}", "Pop", "en", "sweet baby\n" * 5) for i in range(40)]
+    pd.DataFrame(rows, columns=EXPECTED_COLUMNS).to_csv(tmp_path / "train.csv", index=False)
+    data = ["data=lyrics_csv", f"data.csv={tmp_path / 'train.csv'}", "data.genres=[Rock,Pop]", "data.seq_len=16"]
+    train(compose_config(*TINY, *data, "model.condition=genre", tiny=False), tmp_path / "run")
+    model, _ = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    assert model.labels == ["Pop", "Rock"]
+
+
+@pytest.mark.parametrize("condition_on", ["input", "state", "both"])
+def test_conditioned_training_makes_generate_follow_the_label(tmp_path, compose_config, styles, condition_on):
+    overrides = [*styles, "model.condition=source", f"model.condition_on={condition_on}", "model.hidden_size=48"]
+    overrides += ["trainer.max_steps=250", "trainer.val_check_interval=125", "optim.lr=0.02", "data.batch_size=16"]
+    train(compose_config(*overrides), tmp_path / "run")
+    for label, case in (("upper", str.isupper), ("lower", str.islower)):
+        (text,) = generate(GenerateConfig(ckpt=str(tmp_path / "run"), genre=label, prime="\n", length=200))
+        letters = [char for char in text if char.isalpha()]
+        assert sum(map(case, letters)) > 0.9 * len(letters), (label, text)
+    logged = {label: curve(tmp_path / "run", f"val/bpc/{label}") for label in ("upper", "lower")}
+    overall = curve(tmp_path / "run", "val/bpc")
+    for step, (_, bpc) in enumerate(overall):  # the overall loss is a mean of the labels' losses
+        per_label = [logged[label][step][1] for label in logged]
+        assert min(per_label) - 1e-4 <= bpc <= max(per_label) + 1e-4
+
+
+def test_generate_refuses_labels_it_does_not_know_and_the_report_shows_each(
+    tmp_path, compose_config, styles, trained_run
+):
+    train(compose_config(*styles, "model.condition=source", "trainer.max_steps=2"), tmp_path / "sweep" / "run")
+    run = str(tmp_path / "sweep" / "run")
+    write_report(tmp_path / "sweep")
+    (row,) = pd.read_csv(tmp_path / "sweep" / "results.csv").to_dict("records")
+    logged = {label: curve(run, f"val/bpc/{label}")[-1][1] for label in ("lower", "upper")}
+    assert row["val_bpc_by_label"] == f"lower {logged['lower']:.4f}, upper {logged['upper']:.4f}"
+    assert row["sample"]
+    with pytest.raises(UserError, match="genre=jazz is not one of this model's: lower, upper"):
+        generate(GenerateConfig(ckpt=run, genre="jazz", length=5))
+    with pytest.raises(UserError, match="add genre=<one of lower, upper>"):
+        generate(GenerateConfig(ckpt=run, length=5))
+    with pytest.raises(UserError, match="trained without labels"):
+        generate(GenerateConfig(ckpt=str(trained_run), genre="lower", length=5))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["model.condition=genre"], "genres come from a lyrics CSV"),
+        (["model.condition=source"], "label texts by file"),
+        (["model.condition=mood"], "model.condition"),
+    ],
+)
+def test_a_condition_without_its_labels_is_one_line(compose_config, tmp_path, overrides, message):
+    with pytest.raises(UserError, match=message):
+        train(compose_config(*overrides), tmp_path / "run")
+
+
+def test_an_unconditioned_model_is_unchanged(compose_config, tmp_path):
+    cfg = compose_config(*TINY[1:], "model=rnn", "model.hidden_size=8")
+    train(cfg, tmp_path / "run")
+    model, _ = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    assert model.labels == [] and model.label_embedding is None and model.label_state is None
+    assert model.rnn.input_size == model.vocab_size  # no label columns: the kernels' one-hot lookup path
+    assert torch.equal(model(torch.zeros(1, 3, dtype=torch.long))[0], model(torch.zeros(1, 3, dtype=torch.long))[0])
