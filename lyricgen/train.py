@@ -273,6 +273,25 @@ def resumed_run(cfg: DictConfig, overrides: list[str]) -> tuple[DictConfig, Path
     return resumed, run_dir, ckpt_path
 
 
+def rerun(cfg: DictConfig, out_dir: Path) -> tuple[DictConfig, Path, Path]:
+    """A command run again into the directory of its own earlier run — a SLURM job requeued after
+    preemption or its time limit, the same hydra.run.dir — continues that run from its last checkpoint;
+    another run's directory is refused (it would mix two runs' checkpoints and curves)."""
+    saved = dict(flatten(OmegaConf.to_container(load_run_config(out_dir), resolve=True)))
+    differ = [
+        key
+        for key, value in flatten(OmegaConf.to_container(cfg, resolve=True))
+        if not key.startswith(RESUMABLE_KEYS) and saved.get(key) != value
+    ]
+    if differ:
+        raise UserError(
+            f"{out_dir} already holds another run ({', '.join(differ[:3])} differ): choose another "
+            f"hydra.run.dir, or continue that run with resume={out_dir}"
+        )
+    print(f"note: {out_dir} already holds this run: continuing it from its last checkpoint", file=sys.stderr)
+    return cfg, out_dir, out_dir / "checkpoints" / "last.ckpt"
+
+
 @hydra.main(version_base=None, config_path=str(CONF_DIR), config_name="config")
 @one_line_errors
 def main(cfg: DictConfig) -> float:
@@ -286,7 +305,10 @@ def main(cfg: DictConfig) -> float:
         if cfg.resume or cfg.ckpt_path:
             cfg, out_dir, ckpt_path = resumed_run(cfg, list(hydra_cfg.overrides.task))
             return train(cfg, out_dir, ckpt_path)
-        return train(cfg, Path(hydra_cfg.runtime.output_dir))
+        out_dir = Path(hydra_cfg.runtime.output_dir)
+        if (out_dir / "checkpoints" / "last.ckpt").is_file():
+            return train(*rerun(cfg, out_dir))
+        return train(cfg, out_dir)
     except Diverged as err:
         if not multirun:
             raise

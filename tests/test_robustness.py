@@ -228,6 +228,32 @@ def test_sigterm_and_ctrl_c_save_the_current_step_and_resume_bit_identically(
 
 
 @pytest.mark.slow
+def test_a_requeued_job_continues_its_run_and_another_run_is_refused(compose_config, tiny_overrides, tmp_path):
+    """SLURM requeues a preempted job by running its command again, into the same run directory."""
+    model = ["model.num_layers=2", "model.dropout=0.3", "checkpoint.every_n_steps=7", "trainer.val_check_interval=15"]
+    train(compose_config(*model, "trainer.max_steps=50"), tmp_path / "reference")
+    run_dir = tmp_path / "job"
+    command = [sys.executable, "-m", "lyricgen.train", *tiny_overrides, *model, "trainer.max_steps=50"]
+    command.append(f"hydra.run.dir={run_dir}")
+    process = subprocess.Popen(command, cwd=tmp_path, stderr=subprocess.DEVNULL)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 120
+    while not last.is_file() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGTERM)  # preemption
+    assert process.wait(timeout=60) == 128 + signal.SIGTERM and read_checkpoint(last)["global_step"] < 50
+    again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert f"note: {run_dir} already holds this run: continuing it" in again.stderr
+    assert scalars(run_dir, "train/loss") == scalars(tmp_path / "reference", "train/loss")
+    other = subprocess.run([*command, "optim.lr=0.5"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert other.returncode == 2 and other.stderr.strip().splitlines() == [
+        f"error: {run_dir} already holds another run (optim.lr differ): choose another hydra.run.dir, "
+        f"or continue that run with resume={run_dir}"
+    ]
+
+
+@pytest.mark.slow
 def test_a_checkpoint_that_cannot_be_written_stops_in_one_line_and_keeps_the_previous(compose_config, tmp_path):
     run_dir = tmp_path / "run"
     train(compose_config(), run_dir)  # 6 steps
