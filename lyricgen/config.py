@@ -131,10 +131,8 @@ class ModelSchema:
     label_dim: int = MISSING
 
     def __post_init__(self) -> None:
-        require(self.num_layers >= 1, "model.num_layers", self.num_layers, "use an integer >= 1")
-        require(self.hidden_size >= 1, "model.hidden_size", self.hidden_size, "use an integer >= 1")
-        require(self.embed_dim >= 1, "model.embed_dim", self.embed_dim, "use an integer >= 1")
-        require(self.label_dim >= 1, "model.label_dim", self.label_dim, "use an integer >= 1")
+        for key in ("num_layers", "hidden_size", "embed_dim", "label_dim"):
+            require(getattr(self, key) >= 1, f"model.{key}", getattr(self, key), "use an integer >= 1")
         require(0 <= self.dropout < 1, "model.dropout", self.dropout, "use a probability in [0, 1)")
 
 
