@@ -17,7 +17,11 @@ def build_vocab(text: str) -> str:
     Counted over code points a chunk at a time (a set of a 100 MB string's characters takes seconds)."""
     present = np.zeros(CODEPOINTS, dtype=bool)
     for codes in chunks(text):
-        present[codes] = True
+        if codes.dtype == np.uint32:
+            present[codes] = True
+        else:  # one counting pass over narrow codes beats a scattered write per character
+            counts = np.bincount(codes)
+            present[: len(counts)] |= counts > 0
     return "".join(map(chr, np.flatnonzero(present).tolist()))
 
 
@@ -52,17 +56,18 @@ def encode(text: str, vocab: str, drop_unknown: bool = False) -> torch.Tensor:
     lookup = np.full(CODEPOINTS, -1, dtype=np.int32)
     lookup[[ord(char) for char in vocab]] = np.arange(len(vocab), dtype=np.int32)
     out, filled = np.empty(len(text), dtype=id_dtype(vocab)), 0
+    narrow = {}  # the table cut to a chunk type's range, in the ids' type: np.take then writes ids directly
     for codes in chunks(text):
-        table = lookup[:128] if codes.dtype == np.uint8 else lookup  # ASCII: a 128-entry table over the bytes
-        present = np.flatnonzero(np.bincount(codes, minlength=128)) if codes.dtype == np.uint8 else codes
+        wide = codes.dtype == np.uint32
+        table = lookup if wide else lookup[: np.iinfo(codes.dtype).max + 1]
+        present = np.unique(codes) if wide else np.flatnonzero(np.bincount(codes))  # bincount: one cheap pass
         unknown = present[table[present] < 0]
         if len(unknown):
             if not drop_unknown:
                 raise UserError(f"characters not in the vocabulary: {sorted(set(map(chr, unknown)))!r}")
             codes = codes[table[codes] >= 0]
-        np.take(
-            table.astype(out.dtype) if codes.dtype == np.uint8 else table, codes, out=out[filled : filled + len(codes)]
-        )
+        cast = narrow.setdefault(codes.dtype, table.astype(out.dtype))
+        np.take(cast, codes, out=out[filled : filled + len(codes)])
         filled += len(codes)
     return torch.from_numpy(out[:filled])
 
