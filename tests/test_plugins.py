@@ -7,12 +7,12 @@ from conftest import run_module
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 
-def run(tiny_overrides, tmp_path, *extra):
-    """A run with the tiny settings, less the step counts when a debug option sets its own."""
+def run(tiny_overrides, tmp_path, *extra, name="run"):
+    """A run with the tiny settings, less the step counts when a debug option sets its own, into tmp_path/name."""
     if any(item.startswith("debug=") for item in extra):
         tiny_overrides = [item for item in tiny_overrides if not item.startswith(("trainer.max_steps", "trainer.val_"))]
-    result = run_module("lyricgen.train", *tiny_overrides, *extra, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
-    return result, tmp_path / "run"
+    result = run_module("lyricgen.train", *tiny_overrides, *extra, f"hydra.run.dir={tmp_path / name}", cwd=tmp_path)
+    return result, tmp_path / name
 
 
 def test_csv_logger_writes_every_step_beside_tensorboard(tiny_overrides, tmp_path):
@@ -45,7 +45,7 @@ def test_callbacks_from_config_join_lyricgens_own(tiny_overrides, tmp_path):
     assert result.returncode == 0, result.stderr
     scalars = EventAccumulator(str(run_dir)).Reload().Tags()["scalars"]
     assert "lr-Adam" in scalars and "train/loss" in scalars  # theirs and ours
-    result, _ = run(tiny_overrides, tmp_path, "callbacks=[{_target_: nowhere.Callback}]")
+    result, _ = run(tiny_overrides, tmp_path, "callbacks=[{_target_: nowhere.Callback}]", name="missing")
     assert result.returncode == 2 and result.stderr.strip().endswith("No module named 'nowhere'")
 
 
