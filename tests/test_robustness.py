@@ -33,6 +33,7 @@ def scalars(run_dir, tag):
     return {event.step: event.value for event in events.Scalars(tag)} if tag in events.Tags()["scalars"] else {}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("override", "message"),
     [
@@ -108,6 +109,7 @@ def test_resume_after_sigkill_is_bit_identical(tiny_overrides, compose_config, t
     assert read_checkpoint(last)["global_step"] == 50
 
 
+@pytest.mark.slow
 def test_resume_refuses_changes_it_could_not_honour(trained_run, tmp_path):
     result = run_module("lyricgen.train", f"resume={trained_run}", "optim.lr=0.5", cwd=tmp_path)
     assert result.returncode == 2
