@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=lambda text: [int(s) for s in text.split(",")], help="e.g. 0,1: every group")
     parser.add_argument("--only", type=lambda text: text.split(","), help="e.g. baseline,baseline_tab")
     parser.add_argument("overrides", nargs="*", help="extra training overrides for every run, e.g. trainer=gpu")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # overrides may follow the options, as `make reproduce ARGS=` puts them
     runs = load_protocol(args.protocol, args.seeds, args.only)
     failed = reproduce(runs, args.out, args.jobs, args.scale, args.overrides)
     if failed:

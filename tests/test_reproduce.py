@@ -1,0 +1,44 @@
+"""The protocol runner (`make reproduce JOBS=2`): every group and seed as its own process, two at a time,
+resumable, on the stand-in corpora; then the report groups the seeds."""
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.slow
+
+TINY_RUN = ["model=rnn", "model.hidden_size=8", "data.batch_size=2", "data.seq_len=16", "trainer.max_steps=4"]
+TINY_RUN += ["trainer.val_check_interval=2", "data.val_chars=2000", "sample_length=10"]
+
+
+def reproduce(out, protocol, *args):
+    command = [sys.executable, "-m", "lyricgen.reproduce", str(out), "--protocol", str(protocol), *args, *TINY_RUN]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+
+def test_a_protocol_runs_two_at_a_time_continues_where_it_stopped_and_reports(tmp_path):
+    protocol = tmp_path / "tiny.yaml"
+    protocol.write_text(
+        "runs:\n"
+        "  - {name: plain, corpus: clean, seeds: [0], args: [model.nonlinearity=tanh]}\n"
+        "  - {name: tab, corpus: tab, seeds: [0], args: [model.nonlinearity=relu]}\n"
+    )
+    out = tmp_path / "protocol"
+    first = reproduce(out, protocol, "--jobs", "2")
+    assert first.returncode == 0, first.stderr
+    assert "0 of 2 runs already ended; running 2, 2 at a time" in first.stdout
+    for group in ("plain", "tab"):
+        run_dir = out / group / "seed=0"
+        assert json.loads((run_dir / "status.json").read_text())["ended"]
+        assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert "|-" in (out / "corpora" / "songs_poems_tab.csv").read_text()  # the tab corpus carries tablature
+    (out / "tab" / "seed=0" / "status.json").unlink()  # as if the machine stopped before this run ended
+    again = reproduce(out, protocol, "--jobs", "2")
+    assert "1 of 2 runs already ended; running 1" in again.stdout
+    report = subprocess.run([sys.executable, "-m", "lyricgen.report", str(out)], capture_output=True, text=True)
+    assert report.returncode == 0, report.stderr
+    groups = pd.read_csv(out / "groups.csv")
+    assert sorted(groups["group"]) == ["plain", "tab"] and (groups["steps"] == 4).all()
