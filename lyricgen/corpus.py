@@ -79,9 +79,10 @@ def load_split(
 
 
 def song_genres(path: Path) -> Runs:
-    """The (genre, characters) of each song of a prepared split, from lyricgen.prepare's index."""
+    """The (genre, characters) of each song of a prepared split, from lyricgen.prepare's index (genre,
+    language, characters)."""
     lines = path.read_text(encoding="utf-8").splitlines()
-    return [(genre, int(length)) for genre, length in (line.rsplit("\t", 1) for line in lines)]
+    return [(genre, int(length)) for genre, _, length in (line.rsplit("\t", 2) for line in lines)]
 
 
 def split_labelled_files(files: dict, hygiene: bool, val_fraction: float, test_fraction: float) -> Split:

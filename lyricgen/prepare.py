@@ -29,7 +29,7 @@ from lyricgen.config import CONF_DIR, validate
 EXPECTED_COLUMNS = ["Artist", "Song", "Genre", "Language", "Lyrics"]
 REQUIRED_COLUMNS = ["Genre", "Language", "Lyrics"]
 CHUNK_ROWS = 10_000  # rows parsed at a time: memory stays bounded whatever the file's size
-PREPARED_VERSION = 2  # bump when cleaning changes, so old caches are not reused
+PREPARED_VERSION = 3  # bump when cleaning changes, so old caches are not reused
 
 # Typographic characters that have a plain-ASCII spelling (NFKD alone would drop them).
 _TYPOGRAPHY = str.maketrans(
@@ -140,8 +140,8 @@ def read_chunks(csv: Path, malformed: Counter) -> Iterator[pd.DataFrame]:
 
 
 class SongWriter:
-    """Appends songs to an open text file with the separator between them, and each song's genre and
-    length to <split>.songs.tsv beside it (a song's length counts the separator before it: the labels
+    """Appends songs to an open text file with the separator between them, and each song's genre, language
+    and length to <split>.songs.tsv beside it (a song's length counts the separator before it: the labels
     of a genre-conditioned model give the separator to the song it opens)."""
 
     def __init__(self, path: Path, separator: str):
@@ -149,14 +149,15 @@ class SongWriter:
         self.index = path.with_suffix(".songs.tsv").open("w", encoding="utf-8", newline="\n")
         self.separator, self.songs = separator, 0
 
-    def write(self, songs: list[str], genres: list[str]) -> None:
+    def write(self, songs: list[str], genres: list[str], languages: list[str]) -> None:
         if not songs:
             return
         if self.songs:
             self.file.write(self.separator)
         self.file.write(self.separator.join(songs))
         lengths = [len(song) + (len(self.separator) if self.songs or i else 0) for i, song in enumerate(songs)]
-        self.index.writelines(f"{genre}\t{length}\n" for genre, length in zip(genres, lengths, strict=True))
+        rows = zip(genres, languages, lengths, strict=True)
+        self.index.writelines(f"{genre}\t{language}\t{length}\n" for genre, language, length in rows)
         self.songs += len(songs)
 
     def close(self) -> None:
@@ -204,7 +205,9 @@ def write_prepared(csv: Path, options: PrepareOptions, out: Path) -> dict:
             if options.hygiene:
                 songs, removed_here = hygiene.clean_each(songs)
                 removed.add(removed_here)
-            genres = [genre for genre, song in zip(with_lyrics["Genre"], songs, strict=True) if song.strip()]
+            kept_rows = [i for i, song in enumerate(songs) if song.strip()]
+            genres = [with_lyrics["Genre"].iloc[i] for i in kept_rows]
+            languages = [with_lyrics["Language"].iloc[i] for i in kept_rows]
             songs = [song for song in songs if song.strip()]
             stats["rows_dropped"]["genre"] += len(chunk) - len(in_genre)
             stats["rows_dropped"]["language"] += len(in_genre) - len(kept)
@@ -218,7 +221,7 @@ def write_prepared(csv: Path, options: PrepareOptions, out: Path) -> dict:
                 songs_of_genre[genre] += 1
             for split, writer in writers.items():
                 chosen = [i for i, its in enumerate(splits) if its == split]
-                writer.write([songs[i] for i in chosen], [genres[i] for i in chosen])
+                writer.write([songs[i] for i in chosen], [genres[i] for i in chosen], [languages[i] for i in chosen])
             stats["rows_kept"] += len(songs)
     finally:
         for writer in writers.values():

@@ -48,8 +48,8 @@ def test_a_csv_split_holds_out_songs_of_every_genre(tmp_path):
     val = (prepared / "val.txt").read_text()
     assert "rock song 19" in val and "pop song 19" in val  # the 20th song of each genre
     index = [line.split("\t") for line in (prepared / "train.songs.tsv").read_text().splitlines()]
-    assert sum(int(length) for _, length in index) == len((prepared / "train.txt").read_text())
-    assert {genre for genre, _ in index} == {"Rock", "Pop"}
+    assert sum(int(length) for *_, length in index) == len((prepared / "train.txt").read_text())
+    assert {(genre, language) for genre, language, _ in index} == {("Rock", "en"), ("Pop", "en")}
 
 
 @pytest.mark.slow
