@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from lyricgen import corpus, prepare
+from lyricgen import corpus, one_line_errors, prepare
 from lyricgen.atomic import write_atomically
 
 STRINGS = "eBGDAE"  # a guitar's strings, high to low, as tablature labels its lines
@@ -87,6 +87,7 @@ def build(out_dir: str | Path, fraction: float = 0.01, num_songs: int = 3, seed:
     return paths
 
 
+@one_line_errors
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m lyricgen.standin", description=__doc__.splitlines()[0])
     parser.add_argument("out_dir", type=Path, help="where songs_poems.csv and songs_poems_tab.csv go")
