@@ -3,6 +3,7 @@
 import subprocess
 import sys
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -76,6 +77,13 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def run_module(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     """Run `python -m <module> args...` the way a user types it."""
     return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def run_modules(commands: list[tuple[str, ...]], cwd: Path, at_once: int = 4) -> list[subprocess.CompletedProcess]:
+    """run_module for each (module, *args), `at_once` at a time: most of a short command is importing,
+    which overlaps well."""
+    with ThreadPoolExecutor(min(at_once, len(commands))) as pool:
+        return list(pool.map(lambda command: run_module(*command, cwd=cwd), commands))
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import CONF_DIR, run_module
+from conftest import CONF_DIR, run_modules
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from hypothesis import HealthCheck, given, settings
@@ -102,32 +102,35 @@ def test_every_schema_key_takes_a_value_or_refuses_it_in_one_line(key, value):
         assert message and "\n" not in message and key.split(".")[-1] in message
 
 
+COMMAND_LINE_MISTAKES = [
+    ("lyricgen.train", ["model.hidden_size=big"], "model.hidden_size"),
+    ("lyricgen.train", ["guard.ratio=0.5"], "guard.ratio"),
+    ("lyricgen.train", ["data.hygiene=maybe"], "data.hygiene"),
+    ("lyricgen.train", ["seed=-1"], "seed"),
+    ("lyricgen.train", ["resume=/nonexistent"], "nothing to resume"),
+    ("lyricgen.train", ["+trainer.max_epochs=abc"], "trainer.max_epochs"),
+    ("lyricgen.generate", ["length=long"], "length"),
+    ("lyricgen.generate", ["colour=red"], "colour"),
+    ("lyricgen.generate", ["ckpt=/nonexistent.ckpt"], "checkpoint not found"),
+    ("lyricgen.generate", ["ckpt={corrupt}"], "cannot load checkpoint"),
+    ("lyricgen.prepare", ["data=lyrics_csv", "data.csv={corrupt}"], "is not"),
+    ("lyricgen.prepare", ["data=lyrics_csv", "data.csv=x.csv", "data.val_fraction=2"], "data.val_fraction"),
+    ("lyricgen.report", ["{missing}"], "no such directory"),
+    ("lyricgen.batches", ["{corrupt}", "3"], "not a lyricgen run directory"),
+    ("lyricgen.reproduce", ["out", "--protocol", "nope"], "no protocol nope"),
+    ("lyricgen.evaluate", ["ckpt={corrupt}"], "cannot load checkpoint"),
+]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    ("module", "args", "names"),
-    [
-        ("lyricgen.train", ["model.hidden_size=big"], "model.hidden_size"),
-        ("lyricgen.train", ["guard.ratio=0.5"], "guard.ratio"),
-        ("lyricgen.train", ["data.hygiene=maybe"], "data.hygiene"),
-        ("lyricgen.train", ["seed=-1"], "seed"),
-        ("lyricgen.train", ["resume=/nonexistent"], "nothing to resume"),
-        ("lyricgen.train", ["+trainer.max_epochs=abc"], "trainer.max_epochs"),
-        ("lyricgen.generate", ["length=long"], "length"),
-        ("lyricgen.generate", ["colour=red"], "colour"),
-        ("lyricgen.generate", ["ckpt=/nonexistent.ckpt"], "checkpoint not found"),
-        ("lyricgen.generate", ["ckpt={corrupt}"], "cannot load checkpoint"),
-        ("lyricgen.prepare", ["data=lyrics_csv", "data.csv={corrupt}"], "is not"),
-        ("lyricgen.prepare", ["data=lyrics_csv", "data.csv=x.csv", "data.val_fraction=2"], "data.val_fraction"),
-        ("lyricgen.report", ["{missing}"], "no such directory"),
-        ("lyricgen.batches", ["{corrupt}", "3"], "not a lyricgen run directory"),
-        ("lyricgen.reproduce", ["out", "--protocol", "nope"], "no protocol nope"),
-    ],
-)
-def test_command_line_mistakes_end_in_one_line(module, args, names, tmp_path):
+def test_command_line_mistakes_end_in_one_line(tmp_path):
     corrupt = tmp_path / "corrupt"
     corrupt.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe")
-    args = [arg.format(corrupt=corrupt, missing=tmp_path / "missing") for arg in args]
-    result = run_module(module, *args, cwd=tmp_path)
-    assert result.returncode != 0 and "Traceback" not in result.stderr
-    (line,) = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert names in line and result.stderr.strip().endswith(line)
+    commands = [
+        (module, *(arg.format(corrupt=corrupt, missing=tmp_path / "missing") for arg in args))
+        for module, args, _ in COMMAND_LINE_MISTAKES
+    ]
+    for result, (module, _, names) in zip(run_modules(commands, tmp_path), COMMAND_LINE_MISTAKES, strict=True):
+        assert result.returncode != 0 and "Traceback" not in result.stderr, (module, result.stderr)
+        (line,) = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+        assert names in line and result.stderr.strip().endswith(line)

@@ -13,7 +13,7 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
-from conftest import run_module
+from conftest import run_module, run_modules
 from lightning.pytorch.plugins.precision import MixedPrecision
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.utils.data import DataLoader
@@ -33,24 +33,26 @@ def scalars(run_dir, tag):
     return {event.step: event.value for event in events.Scalars(tag)} if tag in events.Tags()["scalars"] else {}
 
 
+INVALID_VALUES = [
+    ("model.num_layers=two", "model.num_layers: Value 'two' of type 'str' could not be converted to Integer"),
+    ("model.dropout=1.5", "model.dropout=1.5 is invalid: use a probability in [0, 1)"),
+    ("model.cell=transformer", "model.cell: Invalid value 'transformer', expected one of [rnn, gru, lstm]"),
+    ("optim.lr=-1", "optim.lr=-1.0 is invalid: use a learning rate > 0"),
+    ("trainer.max_steps=0", "trainer.max_steps=0 is invalid: use an integer >= 1"),
+]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    ("override", "message"),
-    [
-        ("model.num_layers=two", "model.num_layers: Value 'two' of type 'str' could not be converted to Integer"),
-        ("model.dropout=1.5", "model.dropout=1.5 is invalid: use a probability in [0, 1)"),
-        ("model.cell=transformer", "model.cell: Invalid value 'transformer', expected one of [rnn, gru, lstm]"),
-        ("optim.lr=-1", "optim.lr=-1.0 is invalid: use a learning rate > 0"),
-        ("trainer.max_steps=0", "trainer.max_steps=0 is invalid: use an integer >= 1"),
-    ],
-)
-def test_invalid_values_stop_before_any_data_is_read(tiny_overrides, tmp_path, override, message):
+def test_invalid_values_stop_before_any_data_is_read(tiny_overrides, tmp_path):
     # The corpus does not exist: if validation came after loading, the error would be about the file.
-    args = [*tiny_overrides, "data.path=/nonexistent.txt", override, f"hydra.run.dir={tmp_path}/run"]
-    result = run_module("lyricgen.train", *args, cwd=tmp_path)
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1] == f"error: {message}"
-    assert "Traceback" not in result.stderr
+    commands = [
+        ("lyricgen.train", *tiny_overrides, "data.path=/nonexistent.txt", override, f"hydra.run.dir={tmp_path}/{i}")
+        for i, (override, _) in enumerate(INVALID_VALUES)
+    ]
+    for result, (override, message) in zip(run_modules(commands, tmp_path), INVALID_VALUES, strict=True):
+        assert result.returncode == 2, override
+        assert result.stderr.strip().splitlines()[-1] == f"error: {message}"
+        assert "Traceback" not in result.stderr
 
 
 def test_divergence_stops_with_one_line_and_keeps_the_last_good_checkpoint(tiny_overrides, tmp_path):
@@ -276,23 +278,26 @@ def test_a_checkpoint_that_cannot_be_written_stops_in_one_line_and_keeps_the_pre
 
 @pytest.mark.slow
 def test_documented_commands_end_in_one_line_not_a_traceback(trained_run, tiny_overrides, tmp_path):
-    finished = run_module("lyricgen.train", f"resume={trained_run}", cwd=tmp_path)
+    working = ["+trainer.fast_dev_run=true", "+trainer.logger=false"]
+    refused = [
+        ("+trainer.colour=1", "error: trainer.colour is not an argument of lightning.Trainer"),
+        ("+trainer.max_epochs=abc", "error: trainer.max_epochs=abc is not a valid max_epochs"),
+        ("+trainer.callbacks=[]", "error: trainer.callbacks is set by lyricgen itself"),
+    ]
+    commands = [("lyricgen.train", f"resume={trained_run}")]
+    commands += [
+        ("lyricgen.train", *tiny_overrides, extra, f"hydra.run.dir={tmp_path / str(i)}")
+        for i, extra in enumerate([*working, *(extra for extra, _ in refused)])
+    ]
+    finished, *results = run_modules(commands, tmp_path)
     assert finished.returncode == 2 and "Traceback" not in finished.stderr
     assert (
         f"{trained_run} already ran its 60 steps" in finished.stderr
         and "trainer.max_steps=<more than 60>" in finished.stderr
     )
-    for extra in (["+trainer.fast_dev_run=true"], ["+trainer.logger=false"]):
-        result = run_module(
-            "lyricgen.train", *tiny_overrides, *extra, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path
-        )
+    for result in results[: len(working)]:
         assert result.returncode == 0, result.stderr
-    for extra, message in [
-        ("+trainer.colour=1", "error: trainer.colour is not an argument of lightning.Trainer"),
-        ("+trainer.max_epochs=abc", "error: trainer.max_epochs=abc is not a valid max_epochs"),
-        ("+trainer.callbacks=[]", "error: trainer.callbacks is set by lyricgen itself"),
-    ]:
-        result = run_module("lyricgen.train", *tiny_overrides, extra, f"hydra.run.dir={tmp_path / 'bad'}", cwd=tmp_path)
+    for result, (_, message) in zip(results[len(working) :], refused, strict=True):
         assert result.returncode == 2 and "Traceback" not in result.stderr
         assert result.stderr.strip().splitlines()[-1].startswith(message)
 
