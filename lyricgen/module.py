@@ -103,17 +103,18 @@ class LyricLM(L.LightningModule):
 
     def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
         logits, targets = self.logits(batch), batch[1]
-        loss = sequence_loss(logits, targets)
+        if len(batch) == 3:  # a labelled batch: each character's loss, once, for the overall and per-label means
+            per_char = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), reduction="none")
+            loss = per_char.mean()
+            self.log_per_label(per_char, batch[2].reshape(-1))
+        else:
+            loss = sequence_loss(logits, targets)
         windows = len(batch[0])  # weight each batch by its size: the epoch mean is the mean over characters
         self.log("val/loss", loss, prog_bar=True, batch_size=windows, sync_dist=True)  # averaged over DDP ranks
         self.log("val/bpc", loss / math.log(2), batch_size=windows, sync_dist=True)
-        if len(batch) == 3:
-            self.log_per_label(logits, targets, batch[2])
 
-    def log_per_label(self, logits: torch.Tensor, targets: torch.Tensor, labels: torch.Tensor) -> None:
+    def log_per_label(self, per_char: torch.Tensor, labels: torch.Tensor) -> None:
         """val/loss/<label> and val/bpc/<label>: each label's characters' mean, weighted by their count."""
-        per_char = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), reduction="none")
-        labels = labels.reshape(-1)
         for index, name in enumerate(self.model.labels):
             chosen = per_char[labels == index]
             if len(chosen):
