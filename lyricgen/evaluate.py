@@ -18,17 +18,11 @@ from lyricgen import UserError, charset, corpus, idcache, one_line_errors
 from lyricgen.atomic import write_atomically
 from lyricgen.config import CONF_DIR, RUN_CONFIG, load_run_config, validate
 from lyricgen.data import VAL_BATCH_SIZE, consecutive_windows
-from lyricgen.generate import find_checkpoint, label_index
+from lyricgen.generate import find_checkpoint, label_index, pick_device
 from lyricgen.model import CharRNN, load_checkpoint, sequence_loss
 
-EVALUATE_KEYS = (
-    "ckpt",
-    "split",
-    "text",
-    "genre",
-    "out",
-    "device",
-)  # conf/evaluate.yaml's own; the rest is a run's config
+# conf/evaluate.yaml's own keys; the rest of the composed config is a run's
+EVALUATE_KEYS = tuple(key for key in OmegaConf.load(CONF_DIR / "evaluate.yaml") if key not in ("defaults", "hydra"))
 WINDOW_KEYS = ("batch_size", "seq_len", "val_chars", "train_chars")  # data keys of batching, not of the text
 SPLITS = ("val", "test")
 
@@ -113,7 +107,7 @@ def evaluate(cfg: DictConfig, overrides: list[str] = ()) -> dict:
     if cfg.split not in SPLITS:
         raise UserError(f"split={cfg.split} is not a split: use split=val or split=test (or text=<file>)")
     path = find_checkpoint(cfg.ckpt, cfg.paths.output_dir)
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
+    device = pick_device(cfg.device)
     model, model_vocab = load_checkpoint(path, device)
     data = corpus_config(cfg, path.parent.parent, list(overrides))
     result = {"checkpoint": str(path)}

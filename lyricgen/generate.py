@@ -62,6 +62,11 @@ def clean_prime(prime: str, vocab: str, unknown: str) -> str:
     return "".join(char for char in prime if char in vocab)
 
 
+def pick_device(device: str) -> str:
+    """cpu, cuda, or for "auto" cuda when there is one."""
+    return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+
+
 def label_index(labels: list[str], genre: str | None) -> int | None:
     """The index of the label asked for; a conditioned model needs one, another takes none."""
     if genre is None and labels:
@@ -81,7 +86,7 @@ def generate(cfg: GenerateConfig) -> list[str]:
         raise UserError("stream=true prints one sample as it is produced: set num_samples=1")
     if cfg.unknown not in ("error", "skip"):
         raise UserError(f"unknown={cfg.unknown} is not an option: use unknown=error or unknown=skip")
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
+    device = pick_device(cfg.device)
     model, vocab = load_checkpoint(find_checkpoint(cfg.ckpt, cfg.outputs_dir), device)
     label = label_index(model.labels, cfg.genre)
     prime = clean_prime(cfg.prime, vocab, cfg.unknown) or default_prime(vocab)

@@ -187,8 +187,9 @@ def build(
         meta = {"vocab": vocab, "dtype": ids["train"].dtype.str} | {f"{n}_length": len(v) for n, v in ids.items()}
         meta["labels"] = labels
         (work / META).write_text(json.dumps({**meta, "key": key}, default=list))
-        shutil.rmtree(folder, ignore_errors=True)  # a corrupt one, if any
-        publish_dir(work, folder, done=META)
+        if load(folder) is None:  # another process (a sweep job, a DDP rank) may have published it meanwhile
+            shutil.rmtree(folder, ignore_errors=True)  # a corrupt one, if any
+            publish_dir(work, folder, done=META)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
