@@ -318,7 +318,7 @@ def main(cfg: DictConfig) -> float:
 
 def tune_process() -> None:
     """Two process-wide CPU settings that training steps gain from. Only the entry points (training,
-    benchmarks) call this, not the library,, as they also set the thread count.
+    benchmarks) call this, not the library, as they also set the thread count.
 
     - Subnormal floats flush to zero: gradients that fade through many time steps reach the subnormal
       range (below 1e-38), where every multiply involving them takes a slow microcode path.
