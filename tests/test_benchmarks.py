@@ -1,5 +1,7 @@
 """The benchmarks' measuring sticks must keep working: CI runs no benchmark, so these run their pieces small."""
 
+import itertools
+import math
 import sys
 from pathlib import Path
 
@@ -7,7 +9,8 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
-from references import SkeletonRNN, raw_steps, skeleton_steps
+from references import BabyGPT, SkeletonRNN, nanogpt_lr, raw_steps, skeleton_steps, train_baby_gpt
+from time_to_quality import best_by_minute, verdicts
 from train_speed import BATCHES, MODELS, TARGETS, VOCAB, targets
 
 from lyricgen.model import CharRNN
@@ -37,3 +40,35 @@ def test_targets_report_a_miss():
     rows[-1]["fraction_of_matmul"] = 0.1  # LSTM 2x512 at batch 64 is not what that target checks
     rows[-2]["fraction_of_matmul"] = 0.1  # ... at batch 32 x 128 is
     assert [check["met"] for check in targets(rows)] == [True, True, True, False]
+
+
+def test_the_transformer_loop_trains_every_parameter_and_evaluates_on_held_out_windows():
+    ids = torch.randint(VOCAB, (3_000,), dtype=torch.uint8)
+    model = BabyGPT(VOCAB, layers=1, heads=2, width=8, block=16)
+    points = []
+    loop = lambda model: points.extend(train_baby_gpt(model, ids[:2000], ids[2000:], 3, 2, batch=4))  # noqa: E731
+    assert trains_every_parameter(model, loop)
+    assert [point["step"] for point in points] == [2, 3]
+    assert all(math.log(VOCAB) - 1 < point["val_loss"] < math.log(VOCAB) + 1 for point in points)
+
+
+def test_nanogpt_schedule_warms_up_then_decays_to_its_floor():
+    rates = [nanogpt_lr(step, 1000) for step in range(1000)]
+    assert rates[0] == pytest.approx(1e-3 / 101) and max(rates) == pytest.approx(1e-3, rel=1e-3)
+    assert rates.index(max(rates)) in (99, 100) and rates[-1] == pytest.approx(1e-4, abs=1e-7)
+    assert all(later <= earlier for earlier, later in itertools.pairwise(rates[100:]))
+
+
+def test_time_to_quality_counts_only_points_inside_each_budget_and_names_every_miss():
+    races = [
+        {"minutes": 1, "curves": {"lyricgen": [(30, 1, 1.9), (61, 2, 1.6)], "transformer": [(40, 1, 1.8)]}},
+        {"minutes": 2, "curves": {"lyricgen": [(100, 1, 1.52), (119, 2, 1.49)], "transformer": [(110, 1, 1.7)]}},
+    ]
+    by_minute = best_by_minute(races)
+    assert by_minute == [(1, 1.9, 1.8), (2, 1.49, 1.7)]  # the 1.6 at 61 s is past the first minute
+    lines = verdicts(by_minute, {"seconds": 181.0, "bits_per_char": 2.4})
+    assert lines == [
+        "met: <= 1.5 within 2 min (1.49)",
+        "MISSED: ahead of the transformer at 1 min: 1.9 vs 1.8",
+        "MISSED: make train <= 2.5 bits/char within 180 s (2.4 bits/char in 181.0 s from process start)",
+    ]
