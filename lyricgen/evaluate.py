@@ -39,7 +39,8 @@ def corpus_config(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> DictC
 def split_ids(data: DictConfig, split: str, labelled: bool) -> tuple[torch.Tensor, str, torch.Tensor | None, list]:
     """(ids, vocabulary, each character's label or None, label names) of a split of the configured corpus,
     from the encoded-ids cache."""
-    source = {key: value for key, value in OmegaConf.to_container(data).items() if key not in WINDOW_KEYS}
+    resolved = OmegaConf.to_container(data, resolve=True)  # prepared_dir names ${paths.output_dir}
+    source = {key: value for key, value in resolved.items() if key not in WINDOW_KEYS}
     encoded = idcache.encoded_corpus(**source, labelled=labelled)
     ids = getattr(encoded, split).read()
     if not len(ids) and split == "test":

@@ -41,6 +41,7 @@ def test_the_command_scores_the_validation_split_as_training_did(run_with_test_s
     args = [f"ckpt={run}", "data=text", f"data.path={other}", f"out={tmp_path / 'other.json'}"]
     assert run_module("lyricgen.evaluate", *args, cwd=tmp_path).returncode == 0
     assert json.loads((tmp_path / "other.json").read_text())["characters"] == 256  # 270 held out, windows of 128
+    assert (tmp_path / "outputs" / "prepared").is_dir() and not list(tmp_path.glob("$*"))  # the cache's real path
 
 
 def test_the_test_split_is_the_text_held_out_from_both(run_with_test_split):
