@@ -67,7 +67,7 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     corpus_file = root / "toy.txt"
     corpus_file.write_text(TOY_LYRICS, encoding="utf-8")
     overrides = [*TINY, "data=text", f"data.path={corpus_file}", f"data.prepared_dir={root / 'prepared'}"]
-    overrides += ["trainer.max_steps=60", "optim.lr=0.02"]
+    overrides += ["trainer.max_steps=60", "optim.lr=0.02", "optim.schedule=constant"]  # 60 steps: no time to decay
     with initialize_config_dir(str(CONF_DIR), version_base=None):
         train(compose("config", overrides=overrides), root / "run")
     corpus_file.unlink()  # whatever uses the run must work from its checkpoints alone
