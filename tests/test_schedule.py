@@ -31,10 +31,13 @@ def test_the_optimiser_follows_the_schedule_and_train_lr_logs_it(compose_config,
     assert len({round(lr, 9) for _, lr in logged}) > 2  # it moved
 
 
-def test_the_default_keeps_the_learning_rate_constant(compose_config, tmp_path):
-    train(compose_config("optim.lr=0.01"), tmp_path / "run")
-    logged = [lr for _, lr in curve(tmp_path / "run", "train/lr")]
+def test_the_papers_optimiser_keeps_the_rate_constant_and_the_default_decays_it(compose_config, tmp_path):
+    train(compose_config("optim=adam", "optim.lr=0.01"), tmp_path / "paper")
+    logged = [lr for _, lr in curve(tmp_path / "paper", "train/lr")]
     assert len(logged) == 6 and logged == pytest.approx([0.01] * 6)
+    train(compose_config("optim.lr=0.01"), tmp_path / "default")  # optim=default: step decay
+    logged = [lr for _, lr in curve(tmp_path / "default", "train/lr")]
+    assert logged == pytest.approx([0.01 * lr_factor("step", 0, 6, step) for step in range(6)]) and logged[-1] < 0.01
 
 
 def test_an_unknown_schedule_is_refused_in_one_line(compose_config, tmp_path):
