@@ -2,7 +2,7 @@
 causal transformer, on Tiny Shakespeare (the last 10% held out), and `make train` on the built-in corpus.
 
 Run: `python benchmarks/time_to_quality.py [minutes ...]` (default: 2 5 10). For each budget it runs, one
-after the other, `python -m lyricgen.train experiment=shakespeare_cpu` with the steps that fit the budget
+after the other, `python -m lyricgen.train experiment=shakespeare_cpu` with the steps (and dropout) that fit the budget
 and the reference transformer (references.py: nanoGPT's "baby GPT" and its optimiser and schedule) with
 the iterations that fit it; then `python -m lyricgen.train` as `make train` runs it. Every clock starts
 when the benchmark launches the process, so start-up counts. A run's result at a budget is its best
@@ -28,8 +28,9 @@ import matplotlib.pyplot as plt
 ROOT = Path(__file__).resolve().parents[1]
 SHAKESPEARE = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
 # Steps (lyricgen) and iterations (transformer) that fit each budget on this repository's 2-core CPU,
-# start-up and evaluations included; each schedule decays over its own budget.
-LYRICGEN_STEPS = {2: 800, 5: 2000, 10: 4100}  # each divisible by 5: validation every fifth
+# start-up and evaluations included; each schedule decays over its own budget. Longer runs see the text
+# more often and gain from more dropout (docs/time-to-quality.md): lyricgen's (steps, dropout) per budget.
+LYRICGEN_RUNS = {2: (800, 0.1), 5: (2000, 0.1), 10: (4100, 0.25)}  # steps divisible by 5: validation every fifth
 TRANSFORMER_ITERS = {2: 1900, 5: 4800, 10: 9700}
 GOALS = {2: 1.50, 5: 1.45, 10: 1.42}  # val loss (nats/char) to reach within each budget (minutes)
 MAKE_TRAIN_GOAL = (180.0, 2.50)  # `make train`: seconds, bits/char
@@ -70,8 +71,9 @@ def best_within(curves: list[Curve], seconds: float) -> float | None:
 
 def race(minutes: int, run_dir: Path) -> dict:
     """Both systems at one budget: their curves and their best loss within it."""
-    steps = LYRICGEN_STEPS[minutes]
+    steps, dropout = LYRICGEN_RUNS[minutes]
     args = ["experiment=shakespeare_cpu", f"trainer.max_steps={steps}", f"trainer.val_check_interval={steps // 5}"]
+    args.append(f"model.dropout={dropout}")
     curves = {
         "lyricgen": lyricgen_curve(args, run_dir)[0],
         "transformer": transformer_curve(TRANSFORMER_ITERS[minutes]),
@@ -82,11 +84,13 @@ def race(minutes: int, run_dir: Path) -> dict:
 
 
 def make_train(run_dir: Path) -> dict:
-    """`make train`'s command: seconds from process start to its end, and its final bits/char."""
+    """`make train`'s command: seconds from process start to its end, its final bits/char and what it
+    printed (the summary and the sample)."""
     start = time.time()
     curve, printed = lyricgen_curve([], run_dir)
     bits = float(re.search(r"([\d.]+) bits/char", printed).group(1))
-    return {"seconds": round(time.time() - start, 1), "bits_per_char": bits, "val_loss_curve": curve}
+    seconds = round(time.time() - start, 1)
+    return {"seconds": seconds, "bits_per_char": bits, "val_loss_curve": curve, "printed": printed.strip()}
 
 
 def best_by_minute(races: list[dict]) -> list[tuple[int, float | None, float | None]]:
