@@ -147,10 +147,10 @@ def shakespeare_ids(path: str) -> tuple[torch.Tensor, torch.Tensor, int]:
     is the loop's own)."""
     with open(path, encoding="utf-8") as file:
         text = file.read()
-    vocab = sorted(set(text))
-    ids = torch.tensor([vocab.index(char) for char in text], dtype=torch.uint8)
+    index = {char: i for i, char in enumerate(sorted(set(text)))}  # a dict: list.index cost 1.6 s of the race
+    ids = torch.tensor([index[char] for char in text], dtype=torch.uint8)
     cut = int(len(ids) * 0.9)
-    return ids[:cut], ids[cut:], len(vocab)
+    return ids[:cut], ids[cut:], len(index)
 
 
 def baby_gpt_race(path: str, iters: int, eval_every: int, batch: int = 12) -> None:

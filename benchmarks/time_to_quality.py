@@ -2,9 +2,9 @@
 causal transformer, on Tiny Shakespeare (the last 10% held out), and `make train` on the built-in corpus.
 
 Run: `python benchmarks/time_to_quality.py [minutes ...]` (default: 2 5 10). For each budget it runs, one
-after the other, `python -m lyricgen.train experiment=shakespeare_cpu` with the steps (and dropout) that fit the budget
-and the reference transformer (references.py: nanoGPT's "baby GPT" and its optimiser and schedule) with
-the iterations that fit it; then `python -m lyricgen.train` as `make train` runs it. Every clock starts
+after the other, `python -m lyricgen.train experiment=shakespeare_cpu` with the steps (and dropout) that
+fit the budget and the reference transformer (references.py: nanoGPT's "baby GPT" and its optimiser and
+schedule) with the iterations that fit it; then `python -m lyricgen.train` as `make train` runs it. Every clock starts
 when the benchmark launches the process, so start-up counts. A run's result at a budget is its best
 validation loss measured before the budget ran out. Needs ../shared/data/tinyshakespeare.txt. Writes
 results/time_to_quality.{json,md,png}.
@@ -70,17 +70,16 @@ def best_within(curves: list[Curve], seconds: float) -> float | None:
 
 
 def race(minutes: int, run_dir: Path) -> dict:
-    """Both systems at one budget: their curves and their best loss within it."""
+    """Both systems' curves at one budget."""
     steps, dropout = LYRICGEN_RUNS[minutes]
     args = ["experiment=shakespeare_cpu", f"trainer.max_steps={steps}", f"trainer.val_check_interval={steps // 5}"]
-    args.append(f"model.dropout={dropout}")
     curves = {
-        "lyricgen": lyricgen_curve(args, run_dir)[0],
+        "lyricgen": lyricgen_curve([*args, f"model.dropout={dropout}"], run_dir)[0],
         "transformer": transformer_curve(TRANSFORMER_ITERS[minutes]),
     }
     best = {name: best_within([curve], minutes * 60) for name, curve in curves.items()}
     print(f"{minutes} min: lyricgen {best['lyricgen']}, transformer {best['transformer']}", flush=True)
-    return {"minutes": minutes, "curves": curves, "best": best}
+    return {"minutes": minutes, "curves": curves}
 
 
 def make_train(run_dir: Path) -> dict:
@@ -136,7 +135,8 @@ def ahead(ours: float | None, theirs: float | None) -> bool:
 
 def plot(races: list[dict], path: Path) -> None:
     figure, axes = plt.subplots(figsize=(8, 4.5))
-    for result, shade in zip(races, (0.35, 0.55, 0.75, 1.0)[-len(races) :], strict=True):
+    for number, result in enumerate(races, 1):
+        shade = 0.3 + 0.7 * number / len(races)  # longer budgets darker
         for name, color in (("lyricgen", "tab:blue"), ("transformer", "tab:orange")):
             seconds, _, losses = zip(*result["curves"][name], strict=True)
             label = f"{name}, {result['minutes']}-min schedule"
