@@ -102,7 +102,7 @@ def load_run_config(run_dir: str | Path) -> DictConfig:
         raise UserError(f"{run_dir} is not a lyricgen run directory: it has no {RUN_CONFIG}")
     defaults = OmegaConf.load(CONF_DIR / "config.yaml")
     added = {"data": {"hygiene": False, "train_chars": None, "test_fraction": 0.0}, "init_from": None}
-    added["model"] = {"condition": None, "condition_on": "input", "label_dim": 16}
+    added["model"] = {"condition": None, "condition_on": "input", "label_dim": 16, "input_dropout": 0.0}
     added |= {"guard": defaults.guard, "spikes": defaults.spikes, "paths": defaults.paths, "tags": [], "callbacks": []}
     added |= {"logger": {"name": "tensorboard", "extra": []}, "optim": {"schedule": "constant", "warmup_steps": 0}}
     return OmegaConf.merge(added, OmegaConf.load(path))
@@ -123,6 +123,7 @@ class ModelSchema:
     num_layers: int = MISSING
     hidden_size: int = MISSING
     dropout: float = MISSING
+    input_dropout: float = MISSING
     nonlinearity: Nonlinearity = MISSING
     input: InputMode = MISSING
     embed_dim: int = MISSING
@@ -133,7 +134,8 @@ class ModelSchema:
     def __post_init__(self) -> None:
         for key in ("num_layers", "hidden_size", "embed_dim", "label_dim"):
             require(getattr(self, key) >= 1, f"model.{key}", getattr(self, key), "use an integer >= 1")
-        require(0 <= self.dropout < 1, "model.dropout", self.dropout, "use a probability in [0, 1)")
+        for key in ("dropout", "input_dropout"):
+            require(0 <= getattr(self, key) < 1, f"model.{key}", getattr(self, key), "use a probability in [0, 1)")
 
 
 @dataclass

@@ -121,3 +121,15 @@ def test_python_defaults_agree_with_the_yaml():
     )
     guard = yaml("config.yaml")["guard"]
     assert module_defaults == {"guard_ratio": guard["ratio"], "guard_steps": guard["steps"]}
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])  # rnn and gru train through lyricgen.kernels on a CPU
+@pytest.mark.parametrize("input_mode", ["onehot", "embedding"])
+def test_input_dropout_masks_inputs_while_training_only(cell, input_mode):
+    torch.manual_seed(0)
+    plain = CharRNN(VOCAB, cell=cell, num_layers=2, hidden_size=8, input=input_mode, embed_dim=5)
+    dropped = CharRNN(VOCAB, cell=cell, num_layers=2, hidden_size=8, input=input_mode, embed_dim=5, input_dropout=0.5)
+    dropped.load_state_dict(plain.state_dict())
+    ids = torch.randint(VOCAB, (3, 11))
+    assert torch.equal(dropped.eval()(ids)[0], plain.eval()(ids)[0])
+    assert not torch.allclose(dropped.train()(ids)[0], plain.train()(ids)[0])  # no other dropout: inputs masked

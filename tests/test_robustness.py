@@ -36,6 +36,7 @@ def scalars(run_dir, tag):
 INVALID_VALUES = [
     ("model.num_layers=two", "model.num_layers: Value 'two' of type 'str' could not be converted to Integer"),
     ("model.dropout=1.5", "model.dropout=1.5 is invalid: use a probability in [0, 1)"),
+    ("model.input_dropout=1", "model.input_dropout=1.0 is invalid: use a probability in [0, 1)"),
     ("model.cell=transformer", "model.cell: Invalid value 'transformer', expected one of [rnn, gru, lstm]"),
     ("optim.lr=-1", "optim.lr=-1.0 is invalid: use a learning rate > 0"),
     ("trainer.max_steps=0", "trainer.max_steps=0 is invalid: use an integer >= 1"),

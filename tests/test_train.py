@@ -52,6 +52,7 @@ def test_paper_baseline_composes_from_groups(compose_config):
         "num_layers": 1,
         "hidden_size": 100,
         "dropout": 0.0,
+        "input_dropout": 0.0,
         "nonlinearity": "tanh",
         "input": "onehot",
         "embed_dim": 64,
