@@ -104,7 +104,8 @@ def load_run_config(run_dir: str | Path) -> DictConfig:
     added = {"data": {"hygiene": False, "train_chars": None, "test_fraction": 0.0}, "init_from": None}
     added["model"] = {"condition": None, "condition_on": "input", "label_dim": 16, "input_dropout": 0.0}
     added |= {"guard": defaults.guard, "spikes": defaults.spikes, "paths": defaults.paths, "tags": [], "callbacks": []}
-    added |= {"logger": {"name": "tensorboard", "extra": []}, "optim": {"schedule": "constant", "warmup_steps": 0}}
+    added |= {"logger": {"name": "tensorboard", "extra": []}}
+    added["optim"] = {"schedule": "constant", "warmup_steps": 0, "decoupled_weight_decay": False}
     return OmegaConf.merge(added, OmegaConf.load(path))
 
 
@@ -143,6 +144,7 @@ class OptimSchema:
     lr: float = MISSING
     betas: list[float] = MISSING
     weight_decay: float = MISSING
+    decoupled_weight_decay: bool = MISSING
     schedule: Schedule = MISSING
     warmup_steps: int = MISSING
 

@@ -31,6 +31,7 @@ class LyricLM(L.LightningModule):
         lr: float,
         betas: tuple[float, float] = (0.9, 0.999),
         weight_decay: float = 0.0,
+        decoupled_weight_decay: bool = False,
         schedule: str = "constant",
         warmup_steps: int = 0,
         guard_ratio: float = 2.0,
@@ -127,6 +128,7 @@ class LyricLM(L.LightningModule):
             lr=self.hparams.lr,
             betas=tuple(self.hparams.betas),
             weight_decay=self.hparams.weight_decay,
+            decoupled_weight_decay=self.hparams.decoupled_weight_decay,  # AdamW
         )
         schedule, warmup_steps = self.hparams.schedule, self.hparams.warmup_steps
         if schedule == "constant" and not warmup_steps:  # the paper's: no scheduler at all

@@ -116,6 +116,7 @@ def test_python_defaults_agree_with_the_yaml():
     assert (
         list(module_defaults.pop("betas")) == adam["betas"]
         and module_defaults.pop("weight_decay") == adam["weight_decay"]
+        and module_defaults.pop("decoupled_weight_decay") == adam["decoupled_weight_decay"]
         and module_defaults.pop("schedule") == adam["schedule"]
         and module_defaults.pop("warmup_steps") == adam["warmup_steps"]
     )

@@ -1,10 +1,12 @@
-"""Learning-rate schedules: optim.schedule and optim.warmup_steps, as the optimiser sees them and as logged."""
+"""The optimiser: learning-rate schedules (optim.schedule, optim.warmup_steps) as it sees them and as logged,
+and its weight decay (optim.weight_decay, optim.decoupled_weight_decay)."""
 
 import pytest
+import torch
 from test_train import curve
 
 from lyricgen import UserError
-from lyricgen.module import lr_factor
+from lyricgen.module import LyricLM, lr_factor
 from lyricgen.train import train
 
 
@@ -43,3 +45,16 @@ def test_the_papers_optimiser_keeps_the_rate_constant_and_the_default_decays_it(
 def test_an_unknown_schedule_is_refused_in_one_line(compose_config, tmp_path):
     with pytest.raises(UserError, match=r"optim\.schedule"):
         train(compose_config("optim.schedule=linear"), tmp_path / "run")
+
+
+@pytest.mark.parametrize("decoupled", [False, True])
+def test_decoupled_weight_decay_shrinks_the_weights_by_lr_times_decay_and_l2_does_not(decoupled):
+    module = LyricLM("ab", lr=0.01, weight_decay=0.1, decoupled_weight_decay=decoupled, hidden_size=4)
+    optimizer = module.configure_optimizers()
+    before = [parameter.detach().clone() for parameter in module.parameters()]
+    for parameter in module.parameters():
+        parameter.grad = torch.zeros_like(parameter)  # only the decay moves the weights
+    optimizer.step()
+    pairs = zip(module.parameters(), before, strict=True)
+    shrunk = all(torch.allclose(parameter, old * (1 - 0.01 * 0.1)) for parameter, old in pairs)
+    assert shrunk == decoupled  # Adam's L2 term is rescaled by Adam into a step of ~lr, not a shrink
