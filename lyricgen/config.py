@@ -29,7 +29,7 @@ INPUTS = ("onehot", "embedding")  # model.input
 NONLINEARITIES = ("tanh", "relu")  # model.nonlinearity (rnn cell)
 SOURCES = ("songs_poems", "text", "lyrics_csv")  # data.source
 ASCII_MODES = ("strip", "transliterate", "keep")  # data.ascii
-SCHEDULES = ("constant", "cosine", "step")  # optim.schedule
+SCHEDULES = ("constant", "cosine", "step", "wsd")  # optim.schedule
 CONDITIONS = ("genre", "source")  # model.condition: a lyrics CSV's genres, or data.files' labels
 CONDITION_ON = ("input", "state", "both")  # model.condition_on
 

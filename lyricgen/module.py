@@ -143,8 +143,9 @@ FINAL_LR_FRACTION = 0.1  # where cosine ends, and the second drop of step: nanoG
 
 def lr_factor(schedule: str, warmup_steps: int, total_steps: int, step: int) -> float:
     """The learning rate at `step` as a fraction of optim.lr: a linear warm-up from lr/warmup_steps over
-    `warmup_steps`, then constant, cosine (down to lr/10 at the last step) or step (lr/sqrt(10) from half
-    of the remaining steps, lr/10 from three quarters)."""
+    `warmup_steps`, then constant, cosine (down to lr/10 at the last step), step (lr/sqrt(10) from half
+    of the remaining steps, lr/10 from three quarters) or wsd (warm-up, stable, decay: constant for half
+    of the remaining steps, then linearly down to zero at the last)."""
     if schedule not in SCHEDULES:
         raise ValueError(f"unknown schedule {schedule!r}")
     if step < warmup_steps:
@@ -154,4 +155,6 @@ def lr_factor(schedule: str, warmup_steps: int, total_steps: int, step: int) -> 
         return FINAL_LR_FRACTION + (1 - FINAL_LR_FRACTION) * (1 + math.cos(math.pi * progress)) / 2
     if schedule == "step":
         return FINAL_LR_FRACTION ** ((progress >= 0.5) / 2 + (progress >= 0.75) / 2)
+    if schedule == "wsd":
+        return min(1.0, 2 * (1 - progress))
     return 1.0

@@ -19,10 +19,11 @@ def test_warmup_rises_linearly_then_each_schedule_takes_over():
     assert [lr_factor("step", 0, 100, step) for step in (49, 50, 74, 75)] == pytest.approx(
         [1.0, 0.1**0.5, 0.1**0.5, 0.1]
     )
+    assert [lr_factor("wsd", 0, 100, step) for step in (0, 50, 75, 99, 100)] == pytest.approx([1, 1, 0.5, 0.02, 0])
     assert lr_factor("cosine", 10, 110, 60) == pytest.approx(0.55)  # the decay spans the steps after warm-up
 
 
-@pytest.mark.parametrize("schedule", ["cosine", "step"])
+@pytest.mark.parametrize("schedule", ["cosine", "step", "wsd"])
 def test_the_optimiser_follows_the_schedule_and_train_lr_logs_it(compose_config, tmp_path, schedule):
     cfg = compose_config(f"optim.schedule={schedule}", "optim.warmup_steps=2", "optim.lr=0.01", "trainer.max_steps=8")
     train(cfg, tmp_path / "run")
