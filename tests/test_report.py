@@ -155,7 +155,7 @@ def test_shakespeare_cpu_runs_on_the_shared_corpus(compose_config, shared_data, 
     cfg = compose_config(
         "experiment=shakespeare_cpu", *quick, f"data.path={shared_data / 'tinyshakespeare.txt'}", tiny=False
     )
-    assert (cfg.data.val_fraction, cfg.trainer.precision, cfg.optim.schedule) == (0.1, "bf16-mixed", "step")
+    assert (cfg.data.val_fraction, cfg.trainer.precision, cfg.optim.schedule) == (0.1, "bf16-mixed", "wsd")
     assert 0 < train(cfg, tmp_path / "run") < 5
 
 

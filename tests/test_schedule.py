@@ -38,9 +38,9 @@ def test_the_papers_optimiser_keeps_the_rate_constant_and_the_default_decays_it(
     train(compose_config("optim=adam", "optim.lr=0.01"), tmp_path / "paper")
     logged = [lr for _, lr in curve(tmp_path / "paper", "train/lr")]
     assert len(logged) == 6 and logged == pytest.approx([0.01] * 6)
-    train(compose_config("optim.lr=0.01"), tmp_path / "default")  # optim=default: step decay
+    train(compose_config("optim.lr=0.01"), tmp_path / "default")  # optim=default: wsd decay
     logged = [lr for _, lr in curve(tmp_path / "default", "train/lr")]
-    assert logged == pytest.approx([0.01 * lr_factor("step", 0, 6, step) for step in range(6)]) and logged[-1] < 0.01
+    assert logged == pytest.approx([0.01 * lr_factor("wsd", 0, 6, step) for step in range(6)]) and logged[-1] < 0.01
 
 
 def test_an_unknown_schedule_is_refused_in_one_line(compose_config, tmp_path):
