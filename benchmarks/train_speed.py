@@ -22,9 +22,9 @@ from references import SkeletonRNN, raw_steps, skeleton_steps
 
 from lyricgen.callbacks import FinishAtLastStep, StepMetrics
 from lyricgen.data import RandomWindows
+from lyricgen.fit import tune_process
 from lyricgen.model import CharRNN
 from lyricgen.module import LyricLM
-from lyricgen.train import tune_process
 
 VOCAB = 90
 MODELS = {

@@ -7,7 +7,7 @@ line naming the key, the bad value and what is allowed.
 """
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -107,6 +107,15 @@ def load_run_config(run_dir: str | Path) -> DictConfig:
     added |= {"logger": {"name": "tensorboard", "extra": []}}
     added["optim"] = {"schedule": "constant", "warmup_steps": 0, "decoupled_weight_decay": False}
     return OmegaConf.merge(added, OmegaConf.load(path))
+
+
+def flatten(tree: dict, prefix: str = "") -> Iterator[tuple[str, object]]:
+    """("model.cell", "gru"), ... for every leaf of a nested dict."""
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            yield from flatten(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
 
 
 def require(condition: bool, key: str, value: object, allowed: str) -> None:

@@ -1,259 +1,21 @@
-"""Train a char-RNN from a composed Hydra config: `python -m lyricgen.train model=gru optim.lr=0.001`."""
+"""The command: `python -m lyricgen.train model=gru optim.lr=0.001`. It checks the composed config, then
+starts a new run, continues one (resume=, ckpt_path=, or a requeued job's own directory) and calls
+lyricgen.fit.train. It imports no Lightning, torch or data code before the config has passed its checks, so
+a mistake on the command line is reported in a fraction of a second rather than after seconds of imports."""
 
-import ctypes
-import io
 import math
 import sys
-import types
-import typing
-import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 import hydra
-import hydra.utils
-import lightning as L
-import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.loggers import TensorBoardLogger
-from lightning.pytorch.plugins.io import TorchCheckpointIO
-from lightning.pytorch.utilities import rank_zero_only
-from lightning.pytorch.utilities.exceptions import MisconfigurationException
-from omegaconf import DictConfig, ListConfig, OmegaConf
-from torch.utils.tensorboard.summary import hparams
+from omegaconf import DictConfig, OmegaConf
 
 from lyricgen import Diverged, UserError, one_line_errors
-from lyricgen.atomic import write_atomically
-from lyricgen.callbacks import (
-    CheckpointOnSignal,
-    FinishAtLastStep,
-    RNGState,
-    SpikeForensics,
-    StepMetrics,
-    TextSamples,
-    sample_tags,
-    tensorboard,
-)
-from lyricgen.config import CONF_DIR, RUN_CONFIG, load_run_config, validate
-from lyricgen.data import LyricsDataModule
-from lyricgen.generate import find_checkpoint
-from lyricgen.model import read_checkpoint, sample_text, warm_start
-from lyricgen.module import LyricLM
+from lyricgen.config import CONF_DIR, flatten, load_run_config, validate
 
 RESUMABLE_KEYS = ("trainer.", "checkpoint.", "threads", "sample_length")  # what a resumed run may change
-
-# Batches are sampled in-process in microseconds: DataLoader workers would only add overhead.
-warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-
-
-def serialised(checkpoint: dict) -> memoryview:
-    """torch.save into memory: written to disk in one call, a full disk or a size limit then surfaces as
-    the OSError that says so (torch's own file writer reports it as "unexpected pos")."""
-    buffer = io.BytesIO()
-    torch.save(checkpoint, buffer)
-    return buffer.getbuffer()
-
-
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """Write each checkpoint to a temporary file and rename it into place, so a crash mid-save leaves the
-    previous checkpoint intact."""
-
-    def save_checkpoint(self, checkpoint: dict, path: str | Path, storage_options: object = None) -> None:
-        try:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            write_atomically(Path(path), lambda partial: partial.write_bytes(serialised(checkpoint)))
-        except OSError as err:  # disk full, file too large, read-only: stop, and say what is kept
-            raise UserError(
-                f"cannot save checkpoint {path}: {err.strerror or err}; the previous checkpoint is kept "
-                "(free some space or move the run, then resume it)"
-            ) from None
-
-    def load_checkpoint(self, path: str | Path, map_location: object = None, weights_only: bool | None = None) -> dict:
-        """Never unpickle code: checkpoints hold plain values and tensors only."""
-        return read_checkpoint(path)
-
-
-OWNED_TRAINER_KEYS = ("default_root_dir", "callbacks", "plugins", "enable_checkpointing")  # lyricgen sets these
-
-
-def fits(value: object, annotation: object) -> bool:
-    """Whether a plain config value fits a Trainer argument's type annotation (Optional, Union, Literal,
-    int, float, bool, str, list, dict); a class that a config cannot hold (a Logger, a timedelta) fits nothing."""
-    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
-    if annotation is typing.Any:
-        return True
-    if origin in (typing.Union, types.UnionType):
-        return any(fits(value, arg) for arg in args)
-    if origin is typing.Literal:
-        return value in args
-    if annotation is type(None):
-        return value is None
-    if annotation is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if annotation is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(origin or annotation, type) and isinstance(value, origin or annotation)
-
-
-def trainer_options(cfg: DictConfig) -> dict:
-    """cfg.trainer as Trainer arguments, each either accepted or refused in one line naming the key."""
-    options = OmegaConf.to_container(cfg.trainer)
-    known = typing.get_type_hints(L.Trainer.__init__)
-    for key, value in options.items():
-        if key in known and not fits(value, known[key]):
-            raise UserError(f"trainer.{key}={value} is not a valid {key}: lightning.Trainer takes {known[key]}")
-        if key not in known:
-            raise UserError(f"trainer.{key} is not an argument of lightning.Trainer: check its spelling")
-        if key in OWNED_TRAINER_KEYS:
-            raise UserError(f"trainer.{key} is set by lyricgen itself: drop it (run directory, checkpoints, callbacks)")
-        if key == "logger" and value not in (True, False, None):
-            raise UserError(f"trainer.logger={value} is invalid: use false for no logging (TensorBoard is the default)")
-    return options
-
-
-def build_trainer(cfg: DictConfig, out_dir: Path, resume_step: int = 0) -> L.Trainer:
-    best = ModelCheckpoint(
-        dirpath=out_dir / "checkpoints", filename="best", monitor="val/loss", enable_version_counter=False
-    )
-    last = ModelCheckpoint(  # last.ckpt every checkpoint.every_n_steps: the most work a crash can cost
-        dirpath=out_dir / "checkpoints",
-        every_n_train_steps=cfg.checkpoint.every_n_steps,
-        save_top_k=0,
-        save_last=True,
-        enable_version_counter=False,  # always last.ckpt: a resumed run overwrites it, never adds last-v1.ckpt
-    )
-    options = trainer_options(cfg)
-    # purge_step drops events that a killed run wrote after its last checkpoint, so the curve continues.
-    board = TensorBoardLogger(out_dir, name="", version="", default_hp_metric=False, purge_step=resume_step or None)
-    loggers = [board, *instantiated(cfg.logger.extra, f"logger={cfg.logger.name}", save_dir=str(out_dir))]
-    if options.pop("logger", True) is False:
-        loggers = False
-    callbacks = [
-        best,
-        last,
-        StepMetrics(),
-        TextSamples(cfg.sample_length),
-        SpikeForensics(cfg.spikes.grad_ratio, cfg.spikes.loss_jump),
-        RNGState(),
-        FinishAtLastStep(),
-        CheckpointOnSignal(),
-        *instantiated(cfg.callbacks, "callbacks"),  # the user's own come last
-    ]
-    try:
-        return L.Trainer(
-            default_root_dir=out_dir, logger=loggers, callbacks=callbacks, plugins=[AtomicCheckpointIO()], **options
-        )
-    except (TypeError, ValueError, MisconfigurationException) as err:
-        raise UserError(f"trainer: {str(err).strip().splitlines()[0]}") from None
-
-
-def instantiated(specs: ListConfig, key: str, **extra: object) -> list:
-    """Objects made from config entries with a _target_ (hydra.utils.instantiate); a missing package or a
-    wrong argument is one line naming the config key."""
-    made = []
-    for spec in specs:
-        try:
-            made.append(hydra.utils.instantiate(spec, **extra))
-        except Exception as err:  # Hydra wraps import and argument errors of every kind
-            cause = err
-            while cause.__cause__ is not None:  # the import or argument error under Hydra's wrappers
-                cause = cause.__cause__
-            raise UserError(
-                f"{key}: cannot make {spec.get('_target_')}: {str(cause).strip().splitlines()[0]}"
-            ) from None
-    return made
-
-
-def flatten(tree: dict, prefix: str = "") -> Iterator[tuple[str, object]]:
-    """("model.cell", "gru"), ... for every leaf of a nested dict."""
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            yield from flatten(value, f"{prefix}{key}.")
-        else:
-            yield f"{prefix}{key}", value
-
-
-@rank_zero_only
-def log_run_config(trainer: L.Trainer, cfg: DictConfig) -> None:
-    """Put every config value in TensorBoard's HPARAMS tab, linked to the validation curves, so a sweep's
-    runs can be compared by what was varied (without writing fake metric points). Other loggers (and no
-    logger, or fast_dev_run's) get nothing."""
-    logger = tensorboard(trainer)
-    if logger is None:
-        return
-    flat = flatten(OmegaConf.to_container(cfg, resolve=True))
-    params = {key: value if isinstance(value, int | float | str | bool) else str(value) for key, value in flat}
-    for summary in hparams(params, {"val/loss": 0.0, "val/bpc": 0.0}):
-        logger.experiment._get_file_writer().add_summary(summary)
-
-
-def train(cfg: DictConfig, out_dir: Path, ckpt_path: Path | None = None) -> float:
-    """Train one run into `out_dir`, from scratch or continuing `ckpt_path`; return its best validation
-    loss, the one best.ckpt holds (what sweepers minimise)."""
-    validate(cfg)
-    resume_step = resumable_step(ckpt_path) if ckpt_path else 0
-    if resume_step >= cfg.trainer.max_steps:
-        raise UserError(
-            f"{out_dir} already ran its {resume_step} steps (trainer.max_steps={cfg.trainer.max_steps}): "
-            f"to train it longer, add trainer.max_steps=<more than {resume_step}>"
-        )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if rank_zero_only.rank == 0:  # what `resume=` continues with; under DDP one rank writes it
-        write_atomically(out_dir / RUN_CONFIG, lambda partial: partial.write_text(OmegaConf.to_yaml(cfg)))
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    tune_process()
-    L.seed_everything(cfg.seed, verbose=False)
-    datamodule = LyricsDataModule(**cfg.data, seed=cfg.seed, labelled=cfg.model.condition is not None)
-    datamodule.setup("fit")  # the model's size depends on the vocabulary (and the labels)
-    model = build_module(cfg, datamodule.vocab, datamodule.labels)
-    if cfg.init_from and ckpt_path is None:  # a resumed run's weights come from its own checkpoint
-        start_from_checkpoint(model, cfg)
-    trainer = build_trainer(cfg, out_dir, resume_step)
-    log_run_config(trainer, cfg)
-    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
-    val_loss = float(trainer.callback_metrics["val/loss"])
-    best = trainer.checkpoint_callback.best_model_score  # under ddp_spawn it stays in the workers
-    if trainer.is_global_zero:  # under DDP the other ranks stay quiet
-        print_summary(model, out_dir, val_loss, trainer.global_step, cfg)
-    return val_loss if best is None else min(val_loss, float(best))
-
-
-def build_module(cfg: DictConfig, vocab: str, labels: list[str]) -> LyricLM:
-    plain = OmegaConf.to_container  # hyperparameters must be plain values for weights_only checkpoint loading
-    guard = {"guard_ratio": cfg.guard.ratio, "guard_steps": cfg.guard.steps}
-    network = {key: value for key, value in plain(cfg.model).items() if key != "condition"} | {"labels": labels}
-    return LyricLM(vocab=vocab, **network, **plain(cfg.optim), **guard)
-
-
-def start_from_checkpoint(module: LyricLM, cfg: DictConfig) -> None:
-    """init_from: the weights of another run's checkpoint (fine-tuning); the optimiser starts fresh."""
-    path = find_checkpoint(cfg.init_from, cfg.paths.output_dir)
-    options = OmegaConf.to_container(cfg.model) | {"labels": module.model.labels}
-    new = warm_start(module.model, module.hparams.vocab, options, path)
-    fresh = f"; {len(new)} characters it lacks start from fresh rows: {new!r}" if new else ""
-    print(f"init_from: weights of {path}{fresh}", file=sys.stderr)
-
-
-def print_summary(model: LyricLM, out_dir: Path, val_loss: float, steps: int, cfg: DictConfig) -> None:
-    """The run's directory, its final validation loss after the steps it ran, and a sample. (Under
-    ddp_spawn the main process's trainer has not stepped: it reports the configured max_steps.)"""
-    print(f"\nrun dir: {out_dir}")
-    bits = val_loss / math.log(2)
-    print(f"val loss {val_loss:.4f} nats/char, {bits:.4f} bits/char after {steps or cfg.trainer.max_steps} steps")
-    for tag, label in sample_tags(model.model.labels):
-        text = sample_text(model.model, model.hparams.vocab, length=cfg.sample_length, seed=cfg.seed, label=label)
-        print(f"{tag}:\n{text}")
-
-
-def resumable_step(ckpt_path: Path) -> int:
-    """The step a training checkpoint was saved at (loaded safely, before any data is read)."""
-    step = read_checkpoint(ckpt_path).get("global_step")
-    if not isinstance(step, int):
-        raise UserError(f"{ckpt_path} is not a training checkpoint (it has no global_step)")
-    return step
 
 
 def resumed_run(cfg: DictConfig, overrides: list[str]) -> tuple[DictConfig, Path, Path]:
@@ -295,6 +57,7 @@ def rerun(cfg: DictConfig, out_dir: Path) -> tuple[DictConfig, Path, Path]:
 @hydra.main(version_base=None, config_path=str(CONF_DIR), config_name="config")
 @one_line_errors
 def main(cfg: DictConfig) -> float:
+    validate(cfg)
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     if multirun and cfg.trainer.get("strategy") == "ddp":
@@ -302,13 +65,10 @@ def main(cfg: DictConfig) -> float:
         print("note: trainer.strategy=ddp runs as ddp_spawn inside a -m sweep", file=sys.stderr)
         cfg.trainer.strategy = "ddp_spawn"
     try:
-        if cfg.resume or cfg.ckpt_path:
-            cfg, out_dir, ckpt_path = resumed_run(cfg, list(hydra_cfg.overrides.task))
-            return train(cfg, out_dir, ckpt_path)
-        out_dir = Path(hydra_cfg.runtime.output_dir)
-        if (out_dir / "checkpoints" / "last.ckpt").is_file():
-            return train(*rerun(cfg, out_dir))
-        return train(cfg, out_dir)
+        cfg, out_dir, ckpt_path = chosen_run(cfg, hydra_cfg)
+        from lyricgen.fit import train  # Lightning, torch and the data code: only once the command is sound
+
+        return train(cfg, out_dir, ckpt_path)
     except Diverged as err:
         if not multirun:
             raise
@@ -316,26 +76,15 @@ def main(cfg: DictConfig) -> float:
         return math.inf  # the sweep goes on with its other runs
 
 
-def tune_process() -> None:
-    """Two process-wide CPU settings that training steps gain from. Only the entry points (training,
-    benchmarks) call this, not the library, as they also set the thread count.
-
-    - Subnormal floats flush to zero: gradients that fade through many time steps reach the subnormal
-      range (below 1e-38), where every multiply involving them takes a slow microcode path.
-    - glibc keeps large freed blocks: a training step frees and re-allocates the same multi-megabyte
-      activation buffers every time; by default glibc unmaps them, and the next step pays a page fault per
-      4 KiB to get them back (measured: two 5 MB tensor copies took 5.4 ms instead of 0.5 ms).
-    """
-    torch.set_flush_denormal(True)
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc (e.g. musl): nothing to tune
-        return
-    mmap_threshold, trim_threshold = -3, -1  # mallopt's M_MMAP_THRESHOLD, M_TRIM_THRESHOLD
-    libc.mallopt(mmap_threshold, 32 * 2**20)  # glibc's largest: blocks up to 32 MiB come from the heap
-    libc.mallopt(trim_threshold, 2**30)  # and freed heap memory stays for the next step
+def chosen_run(cfg: DictConfig, hydra_cfg: DictConfig) -> tuple[DictConfig, Path, Path | None]:
+    """(config, run dir, checkpoint to continue or None): a run to continue (resume=, ckpt_path=), this
+    command's own earlier run in its directory (rerun), or a new run."""
+    if cfg.resume or cfg.ckpt_path:
+        return resumed_run(cfg, list(hydra_cfg.overrides.task))
+    out_dir = Path(hydra_cfg.runtime.output_dir)
+    if (out_dir / "checkpoints" / "last.ckpt").is_file():
+        return rerun(cfg, out_dir)
+    return cfg, out_dir, None
 
 
 if __name__ == "__main__":

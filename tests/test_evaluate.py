@@ -8,7 +8,7 @@ from hydra import compose, initialize_config_dir
 
 from lyricgen import UserError
 from lyricgen.evaluate import evaluate
-from lyricgen.train import train
+from lyricgen.fit import train
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,8 @@ from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
 from lyricgen import UserError, charset, corpus
-from lyricgen.config import validate
+from lyricgen.config import flatten, validate
 from lyricgen.prepare import EXPECTED_COLUMNS, PrepareOptions, prepare
-from lyricgen.train import flatten
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -7,11 +7,11 @@ from conftest import TINY
 from test_train import curve
 
 from lyricgen import UserError, idcache
+from lyricgen.fit import train
 from lyricgen.generate import GenerateConfig, generate
 from lyricgen.model import CharRNN, load_checkpoint
 from lyricgen.prepare import EXPECTED_COLUMNS, PrepareOptions, prepare
 from lyricgen.report import write_report
-from lyricgen.train import train
 
 SHOUTED = "OH YEAH ROCK AND ROLL ALL NIGHT\nWE WILL ROCK THE TOWN\n\n" * 40  # two styles a label must tell apart
 WHISPERED = "oh yeah rock and roll all night\nwe will rock the town\n\n" * 40

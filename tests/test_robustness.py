@@ -20,9 +20,9 @@ from torch.utils.data import DataLoader
 
 from lyricgen import Diverged, UserError
 from lyricgen.data import RandomWindows
+from lyricgen.fit import train
 from lyricgen.model import read_checkpoint
 from lyricgen.module import LyricLM
-from lyricgen.train import train
 
 # A 4-layer ReLU RNN at lr 1.5 without clipping: finite after one step, non-finite gradients at the second.
 DIVERGING = ["model=rnn", "model.nonlinearity=relu", "model.num_layers=4", "trainer.gradient_clip_val=null"]
@@ -140,7 +140,7 @@ def test_a_malicious_checkpoint_is_refused(trained_run, tmp_path):
 
 
 def test_a_failed_checkpoint_save_leaves_the_previous_one_intact(tmp_path):
-    from lyricgen.train import AtomicCheckpointIO
+    from lyricgen.fit import AtomicCheckpointIO
 
     path = tmp_path / "checkpoints" / "last.ckpt"
     io = AtomicCheckpointIO()

@@ -4,11 +4,11 @@ import math
 
 import pytest
 import torch
-from conftest import run_module
+from conftest import run_module, run_modules
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from lyricgen.fit import train
 from lyricgen.model import load_checkpoint, sample_text
-from lyricgen.train import train
 
 
 def test_loss_falls_on_a_learnable_text(compose_config, tmp_path):
@@ -101,24 +101,31 @@ def test_multirun_sweep_makes_one_run_dir_per_value(tiny_overrides, tmp_path):
         assert (sweep_dir / run / "checkpoints" / "last.ckpt").is_file()
 
 
-@pytest.mark.parametrize(
-    ("overrides", "message"),
-    [
-        (["data.path=/nonexistent/lyrics.txt"], "corpus file not found: /nonexistent/lyrics.txt"),
-        (["data.path={empty}"], "corpus file is empty"),
-        (["data.path={short}"], "corpus too short"),
-        (["model=transformer"], "Could not find 'model/transformer'"),
-        (["model.colour=red"], "Key 'colour' is not in struct"),
-    ],
-)
-def test_bad_input_exits_with_one_clear_line(tiny_overrides, tmp_path, overrides, message):
+BAD_INPUT = [
+    (["data.path=/nonexistent/lyrics.txt"], "corpus file not found: /nonexistent/lyrics.txt"),
+    (["data.path={empty}"], "corpus file is empty"),
+    (["data.path={short}"], "corpus too short"),
+    (["model=transformer"], "Could not find 'model/transformer'"),
+    (["model.colour=red"], "Key 'colour' is not in struct"),
+]
+
+
+def test_bad_input_exits_with_one_clear_line(tiny_overrides, tmp_path):
     (tmp_path / "empty.txt").write_text("")
     (tmp_path / "short.txt").write_text("la la la\n")
-    overrides = [o.format(empty=tmp_path / "empty.txt", short=tmp_path / "short.txt") for o in overrides]
-    result = run_module("lyricgen.train", *tiny_overrides, *overrides, f"hydra.run.dir={tmp_path}/run", cwd=tmp_path)
-    assert result.returncode != 0
-    assert message in result.stderr
-    assert "Traceback" not in result.stderr
+    commands = [
+        (
+            "lyricgen.train",
+            *tiny_overrides,
+            *(o.format(empty=tmp_path / "empty.txt", short=tmp_path / "short.txt") for o in overrides),
+            f"hydra.run.dir={tmp_path}/run{index}",
+        )
+        for index, (overrides, _) in enumerate(BAD_INPUT)
+    ]
+    for result, (_, message) in zip(run_modules(commands, tmp_path), BAD_INPUT, strict=True):
+        assert result.returncode != 0, message
+        assert message in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr, result.stderr
 
 
 def test_long_sweep_directory_names_stay_unique_within_file_system_limits():
