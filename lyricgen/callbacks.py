@@ -31,7 +31,8 @@ def add_text(trainer: L.Trainer, tag: str, text: str) -> None:
 
 
 class StepMetrics(Callback):
-    """train/loss, train/grad_norm (before clipping) and train/lr of EVERY step, and perf/chars_per_s.
+    """train/loss (the cross-entropy, without optim's activation penalties), train/grad_norm (before
+    clipping) and train/lr of EVERY step, and perf/chars_per_s.
 
     Buffered and written every `log_every_n_steps` steps, each value at its own step: self.log at every
     step cost ~3 ms of Lightning bookkeeping, 10-15% of a batch-1 step of the paper's models. The buffer
@@ -56,7 +57,7 @@ class StepMetrics(Callback):
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: dict, batch: Batch, batch_idx: int
     ) -> None:
-        self.pending.append((trainer.global_step - 1, outputs["loss"].detach(), pl_module.grad_norm, self.lr))
+        self.pending.append((trainer.global_step - 1, pl_module.step_loss, pl_module.grad_norm, self.lr))
         self.chars_per_step = batch[1].numel()
         if trainer.should_stop or trainer.global_step % trainer.log_every_n_steps == 0:
             pl_module.log("train/loss", self.pending[-1][1], prog_bar=True, logger=False)

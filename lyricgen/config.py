@@ -106,6 +106,7 @@ def load_run_config(run_dir: str | Path) -> DictConfig:
     added |= {"guard": defaults.guard, "spikes": defaults.spikes, "paths": defaults.paths, "tags": [], "callbacks": []}
     added |= {"logger": {"name": "tensorboard", "extra": []}}
     added["optim"] = {"schedule": "constant", "warmup_steps": 0, "decoupled_weight_decay": False}
+    added["optim"] |= {"activation_reg": 0.0, "temporal_activation_reg": 0.0}
     return OmegaConf.merge(added, OmegaConf.load(path))
 
 
@@ -156,8 +157,12 @@ class OptimSchema:
     decoupled_weight_decay: bool = MISSING
     schedule: Schedule = MISSING
     warmup_steps: int = MISSING
+    activation_reg: float = MISSING
+    temporal_activation_reg: float = MISSING
 
     def __post_init__(self) -> None:
+        for key in ("activation_reg", "temporal_activation_reg"):
+            require(getattr(self, key) >= 0, f"optim.{key}", getattr(self, key), "use a value >= 0")
         require(self.warmup_steps >= 0, "optim.warmup_steps", self.warmup_steps, "use an integer >= 0")
         require(self.lr > 0, "optim.lr", self.lr, "use a learning rate > 0")
         betas_ok = len(self.betas) == 2 and all(0 <= beta < 1 for beta in self.betas)

@@ -85,6 +85,14 @@ class CharRNN(nn.Module):
     ) -> tuple[torch.Tensor, object]:
         """ids (batch, seq) -> logits (batch, seq, vocab) and the final hidden state. A conditioned model
         takes each character's label too: `labels` (batch, seq)."""
+        logits, hidden, _ = self.run(ids, hidden, labels)
+        return logits, hidden
+
+    def run(
+        self, ids: torch.Tensor, hidden: torch.Tensor | tuple | None = None, labels: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, object, tuple[torch.Tensor, torch.Tensor]]:
+        """forward, and the top layer's outputs before and after its dropout, (batch, seq, hidden) each: what
+        activation regularisation (lyricgen.module) penalises."""
         if self.labels and labels is None:
             raise ValueError(f"this model is conditioned on labels {self.labels}: pass labels")
         if hidden is None and self.label_state is not None:
@@ -94,9 +102,12 @@ class CharRNN(nn.Module):
             inputs = ids if self.embedding is None else self.embedding(ids)  # one-hot as indices: a lookup
             inputs = self.with_labels(self.dropped_input(inputs), None if labels is None else labels.t())
             output, hidden = kernels.recurrent_stack(self.rnn, inputs, hidden)
-            return self.decoder(kernels.dropout(output, self.dropout, self.training)).transpose(0, 1), hidden
+            dropped = kernels.dropout(output, self.dropout, self.training)
+            outputs = output.transpose(0, 1), dropped.transpose(0, 1)  # batch-major views
+            return self.decoder(dropped).transpose(0, 1), hidden, outputs
         output, hidden = self.rnn(self.with_labels(self.dropped_input(self.encode_input(ids)), labels), hidden)
-        return self.decoder(kernels.dropout(output, self.dropout, self.training)), hidden
+        dropped = kernels.dropout(output, self.dropout, self.training)
+        return self.decoder(dropped), hidden, (output, dropped)
 
     def dropped_input(self, inputs: torch.Tensor) -> torch.Tensor:
         """Input dropout while training: single elements of each step's input vector are zeroed at random,

@@ -59,3 +59,40 @@ def test_decoupled_weight_decay_shrinks_the_weights_by_lr_times_decay_and_l2_doe
     pairs = zip(module.parameters(), before, strict=True)
     shrunk = all(torch.allclose(parameter, old * (1 - 0.01 * 0.1)) for parameter, old in pairs)
     assert shrunk == decoupled  # Adam's L2 term is rescaled by Adam into a step of ~lr, not a shrink
+
+
+def penalty_of(module: LyricLM, ids: torch.Tensor) -> float:
+    """What training_step adds to the cross-entropy for these windows (ids: inputs then targets)."""
+    loss = module.training_step((ids[:, :-1], ids[:, 1:]), 0)
+    return float(loss.detach() - module.step_loss)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])  # nn.LSTM, and the GRU's time-major CPU kernels
+def test_activation_penalties_are_the_mean_squares_of_the_outputs_and_of_their_change(cell):
+    torch.manual_seed(0)
+    ids = torch.randint(0, 3, (2, 9))
+    plain = LyricLM("abc", lr=0.01, cell=cell, hidden_size=5)
+    assert penalty_of(plain, ids) == 0.0
+    module = LyricLM("abc", lr=0.01, cell=cell, hidden_size=5, activation_reg=2.0, temporal_activation_reg=3.0)
+    module.load_state_dict(plain.state_dict())
+    captured = []  # the top layer's outputs as nn.LSTM/nn.GRU compute them, batch first
+    module.model.rnn.register_forward_hook(lambda rnn, args, result: captured.append(result[0].detach()))
+    with torch.no_grad():
+        module.model.rnn(module.model.encode_input(ids[:, :-1]))
+    (output,) = captured
+    expected = 2.0 * output.pow(2).mean() + 3.0 * (output[:, 1:] - output[:, :-1]).pow(2).mean()
+    assert penalty_of(module, ids) == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_activation_penalties_change_the_updates_but_train_loss_logs_the_cross_entropy(compose_config, tmp_path):
+    penalties = ("optim.activation_reg=2", "optim.temporal_activation_reg=1")
+    train(compose_config("trainer.max_steps=6"), tmp_path / "plain")
+    train(compose_config("trainer.max_steps=6", *penalties), tmp_path / "penalised")
+    plain, penalised = curve(tmp_path / "plain"), curve(tmp_path / "penalised")
+    assert plain[0] == penalised[0]  # the same weights and batch at the first step: the same cross-entropy
+    assert plain[-1] != penalised[-1]  # the penalties moved the weights differently
+
+
+def test_a_negative_activation_penalty_is_refused_in_one_line(compose_config, tmp_path):
+    with pytest.raises(UserError, match=r"optim\.temporal_activation_reg"):
+        train(compose_config("optim.temporal_activation_reg=-1"), tmp_path / "run")
