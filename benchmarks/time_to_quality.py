@@ -2,8 +2,8 @@
 causal transformer, on Tiny Shakespeare (the last 10% held out), and `make train` on the built-in corpus.
 
 Run: `python benchmarks/time_to_quality.py [minutes ...]` (default: 2 5 10). For each budget it runs, one
-after the other, `python -m lyricgen.train experiment=shakespeare_cpu` with the steps (and dropout) that
-fit the budget and the reference transformer (references.py: nanoGPT's "baby GPT" and its optimiser and
+after the other, `python -m lyricgen.train experiment=shakespeare_cpu` with the steps (and dropout and penalties)
+that fit the budget and the reference transformer (references.py: nanoGPT's "baby GPT" and its optimiser and
 schedule) with the iterations that fit it; then `python -m lyricgen.train` as `make train` runs it. Every clock starts
 when the benchmark launches the process, so start-up counts. A run's result at a budget is its best
 validation loss measured before the budget ran out. Needs ../shared/data/tinyshakespeare.txt. Writes
@@ -29,8 +29,14 @@ ROOT = Path(__file__).resolve().parents[1]
 SHAKESPEARE = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
 # Steps (lyricgen) and iterations (transformer) that fit each budget on this repository's 2-core CPU,
 # start-up and evaluations included; each schedule decays over its own budget. Longer runs see the text
-# more often and gain from more dropout (docs/time-to-quality.md): lyricgen's (steps, dropout) per budget.
-LYRICGEN_RUNS = {2: (800, 0.05), 5: (2000, 0.1), 10: (4100, 0.25)}  # steps divisible by 5: validation every fifth
+# more often and gain from more dropout; AWD-LSTM's activation penalties speed up every budget, at the
+# strengths measured for each (docs/time-to-quality.md): lyricgen's steps (divisible by 5: validation every
+# fifth) and overrides.
+LYRICGEN_RUNS = {
+    2: (800, ("model.dropout=0.05", "optim.activation_reg=0.5", "optim.temporal_activation_reg=0.25")),
+    5: (2000, ("model.dropout=0.1", "optim.activation_reg=0.5", "optim.temporal_activation_reg=0.25")),
+    10: (4100, ("model.dropout=0.25", "optim.activation_reg=2", "optim.temporal_activation_reg=1")),
+}
 TRANSFORMER_ITERS = {2: 2300, 5: 6400, 10: 11800}  # ~47 ms each with its evaluations, ~5 s to start
 GOALS = {2: 1.50, 5: 1.45, 10: 1.42}  # val loss (nats/char) to reach within each budget (minutes)
 MAKE_TRAIN_GOAL = (180.0, 2.50)  # `make train`: seconds, bits/char
@@ -71,10 +77,10 @@ def best_within(curves: list[Curve], seconds: float) -> float | None:
 
 def race(minutes: int, run_dir: Path) -> dict:
     """Both systems' curves at one budget."""
-    steps, dropout = LYRICGEN_RUNS[minutes]
+    steps, overrides = LYRICGEN_RUNS[minutes]
     args = ["experiment=shakespeare_cpu", f"trainer.max_steps={steps}", f"trainer.val_check_interval={steps // 5}"]
     curves = {
-        "lyricgen": lyricgen_curve([*args, f"model.dropout={dropout}"], run_dir)[0],
+        "lyricgen": lyricgen_curve([*args, *overrides], run_dir)[0],
         "transformer": transformer_curve(TRANSFORMER_ITERS[minutes]),
     }
     best = {name: best_within([curve], minutes * 60) for name, curve in curves.items()}
