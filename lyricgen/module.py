@@ -50,15 +50,14 @@ class LyricLM(L.LightningModule):
         self.smoothed_loss = self.last_finite_loss = math.nan
         self.diverge_above = guard_ratio * math.log(max(len(vocab), 2))
 
-    def logits(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        """The batch is (inputs, targets), and each input's label for a conditioned model."""
+    def run(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, object, tuple[torch.Tensor, torch.Tensor]]:
+        """CharRNN.run on a batch: (inputs, targets), and each input's label for a conditioned model."""
         inputs, _, *labels = batch
-        return self.model(inputs, labels=labels[0] if labels else None)[0]
+        return self.model.run(inputs, labels=labels[0] if labels else None)
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
-        inputs, targets, *labels = batch
-        logits, _, outputs = self.model.run(inputs, labels=labels[0] if labels else None)
-        loss = sequence_loss(logits, targets)
+        logits, _, outputs = self.run(batch)
+        loss = sequence_loss(logits, batch[1])
         self.step_loss = loss.detach()
         self.check_loss(float(self.step_loss))
         return loss + self.activation_penalty(*outputs)
@@ -122,7 +121,7 @@ class LyricLM(L.LightningModule):
         )
 
     def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
-        logits, targets = self.logits(batch), batch[1]
+        logits, targets = self.run(batch)[0], batch[1]
         if len(batch) == 3:  # a labelled batch: each character's loss, once, for the overall and per-label means
             per_char = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), reduction="none")
             loss = per_char.mean()
