@@ -71,17 +71,21 @@ def penalty_of(module: LyricLM, ids: torch.Tensor) -> float:
 def test_activation_penalties_are_the_mean_squares_of_the_outputs_and_of_their_change(cell):
     torch.manual_seed(0)
     ids = torch.randint(0, 3, (2, 9))
-    plain = LyricLM("abc", lr=0.01, cell=cell, hidden_size=5)
+    network = {"cell": cell, "hidden_size": 5, "dropout": 0.5}  # AR reads the dropped-out outputs, TAR the outputs
+    plain = LyricLM("abc", lr=0.01, **network)
     assert penalty_of(plain, ids) == 0.0
-    module = LyricLM("abc", lr=0.01, cell=cell, hidden_size=5, activation_reg=2.0, temporal_activation_reg=3.0)
+    module = LyricLM("abc", lr=0.01, **network, activation_reg=2.0, temporal_activation_reg=3.0)
     module.load_state_dict(plain.state_dict())
+    dropped = []  # what the decoder reads in the training step: the top layer's outputs after dropout
+    module.model.decoder.register_forward_pre_hook(lambda decoder, args: dropped.append(args[0].detach()))
+    penalty = penalty_of(module, ids)
     captured = []  # the top layer's outputs as nn.LSTM/nn.GRU compute them, batch first
     module.model.rnn.register_forward_hook(lambda rnn, args, result: captured.append(result[0].detach()))
     with torch.no_grad():
         module.model.rnn(module.model.encode_input(ids[:, :-1]))
-    (output,) = captured
-    expected = 2.0 * output.pow(2).mean() + 3.0 * (output[:, 1:] - output[:, :-1]).pow(2).mean()
-    assert penalty_of(module, ids) == pytest.approx(float(expected), rel=1e-5)
+    (output,), (dropped_output,) = captured, dropped
+    expected = 2.0 * dropped_output.pow(2).mean() + 3.0 * (output[:, 1:] - output[:, :-1]).pow(2).mean()
+    assert penalty == pytest.approx(float(expected), rel=1e-5)
 
 
 def test_activation_penalties_change_the_updates_but_train_loss_logs_the_cross_entropy(compose_config, tmp_path):
