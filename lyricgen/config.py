@@ -95,8 +95,8 @@ RUN_CONFIG = "config.yaml"  # each run's resolved config, saved in its directory
 
 def load_run_config(run_dir: str | Path) -> DictConfig:
     """The resolved config a run saved in its directory. Keys added to lyricgen after the run was made get
-    the behaviour the run had without them: no hygiene, and today's guard and forensics (which watch a run
-    without changing it)."""
+    the behaviour the run had without them: no hygiene; today's guard, forensics and n-gram memory (they
+    watch or score a run without changing its training)."""
     path = Path(run_dir) / RUN_CONFIG
     if not path.is_file():
         raise UserError(f"{run_dir} is not a lyricgen run directory: it has no {RUN_CONFIG}")
@@ -104,7 +104,7 @@ def load_run_config(run_dir: str | Path) -> DictConfig:
     added = {"data": {"hygiene": False, "train_chars": None, "test_fraction": 0.0}, "init_from": None}
     added["model"] = {"condition": None, "condition_on": "input", "label_dim": 16, "input_dropout": 0.0}
     added |= {"guard": defaults.guard, "spikes": defaults.spikes, "paths": defaults.paths, "tags": [], "callbacks": []}
-    added |= {"logger": {"name": "tensorboard", "extra": []}}
+    added |= {"logger": {"name": "tensorboard", "extra": []}, "memory": defaults.memory}
     added["optim"] = {"schedule": "constant", "warmup_steps": 0, "decoupled_weight_decay": False}
     added["optim"] |= {"activation_reg": 0.0, "temporal_activation_reg": 0.0}
     return OmegaConf.merge(added, OmegaConf.load(path))
@@ -235,6 +235,20 @@ class SpikesSchema:
 
 
 @dataclass
+class MemorySchema:
+    order: int = MISSING
+    weight: float = MISSING
+    discount: float = MISSING
+    max_chars: int = MISSING
+
+    def __post_init__(self) -> None:
+        require(self.order >= 0, "memory.order", self.order, "use an integer >= 0 (0 turns the memory off)")
+        require(0 < self.weight < 1, "memory.weight", self.weight, "use a share in (0, 1)")
+        require(0 < self.discount < 1, "memory.discount", self.discount, "use a value in (0, 1)")
+        require(self.max_chars >= 1, "memory.max_chars", self.max_chars, "use an integer >= 1")
+
+
+@dataclass
 class RunSchema:
     model: ModelSchema = MISSING
     optim: OptimSchema = MISSING
@@ -246,6 +260,7 @@ class RunSchema:
     callbacks: list[Any] = MISSING
     guard: GuardSchema = MISSING
     spikes: SpikesSchema = MISSING
+    memory: MemorySchema = MISSING
     trainer: dict[str, Any] = field(default_factory=dict)  # any lightning.Trainer argument
     scale: float = MISSING
     seed: int = MISSING

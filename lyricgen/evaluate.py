@@ -14,16 +14,17 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from lyricgen import UserError, charset, corpus, idcache, one_line_errors
+from lyricgen import UserError, charset, corpus, one_line_errors
 from lyricgen.atomic import write_atomically
 from lyricgen.config import CONF_DIR, RUN_CONFIG, load_run_config, validate
 from lyricgen.data import VAL_BATCH_SIZE, consecutive_windows
 from lyricgen.generate import find_checkpoint, label_index, pick_device
 from lyricgen.model import CharRNN, load_checkpoint, sequence_loss
+from lyricgen.ngram import Mixture
+from lyricgen.splits import in_vocabulary, run_memory, split_ids
 
 # conf/evaluate.yaml's own keys; the rest of the composed config is a run's
 EVALUATE_KEYS = tuple(key for key in OmegaConf.load(CONF_DIR / "evaluate.yaml") if key not in ("defaults", "hydra"))
-WINDOW_KEYS = ("batch_size", "seq_len", "val_chars", "train_chars")  # data keys of batching, not of the text
 SPLITS = ("val", "test")
 
 
@@ -36,60 +37,47 @@ def corpus_config(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> DictC
     return cfg.data
 
 
-def split_ids(data: DictConfig, split: str, labelled: bool) -> tuple[torch.Tensor, str, torch.Tensor | None, list]:
-    """(ids, vocabulary, each character's label or None, label names) of a split of the configured corpus,
-    from the encoded-ids cache."""
-    resolved = OmegaConf.to_container(data, resolve=True)  # prepared_dir names ${paths.output_dir}
-    source = {key: value for key, value in resolved.items() if key not in WINDOW_KEYS}
-    encoded = idcache.encoded_corpus(**source, labelled=labelled)
-    ids = getattr(encoded, split).read()
-    if not len(ids) and split == "test":
-        raise UserError(
-            "this corpus has no test split: train with data.test_fraction=0.05 (say) so the test songs are "
-            "held out from training, then evaluate split=test with the same data settings"
-        )
-    label_ids = encoded.label_ids[split].read() if labelled else None
-    return ids, encoded.vocab, label_ids, encoded.labels
-
-
-def in_vocabulary(ids: torch.Tensor, vocab: str, model_vocab: str, drop_unknown: bool = False) -> torch.Tensor:
-    """Ids over `vocab` as ids over the model's vocabulary; characters the model never saw are refused,
-    or dropped with `drop_unknown`."""
-    lookup = torch.tensor([model_vocab.find(char) for char in vocab], dtype=torch.long)
-    mapped = lookup[ids.long()]
-    unknown = sorted({vocab[i] for i in ids[mapped < 0].unique().tolist()})
-    if unknown and not drop_unknown:
-        raise UserError(f"the text has characters the model's vocabulary lacks: {''.join(unknown)!r}")
-    return mapped[mapped >= 0]
-
-
 @torch.no_grad()
-def mean_loss(model: CharRNN, ids: torch.Tensor, seq_len: int, label: int | None = None) -> tuple[float, int]:
-    """(cross-entropy in nats per character, characters scored) over consecutive windows of `ids`, each
-    scored from a fresh state as validation does (the tail shorter than a window is left out); a
-    conditioned model writes in `label`."""
+def mean_loss(
+    model: CharRNN, ids: torch.Tensor, seq_len: int, label: int | None = None, memory: Mixture | None = None
+) -> dict:
+    """Scores (cross-entropy in nats per character, bits, characters scored) over consecutive windows of
+    `ids`, each scored from a fresh state as validation does (the tail shorter than a window is left
+    out); a conditioned model writes in `label`. With a `memory`, the mixture's scores too."""
     if len(ids) <= seq_len:
         raise UserError(f"the text has {len(ids)} characters: fewer than one window (data.seq_len+1={seq_len + 1})")
     inputs, targets = consecutive_windows(ids, seq_len).tensors
     device = model.decoder.weight.device
-    total = 0.0
+    total = with_memory = 0.0
     for first in range(0, len(inputs), VAL_BATCH_SIZE):
         batch = inputs[first : first + VAL_BATCH_SIZE].to(device)
+        batch_targets = targets[first : first + VAL_BATCH_SIZE].to(device)
         logits, _ = model(batch, labels=model.label_tensor(label, batch))
-        total += float(sequence_loss(logits, targets[first : first + VAL_BATCH_SIZE].to(device))) * batch.numel()
-    return total / targets.numel(), targets.numel()
+        total += float(sequence_loss(logits, batch_targets)) * batch.numel()
+        if memory is not None:
+            with_memory += float(memory.loss(batch, logits, batch_targets)) * batch.numel()
+    return scores(total / targets.numel(), targets.numel(), None if memory is None else with_memory / targets.numel())
 
 
-def scores(loss: float, characters: int) -> dict:
-    return {"characters": characters, "loss": loss, "bpc": loss / math.log(2)}
+def scores(loss: float, characters: int, loss_with_memory: float | None = None) -> dict:
+    """An evaluation's numbers; with the n-gram memory's mixture when there is one."""
+    result = {"characters": characters, "loss": loss, "bpc": loss / math.log(2)}
+    if loss_with_memory is None:
+        return result
+    return result | {"loss_with_memory": loss_with_memory, "bpc_with_memory": loss_with_memory / math.log(2)}
 
 
 def label_scores(
-    model: CharRNN, model_vocab: str, text: tuple[torch.Tensor, str, torch.Tensor, list], seq_len: int, drop: bool
+    model: CharRNN,
+    model_vocab: str,
+    text: tuple[torch.Tensor, str, torch.Tensor, list],
+    seq_len: int,
+    drop: bool,
+    memory: Mixture | None = None,
 ) -> dict[str, dict]:
     """Each label's held-out characters, in order, scored on their own (in that label, for a conditioned
     model). `text`: (ids, vocabulary, each character's label, label names); `drop`: characters the model
-    never saw are dropped instead of refused (a model trained on one label only)."""
+    never saw are dropped instead of refused (a model trained on one label only); `memory` as for mean_loss."""
     ids, vocab, label_ids, names = text
     results = {}
     for index, name in enumerate(names):
@@ -97,7 +85,7 @@ def label_scores(
             raise UserError(f"the corpus has label {name!r}, which this model does not know: {', '.join(model.labels)}")
         own = in_vocabulary(ids[label_ids == index], vocab, model_vocab, drop)
         label = model.labels.index(name) if model.labels else None
-        results[name] = scores(*mean_loss(model, own, seq_len, label))
+        results[name] = mean_loss(model, own, seq_len, label, memory)
     return results
 
 
@@ -111,22 +99,28 @@ def evaluate(cfg: DictConfig, overrides: list[str] = ()) -> dict:
     device = pick_device(cfg.device)
     model, model_vocab = load_checkpoint(path, device)
     data = corpus_config(cfg, path.parent.parent, list(overrides))
+    memory = run_memory(path.parent.parent, model_vocab, bool(model.labels)) if cfg.with_memory else None
     result = {"checkpoint": str(path)}
     if cfg.text:
         text = "".join(corpus.read_text_file(cfg.text))
         vocab = charset.build_vocab(text)
         ids = in_vocabulary(charset.encode(text, vocab), vocab, model_vocab)
         label = label_index(model.labels, cfg.genre)
-        return result | {"scored": f"text {cfg.text}"} | scores(*mean_loss(model, ids, data.seq_len, label))
+        return result | {"scored": f"text {cfg.text}"} | mean_loss(model, ids, data.seq_len, label, memory)
     result["scored"] = f"{cfg.split} split of data={data.source}"
     labelled = bool(model.labels) or bool(data.source == "text" and data.get("files"))
     ids, vocab, label_ids, names = split_ids(data, cfg.split, labelled)
     if label_ids is None:
-        return result | scores(*mean_loss(model, in_vocabulary(ids, vocab, model_vocab), data.seq_len))
-    per_label = label_scores(model, model_vocab, (ids, vocab, label_ids, names), data.seq_len, drop=False)
+        return result | mean_loss(model, in_vocabulary(ids, vocab, model_vocab), data.seq_len, memory=memory)
+    text = (ids, vocab, label_ids, names)
+    per_label = label_scores(model, model_vocab, text, data.seq_len, drop=False, memory=memory)
     characters = sum(entry["characters"] for entry in per_label.values())
-    loss = sum(entry["loss"] * entry["characters"] for entry in per_label.values()) / characters
-    return result | scores(loss, characters) | {"per_label": per_label}
+    overall = {
+        key: sum(entry[key] * entry["characters"] for entry in per_label.values()) / characters
+        for key in ("loss", "loss_with_memory")
+        if key in per_label[names[0]]
+    }
+    return result | scores(characters=characters, **overall) | {"per_label": per_label}
 
 
 def output_path(cfg: DictConfig, result: dict) -> Path:
@@ -144,9 +138,15 @@ def main(cfg: DictConfig) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(out, lambda partial: partial.write_text(json.dumps(result, indent=2) + "\n"))
     per_label = "".join(f", {name} {entry['bpc']:.4f}" for name, entry in result.get("per_label", {}).items())
+    memory = (
+        f"; with the run's n-gram memory {result['loss_with_memory']:.4f} nats/char, "
+        f"{result['bpc_with_memory']:.4f} bits/char"
+        if "loss_with_memory" in result
+        else ""
+    )
     print(
-        f"{result['scored']}: {result['loss']:.4f} nats/char, {result['bpc']:.4f} bits/char{per_label} over "
-        f"{result['characters']:,} characters ({result['checkpoint']}); written to {out}"
+        f"{result['scored']}: {result['loss']:.4f} nats/char, {result['bpc']:.4f} bits/char{per_label}{memory} "
+        f"over {result['characters']:,} characters ({result['checkpoint']}); written to {out}"
     )
 
 

@@ -38,6 +38,7 @@ from lyricgen.data import LyricsDataModule
 from lyricgen.generate import find_checkpoint
 from lyricgen.model import read_checkpoint, sample_text, warm_start
 from lyricgen.module import LyricLM
+from lyricgen.ngram import memory_mixture
 
 # Batches are sampled in-process in microseconds: DataLoader workers would only add overhead.
 warnings.filterwarnings("ignore", message=".*does not have many workers.*")
@@ -195,6 +196,7 @@ def train(cfg: DictConfig, out_dir: Path, ckpt_path: Path | None = None) -> floa
     datamodule = LyricsDataModule(**cfg.data, seed=cfg.seed, labelled=cfg.model.condition is not None)
     datamodule.setup("fit")  # the model's size depends on the vocabulary (and the labels)
     model = build_module(cfg, datamodule.vocab, datamodule.labels)
+    model.memory = memory_mixture(datamodule.train_ids, len(datamodule.vocab), **cfg.memory)
     if cfg.init_from and ckpt_path is None:  # a resumed run's weights come from its own checkpoint
         start_from_checkpoint(model, cfg)
     trainer = build_trainer(cfg, out_dir, resume_step)
@@ -203,7 +205,8 @@ def train(cfg: DictConfig, out_dir: Path, ckpt_path: Path | None = None) -> floa
     val_loss = float(trainer.callback_metrics["val/loss"])
     best = trainer.checkpoint_callback.best_model_score  # under ddp_spawn it stays in the workers
     if trainer.is_global_zero:  # under DDP the other ranks stay quiet
-        print_summary(model, out_dir, val_loss, trainer.global_step, cfg)
+        with_memory = trainer.callback_metrics.get("val/loss_with_memory")
+        print_summary(model, out_dir, (val_loss, None if with_memory is None else float(with_memory)), cfg)
     return val_loss if best is None else min(val_loss, float(best))
 
 
@@ -223,14 +226,23 @@ def start_from_checkpoint(module: LyricLM, cfg: DictConfig) -> None:
     print(f"init_from: weights of {path}{fresh}", file=sys.stderr)
 
 
-def print_summary(model: LyricLM, out_dir: Path, val_loss: float, steps: int, cfg: DictConfig) -> None:
-    """The run's directory, its final validation loss after the steps it ran, and a sample. (Under
-    ddp_spawn the main process's trainer has not stepped: it reports the configured max_steps.)"""
+def print_summary(model: LyricLM, out_dir: Path, val_losses: tuple[float, float | None], cfg: DictConfig) -> None:
+    """The run's directory, its final validation loss after the steps it ran (the network's, and with the
+    memory mixed in), and a sample (from the mixture, when there is a memory). (Under ddp_spawn the main
+    process's trainer has not stepped: it reports the configured max_steps.)"""
     print(f"\nrun dir: {out_dir}")
-    bits = val_loss / math.log(2)
-    print(f"val loss {val_loss:.4f} nats/char, {bits:.4f} bits/char after {steps or cfg.trainer.max_steps} steps")
+    network, with_memory = val_losses
+    steps = model.trainer.global_step or cfg.trainer.max_steps
+    print(f"val loss {network:.4f} nats/char, {network / math.log(2):.4f} bits/char after {steps} steps")
+    if with_memory is not None:
+        print(
+            f"with the {cfg.memory.order}-gram memory of the training text (weight {cfg.memory.weight}): "
+            f"val loss {with_memory:.4f} nats/char, {with_memory / math.log(2):.4f} bits/char"
+        )
     for tag, label in sample_tags(model.model.labels):
-        text = sample_text(model.model, model.hparams.vocab, length=cfg.sample_length, seed=cfg.seed, label=label)
+        text = sample_text(
+            model.model, model.hparams.vocab, length=cfg.sample_length, seed=cfg.seed, label=label, memory=model.memory
+        )
         print(f"{tag}:\n{text}")
 
 

@@ -1,6 +1,8 @@
 """Sample lyrics from a checkpoint: `python -m lyricgen.generate ckpt=latest prime="I want" length=500`.
 
-Needs only the checkpoint: the vocabulary and hyperparameters travel inside it.
+Needs only the checkpoint: the vocabulary and hyperparameters travel inside it. When the run's directory
+and training text are at hand, the run's n-gram memory (lyricgen.ngram) is mixed in, as in the sample
+training printed; memory=false samples the network alone.
 """
 
 import inspect
@@ -15,6 +17,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from lyricgen import UserError, charset, one_line_errors
 from lyricgen.model import default_prime, load_checkpoint
+from lyricgen.splits import run_memory
 
 
 @dataclass
@@ -32,6 +35,7 @@ class GenerateConfig:
     device: str = "auto"  # cpu | cuda | auto
     unknown: str = "error"  # prime characters outside the vocabulary: error | skip
     outputs_dir: str = "outputs"  # where ckpt=latest looks
+    memory: bool = True  # mix in the run's n-gram memory of its training text, if at hand (false: the network alone)
 
 
 def find_checkpoint(ckpt: str, outputs_dir: str | Path = "outputs") -> Path:
@@ -87,13 +91,15 @@ def generate(cfg: GenerateConfig) -> list[str]:
     if cfg.unknown not in ("error", "skip"):
         raise UserError(f"unknown={cfg.unknown} is not an option: use unknown=error or unknown=skip")
     device = pick_device(cfg.device)
-    model, vocab = load_checkpoint(find_checkpoint(cfg.ckpt, cfg.outputs_dir), device)
+    path = find_checkpoint(cfg.ckpt, cfg.outputs_dir)
+    model, vocab = load_checkpoint(path, device)
+    memory = run_memory(path.parent.parent, vocab, bool(model.labels)) if cfg.memory else None
     label = label_index(model.labels, cfg.genre)
     prime = clean_prime(cfg.prime, vocab, cfg.unknown) or default_prime(vocab)
     prime_ids = charset.encode(prime, vocab).long().to(device).expand(cfg.num_samples, -1)
     generator = torch.Generator().manual_seed(cfg.seed)
     temperature = 0.0 if cfg.greedy else cfg.temperature
-    steps = model.generate_steps(prime_ids, cfg.length, temperature, cfg.top_k, generator, label)
+    steps = model.generate_steps(prime_ids, cfg.length, temperature, cfg.top_k, generator, label, memory)
     new_ids = []
     if cfg.stream:
         print(prime, end="", flush=True)

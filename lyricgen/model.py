@@ -11,6 +11,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -18,6 +19,9 @@ from torch import nn
 
 from lyricgen import UserError, charset, kernels
 from lyricgen.config import CELLS, CONDITION_ON
+
+if TYPE_CHECKING:  # the memory is optional: generating without one needs no n-gram code
+    from lyricgen.ngram import Mixture
 
 # Printed once when oneDNN is toggled (one_step_kernels); it concerns Intel GPUs only.
 warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN")
@@ -158,9 +162,11 @@ class CharRNN(nn.Module):
         top_k: int | None = None,
         generator: torch.Generator | None = None,
         label: int | None = None,
+        memory: "Mixture | None" = None,
     ) -> Iterator[torch.Tensor]:
         """Yield `length` next ids, one (batch,) tensor at a time, continuing each row of `prime`; a
-        conditioned model writes in `label` (an index into self.labels).
+        conditioned model writes in `label` (an index into self.labels); with a `memory` (lyricgen.ngram)
+        the characters come from the network's predictions mixed with it.
 
         The prime runs through the network once; each new character then costs one recurrent step on the
         carried hidden state. temperature=0 picks the most likely character (greedy).
@@ -169,11 +175,15 @@ class CharRNN(nn.Module):
         self.eval()
         try:
             logits, hidden = self(prime, labels=self.label_tensor(label, prime))
+            recent = prime
             for position in range(length):
-                next_id = sample_next(logits[:, -1], temperature, top_k, generator)
+                scores = logits[:, -1] if memory is None else memory.next_log_probs(logits[:, -1], recent)
+                next_id = sample_next(scores, temperature, top_k, generator)
                 yield next_id
                 if position < length - 1:  # no step past the last character
                     step = next_id.unsqueeze(1)
+                    if memory is not None:
+                        recent = torch.cat([recent, step], dim=1)[:, -memory.context :]
                     with one_step_kernels():
                         logits, hidden = self(step, hidden, labels=self.label_tensor(label, step))
         finally:
@@ -248,15 +258,17 @@ def sample_text(
     top_k: int | None = None,
     seed: int = 0,
     label: int | None = None,
+    memory: "Mixture | None" = None,
 ) -> str:
     """Text generated after `prime` (default: a line break), reproducible from `seed` without touching
-    the global RNG; in `label` (an index into model.labels) for a conditioned model. Returns the
-    continuation only."""
+    the global RNG; in `label` (an index into model.labels) for a conditioned model; from the mixture
+    with a `memory` (lyricgen.ngram). Returns the continuation only."""
     prime = default_prime(vocab) if prime is None else prime
     device = model.decoder.weight.device
     prime_ids = charset.encode(prime, vocab).long().unsqueeze(0).to(device)
     generator = torch.Generator().manual_seed(seed)
-    return charset.decode(model.generate(prime_ids, length, temperature, top_k, generator, label)[0], vocab)
+    ids = model.generate(prime_ids, length, temperature, top_k, generator, label, memory)
+    return charset.decode(ids[0], vocab)
 
 
 def network_options(hyperparameters: dict) -> dict:

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from lyricgen import Diverged
 from lyricgen.config import SCHEDULES
 from lyricgen.model import CharRNN, sequence_loss
+from lyricgen.ngram import Mixture
 
 
 class LyricLM(L.LightningModule):
@@ -49,6 +50,7 @@ class LyricLM(L.LightningModule):
         self.skipped_steps = 0  # steps a GradScaler skipped for non-finite gradients
         self.smoothed_loss = self.last_finite_loss = math.nan
         self.diverge_above = guard_ratio * math.log(max(len(vocab), 2))
+        self.memory: Mixture | None = None  # the training text's n-gram memory (lyricgen.ngram), set by lyricgen.fit
 
     def run(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, object, tuple[torch.Tensor, torch.Tensor]]:
         """CharRNN.run on a batch: (inputs, targets), and each input's label for a conditioned model."""
@@ -128,9 +130,16 @@ class LyricLM(L.LightningModule):
             self.log_per_label(per_char, batch[2].reshape(-1))
         else:
             loss = sequence_loss(logits, targets)
-        windows = len(batch[0])  # weight each batch by its size: the epoch mean is the mean over characters
-        self.log("val/loss", loss, prog_bar=True, batch_size=windows, sync_dist=True)  # averaged over DDP ranks
-        self.log("val/bpc", loss / math.log(2), batch_size=windows, sync_dist=True)
+        self.log_loss("val/loss", "val/bpc", loss, len(batch[0]))
+        if self.memory is not None:
+            with_memory = self.memory.loss(batch[0], logits, targets)
+            self.log_loss("val/loss_with_memory", "val/bpc_with_memory", with_memory, len(batch[0]))
+
+    def log_loss(self, loss_name: str, bpc_name: str, loss: torch.Tensor, windows: int) -> None:
+        """A validation loss in nats and in bits per character, each batch weighted by its windows: the epoch
+        mean is the mean over characters (and over DDP ranks)."""
+        self.log(loss_name, loss, prog_bar=loss_name == "val/loss", batch_size=windows, sync_dist=True)
+        self.log(bpc_name, loss / math.log(2), batch_size=windows, sync_dist=True)
 
     def log_per_label(self, per_char: torch.Tensor, labels: torch.Tensor) -> None:
         """val/loss/<label> and val/bpc/<label>: each label's characters' mean, weighted by their count."""

@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from lyricgen import Diverged, UserError, one_line_errors
 from lyricgen.config import CONF_DIR, flatten, load_run_config, validate
 
-RESUMABLE_KEYS = ("trainer.", "checkpoint.", "threads", "sample_length")  # what a resumed run may change
+RESUMABLE_KEYS = ("trainer.", "checkpoint.", "threads", "sample_length", "memory.")  # what a resumed run may change
 
 
 def resumed_run(cfg: DictConfig, overrides: list[str]) -> tuple[DictConfig, Path, Path]:

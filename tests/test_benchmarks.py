@@ -10,7 +10,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
 from references import BabyGPT, SkeletonRNN, nanogpt_lr, raw_steps, skeleton_steps, train_baby_gpt
-from time_to_quality import best_by_minute, verdicts
+from time_to_quality import best_by_minute, summary_bits, verdicts
 from train_speed import BATCHES, MODELS, TARGETS, VOCAB, targets
 
 from lyricgen.model import CharRNN
@@ -72,3 +72,12 @@ def test_time_to_quality_counts_only_points_inside_each_budget_and_names_every_m
         "MISSED: ahead of the transformer at 1 min: 1.9 vs 1.8",
         "MISSED: make train <= 2.5 bits/char within 180 s (2.4 bits/char in 181.0 s from process start)",
     ]
+    printed = (
+        "val loss 1.76 nats/char, 2.55 bits/char after 800 steps\nwith the 12-gram memory: 2.47 bits/char\nsample:\n"
+    )
+    assert summary_bits(printed) == (2.55, 2.47) and summary_bits(printed.split("\nwith")[0]) == (2.55, None)
+    with_memory = {"seconds": 170.0, "bits_per_char": 2.47, "network_bits_per_char": 2.55}
+    assert verdicts(by_minute, with_memory)[-1] == (
+        "met: make train <= 2.5 bits/char within 180 s "
+        "(2.47 bits/char with its n-gram memory, 2.55 for the network alone, in 170.0 s from process start)"
+    )

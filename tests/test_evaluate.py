@@ -5,6 +5,7 @@ import json
 import pytest
 from conftest import CONF_DIR, TINY, TOY_LYRICS, run_module
 from hydra import compose, initialize_config_dir
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from lyricgen import UserError
 from lyricgen.evaluate import evaluate
@@ -50,6 +51,15 @@ def test_the_test_split_is_the_text_held_out_from_both(run_with_test_split):
     held_out = int(len(TOY_LYRICS) * (1 - 0.05)) - int(len(TOY_LYRICS) * (1 - (0.05 + 0.1)))  # [train|test|val]
     assert test["characters"] == (held_out - 1) // 16 * 16 and test["loss"] != val["loss"]
     assert test["bpc"] == pytest.approx(test["loss"] / 0.6931471805599453)
+
+
+def test_the_memory_mixture_scores_as_validation_did(run_with_test_split):
+    run, _ = run_with_test_split
+    last = evaluated(f"ckpt={run / 'checkpoints' / 'last.ckpt'}")
+    logged = EventAccumulator(str(run), size_guidance={"scalars": 0}).Reload().Scalars("val/loss_with_memory")
+    assert last["loss_with_memory"] == pytest.approx(logged[-1].value, rel=1e-5)
+    assert last["bpc_with_memory"] == pytest.approx(last["loss_with_memory"] / 0.6931471805599453)
+    assert "loss_with_memory" not in evaluated(f"ckpt={run}", "with_memory=false")
 
 
 def test_a_text_file_is_scored_whole(run_with_test_split, tmp_path):

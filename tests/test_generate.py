@@ -7,6 +7,7 @@ import torch
 from conftest import run_module
 
 from lyricgen import UserError, charset
+from lyricgen.fit import train
 from lyricgen.generate import GenerateConfig, find_checkpoint, generate, parse_args
 from lyricgen.model import load_checkpoint
 
@@ -21,6 +22,18 @@ def test_same_seed_same_text_and_batches_of_samples(trained_run):
     assert first != sample(trained_run, seed=4, num_samples=4, prime="la ")
     assert len(first) == 4 and all(text.startswith("la ") and len(text) == 63 for text in first)
     assert len(set(first)) > 1  # each row of the batch samples on its own
+
+
+def test_the_runs_memory_is_mixed_in_while_its_training_text_is_at_hand(compose_config, tmp_path, capsys):
+    run = tmp_path / "run"
+    train(compose_config("trainer.max_steps=3"), run)
+    mixed, alone = sample(run, greedy=True), sample(run, greedy=True, memory=False)
+    assert mixed != alone  # three steps of training: the memory of the toy lyrics leads
+    assert "note: no n-gram memory" not in capsys.readouterr().err
+    (run.parent / "toy.txt").unlink()
+    (run.parent / "prepared").rename(tmp_path / "elsewhere")  # no text, no cache: the network alone, with a note
+    assert sample(run, greedy=True) == alone
+    assert "note: no n-gram memory, its training text is not at hand: " in capsys.readouterr().err
 
 
 def test_greedy_takes_the_most_likely_character_each_time(trained_run):

@@ -40,6 +40,7 @@ INVALID_VALUES = [
     ("model.cell=transformer", "model.cell: Invalid value 'transformer', expected one of [rnn, gru, lstm]"),
     ("optim.lr=-1", "optim.lr=-1.0 is invalid: use a learning rate > 0"),
     ("trainer.max_steps=0", "trainer.max_steps=0 is invalid: use an integer >= 1"),
+    ("memory.weight=1", "memory.weight=1.0 is invalid: use a share in (0, 1)"),
 ]
 
 

@@ -71,11 +71,14 @@ def test_command_line_run_writes_events_checkpoints_and_a_sample(tiny_overrides,
     assert result.returncode == 0, result.stderr
     assert f"run dir: {run_dir}" in result.stdout
     assert "bits/char" in result.stdout and "sample:" in result.stdout
+    assert "with the 12-gram memory of the training text (weight 0.25): val loss" in result.stdout
 
     events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "tensors": 0}).Reload()
     scalars = events.Tags()["scalars"]
-    for tag in ("train/loss", "train/grad_norm", "val/loss", "val/bpc", "perf/chars_per_s"):
+    for tag in ("train/loss", "train/grad_norm", "val/loss", "val/bpc", "perf/chars_per_s", "val/loss_with_memory"):
         assert tag in scalars, tag
+    # the toy text repeats its lines: after 6 steps the memory of it predicts better than the network
+    assert events.Scalars("val/loss_with_memory")[-1].value < events.Scalars("val/loss")[-1].value
     assert [e.step for e in events.Scalars("train/loss")] == list(range(6))
     assert [e.step for e in events.Scalars("val/loss")] == [2, 5]  # after the 3rd and 6th step
     assert "sample/text_summary" in events.Tags()["tensors"]
