@@ -1,8 +1,8 @@
 """Sample lyrics from a checkpoint: `python -m lyricgen.generate ckpt=latest prime="I want" length=500`.
 
-Needs only the checkpoint: the vocabulary and hyperparameters travel inside it. When the run's directory
-and training text are at hand, the run's n-gram memory (lyricgen.ngram) is mixed in, as in the sample
-training printed; memory=false samples the network alone.
+Needs only the checkpoint: the vocabulary and hyperparameters travel inside it. memory=true mixes in the
+run's n-gram memory (lyricgen.ngram), as the sample training printed does; it needs the run's directory and
+training text.
 """
 
 import inspect
@@ -17,7 +17,6 @@ from omegaconf.errors import OmegaConfBaseException
 
 from lyricgen import UserError, charset, one_line_errors
 from lyricgen.model import default_prime, load_checkpoint
-from lyricgen.splits import run_memory
 
 
 @dataclass
@@ -35,7 +34,7 @@ class GenerateConfig:
     device: str = "auto"  # cpu | cuda | auto
     unknown: str = "error"  # prime characters outside the vocabulary: error | skip
     outputs_dir: str = "outputs"  # where ckpt=latest looks
-    memory: bool = True  # mix in the run's n-gram memory of its training text, if at hand (false: the network alone)
+    memory: bool = False  # mix in the run's n-gram memory of its training text (needs the run dir and the text)
 
 
 def find_checkpoint(ckpt: str, outputs_dir: str | Path = "outputs") -> Path:
@@ -93,7 +92,11 @@ def generate(cfg: GenerateConfig) -> list[str]:
     device = pick_device(cfg.device)
     path = find_checkpoint(cfg.ckpt, cfg.outputs_dir)
     model, vocab = load_checkpoint(path, device)
-    memory = run_memory(path.parent.parent, vocab, bool(model.labels)) if cfg.memory else None
+    memory = None
+    if cfg.memory:  # imported here: reading a corpus pulls in pandas and hydra, which plain sampling does without
+        from lyricgen.splits import run_memory
+
+        memory = run_memory(path.parent.parent, vocab, bool(model.labels))
     label = label_index(model.labels, cfg.genre)
     prime = clean_prime(cfg.prime, vocab, cfg.unknown) or default_prime(vocab)
     prime_ids = charset.encode(prime, vocab).long().to(device).expand(cfg.num_samples, -1)

@@ -17,8 +17,6 @@ from dataclasses import dataclass
 
 import torch
 
-from lyricgen.idcache import FileIds
-
 Tensor = torch.Tensor
 
 
@@ -127,12 +125,13 @@ class Mixture:
 
 
 def memory_mixture(
-    ids: Tensor | FileIds, vocab_size: int, order: int, weight: float, discount: float, max_chars: int
+    ids: Tensor, vocab_size: int, order: int, weight: float, discount: float, max_chars: int
 ) -> Mixture | None:
     """A run's mixture (conf/config.yaml's memory), counted on its first `max_chars` training ids (a big
-    corpus's memory stays bounded); None when memory.order is 0."""
+    corpus's memory stays bounded); None when memory.order is 0. `ids` may also be a big corpus's
+    lyricgen.idcache.FileIds, of which only that prefix is read."""
     if not order:
         return None
     prefix = ids[:max_chars]
-    prefix = prefix.read() if isinstance(prefix, FileIds) else prefix
+    prefix = prefix if isinstance(prefix, Tensor) else prefix.read()
     return Mixture(NGramMemory(prefix, vocab_size, order, discount), weight)

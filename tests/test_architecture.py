@@ -13,6 +13,7 @@ NOT_IMPORTED = {
     "lyricgen.charset": ("lightning", "pandas", "hydra", "matplotlib"),
     "lyricgen.model": ("lightning", "pandas", "hydra", "matplotlib"),  # the network apart from Lightning
     "lyricgen.generate": ("lightning", "pandas", "hydra", "matplotlib"),  # generation starts fast
+    "lyricgen.ngram": ("lightning", "pandas", "hydra", "matplotlib"),  # counting needs torch alone
     "lyricgen.prepare": ("torch", "lightning", "matplotlib"),
     "lyricgen.report": ("torch", "lightning"),  # reads run directories, not models
 }

@@ -24,15 +24,15 @@ def test_same_seed_same_text_and_batches_of_samples(trained_run):
     assert len(set(first)) > 1  # each row of the batch samples on its own
 
 
-def test_the_runs_memory_is_mixed_in_while_its_training_text_is_at_hand(compose_config, tmp_path, capsys):
+def test_memory_true_mixes_in_the_runs_memory_while_its_training_text_is_at_hand(compose_config, tmp_path, capsys):
     run = tmp_path / "run"
     train(compose_config("trainer.max_steps=3"), run)
-    mixed, alone = sample(run, greedy=True), sample(run, greedy=True, memory=False)
+    mixed, alone = sample(run, greedy=True, memory=True), sample(run, greedy=True)
     assert mixed != alone  # three steps of training: the memory of the toy lyrics leads
     assert "note: no n-gram memory" not in capsys.readouterr().err
     (run.parent / "toy.txt").unlink()
     (run.parent / "prepared").rename(tmp_path / "elsewhere")  # no text, no cache: the network alone, with a note
-    assert sample(run, greedy=True) == alone
+    assert sample(run, greedy=True, memory=True) == alone
     assert "note: no n-gram memory, its training text is not at hand: " in capsys.readouterr().err
 
 
