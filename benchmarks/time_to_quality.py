@@ -1,7 +1,8 @@
 """Time to quality: validation loss against wall-clock seconds from process start, lyricgen against a small
 causal transformer, on Tiny Shakespeare (the last 10% held out), and `make train` on the built-in corpus.
 
-Run: `python benchmarks/time_to_quality.py [minutes ...]` (default: 2 5 10). For each budget it runs, one
+Run: `python benchmarks/time_to_quality.py [minutes ...]` (default: 2 5 10; `--make-train`: only `make train`
+again, keeping the last results' races). For each budget it runs, one
 after the other, `python -m lyricgen.train experiment=shakespeare_cpu` with the steps (and dropout and penalties)
 that fit the budget and the reference transformer (references.py: nanoGPT's "baby GPT" and its optimiser and
 schedule) with the iterations that fit it; then `python -m lyricgen.train` as `make train` runs it. Every clock starts
@@ -171,12 +172,20 @@ def plot(races: list[dict], path: Path) -> None:
     figure.savefig(path, dpi=110)
 
 
+def measured_races(budgets: list[int], tmp: Path) -> list[dict]:
+    """The races at these budgets; none asked for (`--make-train`): the last results' races, kept."""
+    if budgets:
+        if not SHAKESPEARE.is_file():
+            sys.exit(f"time_to_quality: {SHAKESPEARE} is missing (Tiny Shakespeare, beside the repository in shared/)")
+        return [race(minutes, tmp / f"shakespeare-{minutes}") for minutes in budgets]
+    return json.loads((RESULTS / "time_to_quality.json").read_text())["races"]
+
+
 def main(budgets: list[int]) -> None:
-    if not SHAKESPEARE.is_file():
-        sys.exit(f"time_to_quality: {SHAKESPEARE} is missing (Tiny Shakespeare, beside the repository in shared/)")
     with tempfile.TemporaryDirectory() as tmp:
-        races = [race(minutes, Path(tmp) / f"shakespeare-{minutes}") for minutes in budgets]
+        races = measured_races(budgets, Path(tmp))
         train = make_train(Path(tmp) / "make-train")
+    budgets = [r["minutes"] for r in races]
     by_minute = best_by_minute(races)
     lines = verdicts(by_minute, train)
     write_result(
@@ -195,4 +204,5 @@ def main(budgets: list[int]) -> None:
 
 
 if __name__ == "__main__":
-    main([int(arg) for arg in sys.argv[1:]] or [2, 5, 10])
+    # `--make-train`: measure `make train` again and keep the last results' races (after a change of the default)
+    main([] if sys.argv[1:] == ["--make-train"] else [int(arg) for arg in sys.argv[1:]] or [2, 5, 10])
