@@ -206,7 +206,8 @@ def train(cfg: DictConfig, out_dir: Path, ckpt_path: Path | None = None) -> floa
     best = trainer.checkpoint_callback.best_model_score  # under ddp_spawn it stays in the workers
     if trainer.is_global_zero:  # under DDP the other ranks stay quiet
         with_memory = trainer.callback_metrics.get("val/loss_with_memory")
-        print_summary(model, out_dir, (val_loss, None if with_memory is None else float(with_memory)), cfg)
+        losses = (val_loss, None if with_memory is None else float(with_memory))
+        print_summary(model, out_dir, losses, trainer.global_step, cfg)
     return val_loss if best is None else min(val_loss, float(best))
 
 
@@ -226,13 +227,15 @@ def start_from_checkpoint(module: LyricLM, cfg: DictConfig) -> None:
     print(f"init_from: weights of {path}{fresh}", file=sys.stderr)
 
 
-def print_summary(model: LyricLM, out_dir: Path, val_losses: tuple[float, float | None], cfg: DictConfig) -> None:
+def print_summary(
+    model: LyricLM, out_dir: Path, val_losses: tuple[float, float | None], steps: int, cfg: DictConfig
+) -> None:
     """The run's directory, its final validation loss after the steps it ran (the network's, and with the
     memory mixed in), and a sample (from the mixture, when there is a memory). (Under ddp_spawn the main
     process's trainer has not stepped: it reports the configured max_steps.)"""
     print(f"\nrun dir: {out_dir}")
     network, with_memory = val_losses
-    steps = model.trainer.global_step or cfg.trainer.max_steps
+    steps = steps or cfg.trainer.max_steps
     print(f"val loss {network:.4f} nats/char, {network / math.log(2):.4f} bits/char after {steps} steps")
     if with_memory is not None:
         print(
