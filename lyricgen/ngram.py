@@ -1,7 +1,7 @@
 """A character n-gram memory of the training text, to interpolate with the network's predictions.
 
 A char-RNN trained for minutes on a small corpus generalises well but does not memorise which 5- to
-10-character contexts of the training text are followed by what; exact counts do. Mixing the two
+11-character contexts of the training text are followed by what; exact counts do. Mixing the two
 predictions, p = (1 - weight) * p_network + weight * p_memory, is the classic cure (RNN + n-gram
 interpolation, Mikolov 2011; kNN-LM, Khandelwal et al. 2020, used weight 0.25): measured in
 docs/time-to-quality.md. The memory is rebuilt from the prepared training ids in about a second and is
