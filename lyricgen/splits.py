@@ -14,19 +14,21 @@ from lyricgen.ngram import Mixture, memory_mixture
 WINDOW_KEYS = ("batch_size", "seq_len", "val_chars", "train_chars")  # data keys of batching, not of the text
 
 
-def split_ids(data: DictConfig, split: str, labelled: bool) -> tuple[torch.Tensor, str, torch.Tensor | None, list]:
+def split_ids(
+    data: DictConfig, split: str, labelled: bool, limit: int | None = None
+) -> tuple[torch.Tensor, str, torch.Tensor | None, list]:
     """(ids, vocabulary, each character's label or None, label names) of a split of the configured corpus,
-    from the encoded-ids cache."""
+    from the encoded-ids cache; only its first `limit` characters are read when a limit is given."""
     resolved = OmegaConf.to_container(data, resolve=True)  # prepared_dir names ${paths.output_dir}
     source = {key: value for key, value in resolved.items() if key not in WINDOW_KEYS}
     encoded = idcache.encoded_corpus(**source, labelled=labelled)
-    ids = getattr(encoded, split).read()
+    ids = getattr(encoded, split)[:limit].read()
     if not len(ids) and split == "test":
         raise UserError(
             "this corpus has no test split: train with data.test_fraction=0.05 (say) so the test songs are "
             "held out from training, then evaluate split=test with the same data settings"
         )
-    label_ids = encoded.label_ids[split].read() if labelled else None
+    label_ids = encoded.label_ids[split][:limit].read() if labelled else None
     return ids, encoded.vocab, label_ids, encoded.labels
 
 
@@ -50,10 +52,10 @@ def run_memory(run_dir: Path, model_vocab: str, labelled: bool) -> Mixture | Non
     run = load_run_config(run_dir)
     if not run.memory.order:
         return None
+    counted = min(run.memory.max_chars, run.data.train_chars or run.memory.max_chars)  # as training counted
     try:
-        ids, vocab, _, _ = split_ids(run.data, "train", labelled)
+        ids, vocab, _, _ = split_ids(run.data, "train", labelled, limit=counted)  # a big corpus: its prefix only
     except UserError as err:  # the memory is an extra: the network works alone
         print(f"note: no n-gram memory, its training text is not at hand: {err}", file=sys.stderr)
         return None
-    ids = in_vocabulary(ids, vocab, model_vocab)[: run.data.train_chars]  # as training counted them
-    return memory_mixture(ids, len(model_vocab), **run.memory)
+    return memory_mixture(in_vocabulary(ids, vocab, model_vocab), len(model_vocab), **run.memory)

@@ -5,11 +5,13 @@ import json
 import pytest
 from conftest import CONF_DIR, TINY, TOY_LYRICS, run_module
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from lyricgen import UserError
 from lyricgen.evaluate import evaluate
 from lyricgen.fit import train
+from lyricgen.splits import run_memory, split_ids
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +62,17 @@ def test_the_memory_mixture_scores_as_validation_did(run_with_test_split):
     assert last["loss_with_memory"] == pytest.approx(logged[-1].value, rel=1e-5)
     assert last["bpc_with_memory"] == pytest.approx(last["loss_with_memory"] / 0.6931471805599453)
     assert "loss_with_memory" not in evaluated(f"ckpt={run}", "with_memory=false")
+
+
+def test_a_runs_memory_reads_only_the_training_characters_it_counts(run_with_test_split, tmp_path):
+    config = OmegaConf.load(run_with_test_split[0] / "config.yaml")
+    whole = len(split_ids(config.data, "train", labelled=False)[0])
+    assert len(split_ids(config.data, "train", labelled=False, limit=100)[0]) == 100  # the prefix alone is read
+    for max_chars, train_chars, counted in ((100, None, 100), (100, 50, 50), (10**9, None, whole)):
+        config.memory.max_chars, config.data.train_chars = max_chars, train_chars
+        OmegaConf.save(config, tmp_path / "config.yaml")
+        mixture = run_memory(tmp_path, "".join(sorted(set(TOY_LYRICS))), labelled=False)
+        assert int(mixture.memory.levels[0].totals[0]) == counted
 
 
 def test_a_text_file_is_scored_whole(run_with_test_split, tmp_path):
