@@ -95,7 +95,7 @@ def fits(value: object, annotation: object) -> bool:
 
 def trainer_options(cfg: DictConfig) -> dict:
     """cfg.trainer as Trainer arguments, each either accepted or refused in one line naming the key."""
-    options = OmegaConf.to_container(cfg.trainer)
+    options = OmegaConf.to_container(cfg.trainer, resolve=True)  # ${scaled:N} of the experiment presets
     known = typing.get_type_hints(L.Trainer.__init__)
     for key, value in options.items():
         if key in known and not fits(value, known[key]):

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import CONF_DIR, TOY_LYRICS, run_module
+from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from lyricgen import Diverged
@@ -51,12 +52,16 @@ def test_each_ablation_changes_one_factor_of_the_baseline(compose_config, ablati
 
 @pytest.mark.slow
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_each_experiment_runs_a_few_steps(compose_config, experiment, tmp_path):
+def test_each_experiment_runs_end_to_end_at_a_tiny_scale(compose_config, experiment, tmp_path):
+    """Every preset as `make reproduce SCALE=...` runs it: its iterations come from ${scaled:N}, resolved
+    only when the Trainer is built (composing alone would not find a preset that cannot start)."""
     corpus = tmp_path / "lyrics.txt"
     corpus.write_text(TOY_LYRICS * 4)  # long enough for the paper's 200-character windows
-    quick = ["trainer.max_steps=6", "trainer.val_check_interval=3", "trainer.enable_progress_bar=false"]
-    data = ["data=text", f"data.path={corpus}", "data.val_chars=1000"]
-    cfg = compose_config(f"experiment={experiment}", *quick, *data, "trainer.enable_model_summary=false", tiny=False)
+    data = ["data=text", f"data.path={corpus}", "data.val_chars=1000", "trainer.enable_progress_bar=false"]
+    cfg = compose_config(
+        f"experiment={experiment}", "scale=0.0003", *data, "trainer.enable_model_summary=false", tiny=False
+    )
+    assert OmegaConf.to_container(cfg.trainer, resolve=True)["max_steps"] <= 15
     if experiment == "paper_high_lr":  # the experiment that shows divergence
         with pytest.raises(Diverged, match="training diverged at step 1"):
             train(cfg, tmp_path / "run")

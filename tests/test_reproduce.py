@@ -4,9 +4,11 @@ resumable, on the stand-in corpora; then the report groups the seeds."""
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 pytestmark = pytest.mark.slow
 
@@ -42,3 +44,20 @@ def test_a_protocol_runs_two_at_a_time_continues_where_it_stopped_and_reports(tm
     assert report.returncode == 0, report.stderr
     groups = pd.read_csv(out / "groups.csv")
     assert sorted(groups["group"]) == ["plain", "tab"] and (groups["steps"] == 4).all()
+
+
+def test_make_reproduce_runs_the_paper_protocol_at_a_tiny_scale(tmp_path):
+    """`make reproduce` as the README shows it, one seed of every group at a tiny SCALE: every preset the
+    protocol names starts, trains and is reported."""
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "paper"
+    tiny = "data.val_chars=2000 sample_length=10"
+    command = ["make", "-s", "reproduce", "SCALE=0.0002", "SEEDS=0", f"REPRODUCE_DIR={out}", f"ARGS={tiny}"]
+    result = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    groups = pd.read_csv(out / "groups.csv")
+    protocol = yaml.safe_load((root / "conf" / "protocol" / "paper.yaml").read_text())["runs"]
+    assert sorted(groups["group"]) == sorted(group["name"] for group in protocol)
+    assert (groups["seeds"] == 1).all()
+    assert groups.loc[groups["group"] == "high_lr", "diverged"].item() == 1  # the paper's non-finite run
+    assert (groups.loc[groups["group"] != "high_lr", "diverged"] == 0).all()
