@@ -23,8 +23,8 @@ import torch
 from omegaconf import OmegaConf
 
 from lyricgen import charset, idcache
-from lyricgen.evaluate import label_scores, mean_loss
 from lyricgen.model import load_checkpoint, sample_text
+from lyricgen.scoring import label_scores, mean_loss
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"

@@ -6,6 +6,7 @@ ten genres and several languages in the real file's proportions.
 """
 
 import csv
+import json
 import random
 import subprocess
 import sys
@@ -39,25 +40,39 @@ WORDS = [
 ]
 
 
-def song(rng: random.Random) -> str:
-    """~1 KB of lyrics: verses of lines, a comma, a quote, a curly apostrophe, CRLF line ends."""
-    lines = [" ".join(rng.choices(WORDS, k=rng.randint(4, 9))) for _ in range(rng.randint(16, 30))]
-    lines[0] += ', "yeah"'
-    lines[1] += " don\u2019t stop"
-    return "\r\n".join(lines[:8]) + "\r\n\r\n" + "\r\n".join(lines[8:])
+def line(rng: random.Random) -> str:
+    return " ".join(rng.choices(WORDS, k=rng.randint(4, 9)))
+
+
+def song(rng: random.Random, lines: list[str]) -> str:
+    """~1 KB of lyrics from a pool of lines: verses, a comma, a quote, a curly apostrophe, CRLF line ends."""
+    chosen = rng.choices(lines, k=rng.randint(16, 30))
+    chosen[0] += ', "yeah"'
+    chosen[1] += " don\u2019t stop"
+    return "\r\n".join(chosen[:8]) + "\r\n\r\n" + "\r\n".join(chosen[8:])
+
+
+REPEATED = 0.013  # share of rows that repeat an earlier song, as measured in real rows of the Kaggle schema
 
 
 def write_csv(path: Path, megabytes: int) -> int:
+    """Distinct songs (drawn from a pool of lines: generating every word afresh would dominate the time),
+    and REPEATED of the rows a copy of an earlier one."""
     rng = random.Random(0)
-    songs = [song(rng) for _ in range(3000)]  # a pool: generating every row afresh would dominate the time
+    lines = [line(rng) for _ in range(20_000)]
+    recent: list[str] = []
     rows = 0
     with path.open("w", newline="", encoding="utf-8") as file:
         writer = csv.writer(file)
         writer.writerow(["Artist", "Song", "Genre", "Language", "Lyrics"])
         while file.tell() < megabytes * 1e6:
+            batch = [
+                rng.choice(recent) if recent and rng.random() < REPEATED else song(rng, lines) for _ in range(10_000)
+            ]
+            recent = batch[:1000]
             writer.writerows(
-                (f"artist {rows + i}", f"song {rows + i}", rng.choice(GENRES), rng.choice(LANGUAGES), rng.choice(songs))
-                for i in range(10_000)
+                (f"artist {rows + i}", f"song {rows + i}", rng.choice(GENRES), rng.choice(LANGUAGES), lyrics)
+                for i, lyrics in enumerate(batch)
             )
             rows += 10_000
     return rows
@@ -66,27 +81,36 @@ def write_csv(path: Path, megabytes: int) -> int:
 # Run in a fresh interpreter that reports its own peak RSS: VmHWM, since ru_maxrss survives exec and would
 # include the benchmark's own pages from before the fork.
 PREPARE = """
-import re, sys
+import json, re, sys
 from pathlib import Path
 from lyricgen.prepare import PrepareOptions, prepare
-prepare(sys.argv[1], PrepareOptions(), sys.argv[2])
-print(int(re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text())[1]) / 1024)
+prepared = prepare(sys.argv[1], PrepareOptions(dedup=sys.argv[3] == "dedup"), sys.argv[2])
+stats = json.loads((prepared / "stats.json").read_text())
+peak = int(re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text())[1]) / 1024
+print(json.dumps({"peak_rss_mb": peak, "songs": stats["songs"], "duplicates": stats["duplicates"]}))
 """
 
 
 def main(megabytes: int = 300) -> None:
+    """Prepare the same CSV with and without deduplication, alternately, each in a fresh process."""
+    result: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "train.csv"
         rows = write_csv(path, megabytes)
         size_mb = path.stat().st_size / 1e6
-        start = time.perf_counter()
-        child = subprocess.run([sys.executable, "-c", PREPARE, str(path), tmp], check=True, capture_output=True)
-        seconds = time.perf_counter() - start
-        peak_mb = float(child.stdout)
-    result = {"csv_mb": round(size_mb, 1), "rows": rows, "seconds": round(seconds, 2)}
-    result |= {"mb_per_s": round(size_mb / seconds, 1), "peak_rss_mb": round(peak_mb, 1)}
-    print(f"prepare: {size_mb:.0f} MB, {rows:,} rows in {seconds:.1f} s = {result['mb_per_s']} MB/s")
-    print(f"peak RSS {peak_mb:.0f} MB")
+        result |= {"csv_mb": round(size_mb, 1), "rows": rows}
+        for mode in ("keep", "dedup", "keep", "dedup"):  # side by side; the second of each is kept
+            start = time.perf_counter()
+            command = [sys.executable, "-c", PREPARE, str(path), f"{tmp}/{mode}-{time.time_ns()}", mode]
+            child = json.loads(subprocess.run(command, check=True, capture_output=True).stdout)
+            seconds = time.perf_counter() - start
+            result[mode] = {"seconds": round(seconds, 2), "mb_per_s": round(size_mb / seconds, 1)} | child
+    for mode in ("keep", "dedup"):
+        run = result[mode]
+        print(
+            f"prepare ({mode}): {size_mb:.0f} MB, {rows:,} rows in {run['seconds']:.1f} s = {run['mb_per_s']} MB/s, "
+            f"peak RSS {run['peak_rss_mb']:.0f} MB, {run['songs']:,} songs, duplicates {run['duplicates']}"
+        )
     print(f"wrote {write_result('prepare', result)}")
 
 

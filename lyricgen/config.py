@@ -6,7 +6,13 @@ Hydra composes plain YAML; `validate(cfg)` merges it into these dataclasses so t
 line naming the key, the bad value and what is allowed.
 """
 
+import ast
+import builtins
+import functools
 import hashlib
+import importlib.util
+import types
+import typing
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
@@ -95,13 +101,14 @@ RUN_CONFIG = "config.yaml"  # each run's resolved config, saved in its directory
 
 def load_run_config(run_dir: str | Path) -> DictConfig:
     """The resolved config a run saved in its directory. Keys added to lyricgen after the run was made get
-    the behaviour the run had without them: no hygiene; today's guard, forensics and n-gram memory (they
-    watch or score a run without changing its training)."""
+    the behaviour the run had without them: no hygiene, no deduplication; today's guard, forensics and
+    n-gram memory (they watch or score a run without changing its training)."""
     path = Path(run_dir) / RUN_CONFIG
     if not path.is_file():
         raise UserError(f"{run_dir} is not a lyricgen run directory: it has no {RUN_CONFIG}")
     defaults = OmegaConf.load(CONF_DIR / "config.yaml")
-    added = {"data": {"hygiene": False, "train_chars": None, "test_fraction": 0.0}, "init_from": None}
+    added = {"data": {"hygiene": False, "dedup": False, "train_chars": None, "test_fraction": 0.0}}
+    added["init_from"] = None
     added["model"] = {"condition": None, "condition_on": "input", "label_dim": 16, "input_dropout": 0.0}
     added |= {"guard": defaults.guard, "spikes": defaults.spikes, "paths": defaults.paths, "tags": [], "callbacks": []}
     added |= {"logger": {"name": "tensorboard", "extra": []}, "memory": defaults.memory}
@@ -117,6 +124,15 @@ def flatten(tree: dict, prefix: str = "") -> Iterator[tuple[str, object]]:
             yield from flatten(value, f"{prefix}{key}.")
         else:
             yield f"{prefix}{key}", value
+
+
+def as_typed(value: object) -> str:
+    """A value as it is typed on a command line: YAML's null, true and false; a line break as \\n."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return value.encode("unicode_escape").decode() if isinstance(value, str) else str(value)
 
 
 def require(condition: bool, key: str, value: object, allowed: str) -> None:
@@ -180,6 +196,7 @@ class DataSchema:
     val_chars: int = MISSING
     train_chars: int | None = MISSING
     hygiene: bool = MISSING
+    dedup: bool = MISSING
     prepared_dir: str = MISSING
     path: str | None = None  # data=text
     files: dict[str, str] | None = None  # data=text, several labelled files
@@ -199,6 +216,27 @@ class DataSchema:
         require(self.val_chars > self.seq_len, "data.val_chars", self.val_chars, "use more than data.seq_len")
         too_few = self.train_chars is not None and self.train_chars <= self.seq_len
         require(not too_few, "data.train_chars", self.train_chars, "use more than data.seq_len, or null for all")
+        self.check_inputs()
+
+    def check_inputs(self) -> None:
+        """The files a data source reads exist (relative paths resolve from where the command runs)."""
+        if self.source == Source.lyrics_csv:
+            if self.csv in (None, MISSING):
+                raise UserError("data.csv is not set: give the lyrics CSV, data.csv=/path/to/train.csv")
+            if not Path(self.csv).expanduser().is_file():
+                raise UserError(f"lyrics CSV not found: data.csv={self.csv} (give the Kaggle train.csv)")
+        if self.source == Source.text:
+            if self.path is None and not self.files:
+                raise UserError(
+                    "data.path is not set: give a text file, data.path=... (or data.files='{a: a.txt, ...}')"
+                )
+            for key, path in [("data.path", self.path)] + [
+                (f"data.files.{k}", v) for k, v in (self.files or {}).items()
+            ]:
+                if path is not None and not Path(path).expanduser().is_file():
+                    raise UserError(
+                        f"corpus file not found: {path} ({key}: a UTF-8 text file, relative to where you run)"
+                    )
 
 
 @dataclass
@@ -289,6 +327,74 @@ class RunSchema:
         require(self.threads is None or self.threads >= 1, "threads", self.threads, "use an integer >= 1, or null")
 
 
+OWNED_TRAINER_KEYS = ("default_root_dir", "callbacks", "plugins", "enable_checkpointing")  # lyricgen sets these
+
+
+class _Unchecked:
+    """What a name in an annotation stands for when a config cannot hold a value of it (Accelerator,
+    timedelta, Iterable[Logger], ...): any value passes here, and Lightning checks it when the Trainer is made."""
+
+    def __class_getitem__(cls, item: object) -> type:
+        return cls
+
+
+class _AnyName(dict):
+    def __missing__(self, name: str) -> type:
+        return _Unchecked
+
+
+@functools.cache
+def trainer_arguments() -> dict[str, object]:
+    """{name: type annotation} of lightning.Trainer's arguments, read from its source without importing
+    Lightning (seconds), so that a misspelt trainer key is refused at once. Empty without Lightning."""
+    spec = importlib.util.find_spec("lightning")
+    if spec is None or spec.origin is None:
+        return {}
+    source = Path(spec.origin).parent / "pytorch" / "trainer" / "trainer.py"
+    tree = ast.parse(source.read_text())
+    trainer = next(node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == "Trainer")
+    init = next(node for node in trainer.body if isinstance(node, ast.FunctionDef) and node.name == "__init__")
+    known = vars(builtins) | {name: getattr(typing, name) for name in ("Union", "Optional", "Literal")}
+    return {
+        arg.arg: eval(compile(ast.Expression(arg.annotation), str(source), "eval"), {}, _AnyName(known))
+        for arg in init.args.kwonlyargs
+        if arg.annotation is not None
+    }
+
+
+def fits(value: object, annotation: object) -> bool:
+    """Whether a plain config value fits a Trainer argument's type annotation (Optional, Union, Literal,
+    int, float, bool, str, list, dict, Any)."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if annotation in (typing.Any, _Unchecked):
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(fits(value, arg) for arg in args)
+    if origin is typing.Literal:
+        return value in args
+    if annotation is type(None):
+        return value is None
+    if annotation is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(origin or annotation, type) and isinstance(value, origin or annotation)
+
+
+def check_trainer(options: dict) -> None:
+    """Each trainer.* key an argument of lightning.Trainer with a value of its type, or one line naming it."""
+    known = trainer_arguments()
+    for key, value in options.items():
+        if key in OWNED_TRAINER_KEYS:
+            raise UserError(f"trainer.{key} is set by lyricgen itself: drop it (run directory, checkpoints, callbacks)")
+        if known and key not in known:
+            raise UserError(f"trainer.{key} is not an argument of lightning.Trainer: check its spelling")
+        if key in known and not fits(value, known[key]):
+            raise UserError(f"trainer.{key}={value} is not a valid {key}: lightning.Trainer takes {known[key]}")
+        if key == "logger" and value not in (True, False, None):
+            raise UserError(f"trainer.logger={value} is invalid: use false for no logging (TensorBoard is the default)")
+
+
 def validate(cfg: DictConfig) -> None:
     """Raise UserError with one line if any value of `cfg` is of the wrong type, choice or range."""
     try:
@@ -296,3 +402,4 @@ def validate(cfg: DictConfig) -> None:
     except OmegaConfBaseException as err:
         message = str(err).splitlines()[0]
         raise UserError(f"{err.full_key}: {message}" if getattr(err, "full_key", None) else message) from None
+    check_trainer(OmegaConf.to_container(cfg.trainer, resolve=True))

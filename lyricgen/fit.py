@@ -5,8 +5,6 @@ import ctypes
 import io
 import math
 import sys
-import types
-import typing
 import warnings
 from pathlib import Path
 
@@ -71,42 +69,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         return read_checkpoint(path)
 
 
-OWNED_TRAINER_KEYS = ("default_root_dir", "callbacks", "plugins", "enable_checkpointing")  # lyricgen sets these
-
-
-def fits(value: object, annotation: object) -> bool:
-    """Whether a plain config value fits a Trainer argument's type annotation (Optional, Union, Literal,
-    int, float, bool, str, list, dict); a class that a config cannot hold (a Logger, a timedelta) fits nothing."""
-    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
-    if annotation is typing.Any:
-        return True
-    if origin in (typing.Union, types.UnionType):
-        return any(fits(value, arg) for arg in args)
-    if origin is typing.Literal:
-        return value in args
-    if annotation is type(None):
-        return value is None
-    if annotation is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if annotation is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(origin or annotation, type) and isinstance(value, origin or annotation)
-
-
 def trainer_options(cfg: DictConfig) -> dict:
-    """cfg.trainer as Trainer arguments, each either accepted or refused in one line naming the key."""
-    options = OmegaConf.to_container(cfg.trainer, resolve=True)  # ${scaled:N} of the experiment presets
-    known = typing.get_type_hints(L.Trainer.__init__)
-    for key, value in options.items():
-        if key in known and not fits(value, known[key]):
-            raise UserError(f"trainer.{key}={value} is not a valid {key}: lightning.Trainer takes {known[key]}")
-        if key not in known:
-            raise UserError(f"trainer.{key} is not an argument of lightning.Trainer: check its spelling")
-        if key in OWNED_TRAINER_KEYS:
-            raise UserError(f"trainer.{key} is set by lyricgen itself: drop it (run directory, checkpoints, callbacks)")
-        if key == "logger" and value not in (True, False, None):
-            raise UserError(f"trainer.logger={value} is invalid: use false for no logging (TensorBoard is the default)")
-    return options
+    """cfg.trainer as Trainer arguments, interpolations such as ${scaled:N} resolved (config.validate has
+    checked each name and type)."""
+    return OmegaConf.to_container(cfg.trainer, resolve=True)
 
 
 def build_trainer(cfg: DictConfig, out_dir: Path, resume_step: int = 0) -> L.Trainer:
@@ -179,8 +145,8 @@ def log_run_config(trainer: L.Trainer, cfg: DictConfig) -> None:
 def train(cfg: DictConfig, out_dir: Path, ckpt_path: Path | None = None) -> float:
     """Train one run into `out_dir`, from scratch or continuing `ckpt_path`; return its best validation
     loss, the one best.ckpt holds (what sweepers minimise)."""
+    resume_step = resumable_step(ckpt_path) if ckpt_path else 0  # a checkpoint that cannot be read: said first
     validate(cfg)
-    resume_step = resumable_step(ckpt_path) if ckpt_path else 0
     if resume_step >= cfg.trainer.max_steps:
         raise UserError(
             f"{out_dir} already ran its {resume_step} steps (trainer.max_steps={cfg.trainer.max_steps}): "

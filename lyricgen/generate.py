@@ -1,14 +1,13 @@
 """Sample lyrics from a checkpoint: `python -m lyricgen.generate ckpt=latest prime="I want" length=500`.
 
-Needs only the checkpoint: the vocabulary and hyperparameters travel inside it. memory=true mixes in the
-run's n-gram memory (lyricgen.ngram), as the sample training printed does; it needs the run's directory and
-training text.
+Needs only the checkpoint: the vocabulary and hyperparameters travel inside it. Like the sample a run
+prints when it ends, the text comes from the network mixed with the run's n-gram memory of its training
+text (lyricgen.ngram) while the run's directory and text are at hand; with_memory=false samples from the
+network alone.
 """
 
-import inspect
-import re
 import sys
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from pathlib import Path
 
 import torch
@@ -16,25 +15,48 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from lyricgen import UserError, charset, one_line_errors
+from lyricgen.config import as_typed
 from lyricgen.model import default_prime, load_checkpoint
+
+
+def option(default: object, meaning: str) -> object:
+    """A command-line option: its default and its one-line meaning, which --help prints."""
+    return field(default=default, metadata={"help": meaning})
+
+
+@dataclass
+class Paths:
+    output_dir: str = option("outputs", "where ckpt=latest looks (the training runs' paths.output_dir)")
 
 
 @dataclass
 class GenerateConfig:
-    ckpt: str = "latest"  # a .ckpt file, a run directory, or "latest" (newest run under outputs_dir)
-    prime: str = "\n"  # text the samples continue
-    genre: str | None = None  # a conditioned model's label to write in (a genre, or a data.files source)
-    length: int = 500  # characters generated after the prime
-    temperature: float = 0.8  # > 0; lower is more conservative; 0 is greedy; [0.5,1.0]: a sample for each
-    greedy: bool = False  # always pick the most likely character (same as temperature=0)
-    top_k: int | None = None  # sample only among the k most likely characters
-    num_samples: int = 1  # samples generated together, as one batch
-    seed: int = 0  # same seed, same text
-    stream: bool = False  # print characters as they are produced (one sample)
-    device: str = "auto"  # cpu | cuda | auto
-    unknown: str = "error"  # prime characters outside the vocabulary: error | skip
-    outputs_dir: str = "outputs"  # where ckpt=latest looks
-    memory: bool = False  # mix in the run's n-gram memory of its training text (needs the run dir and the text)
+    ckpt: str = option("latest", "a .ckpt file, a run directory, or latest (the newest run under paths.output_dir)")
+    prime: str = option("\n", "text the samples continue, taken literally")
+    genre: str | None = option(None, "a conditioned model's label to write in (a genre, or a data.files source)")
+    length: int = option(500, "characters generated after the prime")
+    temperature: float = option(0.8, "> 0; lower is more conservative; 0 is greedy; [0.5,1.0]: a sample for each")
+    greedy: bool = option(False, "always pick the most likely character (same as temperature=0)")
+    top_k: int | None = option(None, "sample only among the k most likely characters")
+    num_samples: int = option(1, "samples generated together, as one batch")
+    seed: int = option(0, "same seed, same text")
+    stream: bool = option(False, "print characters as they are produced (one sample)")
+    device: str = option("auto", "cpu | cuda | auto")
+    unknown: str = option("error", "prime characters outside the vocabulary: error | skip")
+    with_memory: bool = option(True, "mix in the run's n-gram memory, as training's sample does (needs its text)")
+    paths: Paths = field(default_factory=Paths)
+
+
+def options(schema: type = GenerateConfig, prefix: str = "") -> list[tuple[str, object, str]]:
+    """(name, default, meaning) of every option, nested ones dotted (paths.output_dir)."""
+    table = []
+    for entry in fields(schema):
+        if is_dataclass(entry.type):
+            table += options(entry.type, f"{prefix}{entry.name}.")
+        else:
+            default = entry.default if entry.default is not MISSING else None
+            table.append((f"{prefix}{entry.name}", default, entry.metadata["help"]))
+    return table
 
 
 def find_checkpoint(ckpt: str, outputs_dir: str | Path = "outputs") -> Path:
@@ -90,10 +112,10 @@ def generate(cfg: GenerateConfig) -> list[str]:
     if cfg.unknown not in ("error", "skip"):
         raise UserError(f"unknown={cfg.unknown} is not an option: use unknown=error or unknown=skip")
     device = pick_device(cfg.device)
-    path = find_checkpoint(cfg.ckpt, cfg.outputs_dir)
+    path = find_checkpoint(cfg.ckpt, cfg.paths.output_dir)
     model, vocab = load_checkpoint(path, device)
     memory = None
-    if cfg.memory:  # imported here: reading a corpus pulls in pandas and hydra, which plain sampling does without
+    if cfg.with_memory:  # imported here: reading a corpus pulls in pandas and hydra, which plain sampling does without
         from lyricgen.splits import run_memory
 
         memory = run_memory(path.parent.parent, vocab, bool(model.labels))
@@ -117,10 +139,10 @@ def generate(cfg: GenerateConfig) -> list[str]:
 
 
 def help_text() -> str:
-    """Usage and every option with its default and meaning, read from GenerateConfig's own comments."""
-    options = re.findall(r"^    (\w+): [^=]+= (.+?)  # (.+)$", inspect.getsource(GenerateConfig), flags=re.MULTILINE)
-    width = max(len(f"{name}={default}") for name, default, _ in options)
-    lines = [f"  {f'{name}={default}':<{width}}  {meaning}" for name, default, meaning in options]
+    """Usage and every option with its default and meaning, from the option table."""
+    shown = [(f"{name}={as_typed(default)}", meaning) for name, default, meaning in options()]
+    width = max(len(text) for text, _ in shown)
+    lines = [f"  {text:<{width}}  {meaning}" for text, meaning in shown]
     return "usage: python -m lyricgen.generate [option=value ...]\n\noptions (default shown):\n" + "\n".join(lines)
 
 
@@ -128,9 +150,9 @@ def parse_args(argv: list[str]) -> list[GenerateConfig]:
     """key=value arguments over the typed defaults, one config per temperature asked for; a wrong key or
     type is a one-line error. The prime is taken as raw text: YAML would turn "yes" into True and refuse "@"."""
     primes = [arg.removeprefix("prime=") for arg in argv if arg.startswith("prime=")]
-    options = [arg for arg in argv if not arg.startswith("prime=")]
+    others = [arg for arg in argv if not arg.startswith("prime=")]
     try:
-        given = OmegaConf.from_dotlist(options)
+        given = OmegaConf.from_dotlist(others)
         temperatures = given.pop("temperature", None)
         temperatures = list(temperatures) if OmegaConf.is_list(temperatures) else [temperatures]
         merged = OmegaConf.merge(OmegaConf.structured(GenerateConfig), given)
@@ -143,7 +165,7 @@ def parse_args(argv: list[str]) -> list[GenerateConfig]:
             configs.append(OmegaConf.to_object(merged))
     except OmegaConfBaseException as err:
         raise UserError(
-            f"{str(err).splitlines()[0]} (options: {', '.join(GenerateConfig.__dataclass_fields__)})"
+            f"{str(err).splitlines()[0]} (options: {', '.join(name for name, _, _ in options())})"
         ) from None
     return configs
 

@@ -46,9 +46,8 @@ def identity(
     }
     path = inputs.get(source, lambda: None)()
     present = path is not None and Path(str(path)).expanduser().is_file()
-    extra = (
-        [options.get(key) for key in ("genres", "languages", "ascii", "separator")] if source == "lyrics_csv" else []
-    )
+    csv_options = ("genres", "languages", "ascii", "separator", "dedup")
+    extra = [options.get(key) for key in csv_options] if source == "lyrics_csv" else []
     if source == "text" and options.get("files"):
         files = options["files"]
         extra = [

@@ -25,11 +25,12 @@ from omegaconf import DictConfig
 from lyricgen import UserError, hygiene, one_line_errors
 from lyricgen.atomic import publish_dir
 from lyricgen.config import CONF_DIR, validate
+from lyricgen.dedup import SongIndex
 
 EXPECTED_COLUMNS = ["Artist", "Song", "Genre", "Language", "Lyrics"]
 REQUIRED_COLUMNS = ["Genre", "Language", "Lyrics"]
 CHUNK_ROWS = 10_000  # rows parsed at a time: memory stays bounded whatever the file's size
-PREPARED_VERSION = 3  # bump when cleaning changes, so old caches are not reused
+PREPARED_VERSION = 4  # bump when cleaning changes, so old caches are not reused
 
 # Typographic characters that have a plain-ASCII spelling (NFKD alone would drop them).
 _TYPOGRAPHY = str.maketrans(
@@ -53,6 +54,7 @@ class PrepareOptions:
     val_fraction: float = 0.05  # every round(1/val_fraction)-th kept song is held out
     test_fraction: float = 0.0  # and every round(1/test_fraction)-th, half a period on, for a test split
     hygiene: bool = True  # drop tablature and chord-chart lines (lyricgen.hygiene); the paper's step: False
+    dedup: bool = True  # keep one copy of exact and near-duplicate songs (lyricgen.dedup); the paper's step: False
 
 
 def held_out(index: int, val_fraction: float) -> bool:
@@ -184,6 +186,36 @@ def no_songs_error(csv: Path, options: PrepareOptions, stats: dict, genres: Coun
     return UserError(f"no songs left in {csv}: every kept row has empty lyrics after cleaning ({stats})")
 
 
+def placed(
+    songs: list[str],
+    genres: list[str],
+    languages: list[str],
+    index: SongIndex,
+    songs_of_genre: Counter,
+    options: PrepareOptions,
+    found: Counter,
+) -> tuple[list[str], list[str], list[str], list[str]]:
+    """The songs to write with their genres, languages and splits. A song new to the corpus takes the next
+    place of its genre's split pattern (so every genre gets held-out songs); a duplicate of an earlier song
+    is dropped (options.dedup) or kept in its original's split, so that no song is ever on both sides.
+    `found` counts the duplicates by kind."""
+    kept: tuple[list, list, list, list] = ([], [], [], [])
+    for song, genre, language in zip(songs, genres, languages, strict=True):
+        original, kind, keys = index.match(song)
+        if original is None:
+            split = split_of(songs_of_genre[genre], options.val_fraction, options.test_fraction)
+            songs_of_genre[genre] += 1
+            index.add(keys, split)
+        else:
+            found[kind] += 1
+            if options.dedup:
+                continue
+            split = index.splits[original]
+        for column, value in zip(kept, (song, genre, language, split), strict=True):
+            column.append(value)
+    return kept
+
+
 def write_prepared(csv: Path, options: PrepareOptions, out: Path) -> dict:
     """Stream `csv` into out/train.txt, val.txt and test.txt and return the counts."""
     started = time.perf_counter()
@@ -192,6 +224,7 @@ def write_prepared(csv: Path, options: PrepareOptions, out: Path) -> dict:
     malformed, genres_seen, languages_seen_in_genres, distinct = Counter(), Counter(), Counter(), set()
     songs_of_genre = Counter()  # the split counts songs within each genre: every genre gets held-out songs
     removed = hygiene.Removed()
+    index, found = SongIndex(), Counter()
     writers = {split: SongWriter(out / f"{split}.txt", options.separator) for split in SPLITS}
     try:
         for chunk in read_chunks(csv, malformed):
@@ -214,11 +247,8 @@ def write_prepared(csv: Path, options: PrepareOptions, out: Path) -> dict:
             stats["rows_dropped"]["empty_lyrics"] += len(kept) - len(songs)
             stats["chars_before_cleaning"] += int(with_lyrics["Lyrics"].str.len().sum())
             stats["chars_after_cleaning"] += sum(map(len, songs))
+            songs, genres, languages, splits = placed(songs, genres, languages, index, songs_of_genre, options, found)
             distinct.update(*map(set, songs))
-            splits = []
-            for genre in genres:
-                splits.append(split_of(songs_of_genre[genre], options.val_fraction, options.test_fraction))
-                songs_of_genre[genre] += 1
             for split, writer in writers.items():
                 chosen = [i for i, its in enumerate(splits) if its == split]
                 writer.write([songs[i] for i in chosen], [genres[i] for i in chosen], [languages[i] for i in chosen])
@@ -228,6 +258,7 @@ def write_prepared(csv: Path, options: PrepareOptions, out: Path) -> dict:
             writer.close()
     stats["malformed_rows_skipped"] = malformed["rows"]
     stats["hygiene_removed"] = removed.as_dict() if options.hygiene else "off"
+    stats["duplicates"] = {"exact": found["exact"], "near": found["near"], "removed": options.dedup}
     if not stats["rows_kept"]:
         raise no_songs_error(csv, options, stats, genres_seen, languages_seen_in_genres)
     seconds = time.perf_counter() - started
@@ -277,12 +308,14 @@ def options_from_config(data: Mapping, val_fraction: float, hygiene: bool, test_
         val_fraction=val_fraction,
         test_fraction=test_fraction,
         hygiene=hygiene,
+        dedup=data["dedup"],
     )
 
 
 @hydra.main(version_base=None, config_path=str(CONF_DIR), config_name="prepare")
 @one_line_errors
-def main(cfg: DictConfig) -> None:
+def run(cfg: DictConfig) -> None:
+    """The Hydra task: prepare the CSV, print where and its counts."""
     if cfg.data.source != "lyrics_csv":
         raise UserError("prepare works on a lyrics CSV: add data=lyrics_csv data.csv=/path/to/train.csv")
     validate(cfg)
@@ -290,6 +323,13 @@ def main(cfg: DictConfig) -> None:
     out = prepare(cfg.data.csv, options, cfg.data.prepared_dir)
     print(f"prepared: {out}")
     print((out / "stats.json").read_text(), end="")
+
+
+def main() -> None:
+    """`python -m lyricgen.prepare` and `lyricgen-prepare`: the command line checked, then the preparation."""
+    from lyricgen.cli import run_checked
+
+    run_checked("prepare", run)
 
 
 if __name__ == "__main__":

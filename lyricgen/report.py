@@ -150,7 +150,7 @@ def read_run(run: Path, root: Path) -> tuple[RunResult, dict]:
         return tuple(np.array([getattr(p, field) for p in points]) for field in ("step", "value", "wall_time"))
 
     steps, losses, times = series("train/loss")
-    _, val_losses, _ = series("val/loss")
+    val_steps, val_losses, _ = series("val/loss")
     _, grad_norms, _ = series("train/grad_norm")
     _, speeds, _ = series("perf/chars_per_s")
     sample_tags = sorted(tag for tag in events.Tags()["tensors"] if tag.startswith("sample"))  # sample/<label>/...
@@ -184,7 +184,7 @@ def read_run(run: Path, root: Path) -> tuple[RunResult, dict]:
         diverged=has_diverged(losses, "train/diverged" in tags),
         sample=sample.replace("\n    ", "\n").strip()[:200],  # the logged sample is indented as Markdown code
     )
-    return result, {"steps": steps, "losses": losses, "by_grad": by_grad}
+    return result, {"steps": steps, "losses": losses, "val": (val_steps, val_losses), "by_grad": by_grad}
 
 
 def recorded_windows(run: Path, steps: list[int]) -> dict[int, list[str]]:
@@ -233,7 +233,7 @@ def summarise_groups(table: pd.DataFrame) -> pd.DataFrame:
                 "group": group,
                 "seeds": len(runs),
                 "val_loss_mean": val.mean(),
-                "val_loss_sd": val.std(ddof=1) if len(val) > 1 else math.nan,
+                "val_loss_sd": val.std(ddof=1) if len(val) > 1 else math.nan,  # one seed has no spread: "-" shown
                 "val_loss_min": val.min(),
                 "val_loss_max": val.max(),
                 "runs_with_loss_spikes": int((runs["loss_spikes"] > 0).sum()),
@@ -250,25 +250,29 @@ def summarise_groups(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def plot_curves(curves: dict[str, list[tuple[np.ndarray, np.ndarray]]], title: str, path: Path) -> None:
-    """Every run's curve (50-step means), one colour per group, so every seed shows."""
-    figure, axes = plt.subplots(figsize=(8, 4.5))
+def plot_curves(curves: dict[str, list[dict]], title: str, path: Path) -> None:
+    """Every run's training curve (50-step means) beside its validation curve, one colour per group, so
+    every seed shows."""
+    figure, (train_axes, val_axes) = plt.subplots(1, 2, figsize=(12, 4.5))
     for colour, (label, runs) in enumerate(curves.items()):
-        for index, (steps, losses) in enumerate(runs):
-            axes.plot(
-                block_means(steps), block_means(losses), color=f"C{colour % 10}", linewidth=0.9, alpha=0.8,
-                label=f"{label} ({len(runs)} runs)" if index == 0 else None,
-            )  # fmt: skip
-    axes.set(title=title, xlabel="iteration", ylabel=f"train loss (nats/char, mean of {BLOCK})")
-    axes.grid(alpha=0.3)
-    axes.legend(fontsize=7)
+        for index, curve in enumerate(runs):
+            style = {"color": f"C{colour % 10}", "linewidth": 0.9, "alpha": 0.8}
+            legend = f"{label} ({len(runs)} runs)" if index == 0 else None
+            train_axes.plot(block_means(curve["steps"]), block_means(curve["losses"]), label=legend, **style)
+            val_axes.plot(*curve["val"], marker=".", **style)
+    train_axes.set(title=f"{title}: training", xlabel="iteration", ylabel=f"train loss (nats/char, mean of {BLOCK})")
+    val_axes.set(title=f"{title}: validation", xlabel="iteration", ylabel="val loss (nats/char)")
+    for axes in (train_axes, val_axes):
+        axes.grid(alpha=0.3)
+    train_axes.legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
 
 
 def markdown_table(table: pd.DataFrame) -> str:
-    shown = table.drop(columns=[column for column in ("sample",) if column in table]).round(3)
+    shown = table.drop(columns=[column for column in ("sample",) if column in table]).round(3).astype(object)
+    shown = shown.where(shown.notna(), "-")  # a one-seed group has no spread
     lines = ["| " + " | ".join(shown.columns) + " |", "|" + "---|" * len(shown.columns)]
     lines += ["| " + " | ".join(str(value) for value in row) + " |" for row in shown.itertuples(index=False)]
     return "\n".join(lines)
@@ -291,7 +295,7 @@ def write_report(root: Path) -> Path:
         windows = recorded_windows(run, [episode.peak_step for episode in curve["by_grad"]]) if curve["by_grad"] else {}
         result.grad_spikes_on_tablature = sum(has_tablature(text) for text in windows.values())
         rows.append(asdict(result))
-        curves.setdefault(result.group, []).append((curve["steps"], curve["losses"]))
+        curves.setdefault(result.group, []).append(curve)
         spike_texts.append(spike_section(result, curve["by_grad"], windows))
     table = pd.DataFrame(rows)
     groups = summarise_groups(table)
@@ -301,6 +305,7 @@ def write_report(root: Path) -> Path:
     for group, name in zip(curves, plots, strict=True):
         plot_curves({group: curves[group]}, f"{group}: every seed", root / name)
     plot_curves(curves, "all runs", root / "loss_all.png")
+    spikes = "\n".join(text for text in spike_texts if text) or "No run had a gradient spike.\n"
     samples = "\n".join(f"**{row['run']}**\n\n```\n{row['sample']}\n```\n" for row in rows)
     images = "\n".join(f"![{name}]({name})" for name in ["loss_all.png", *plots])
     report = root / "report.md"
@@ -312,9 +317,8 @@ def write_report(root: Path) -> Path:
         f"that; unrecovered: the last never came back. Gradient spikes: episodes of gradient norms (before "
         f"clipping) above {GRAD_RATIO:g}x the median of the {HISTORY * BLOCK} steps before, gaps under "
         f"{GRAD_GAP} steps joined; on tablature: the batch at the episode's peak holds a line of tablature "
-        f"(lyricgen.hygiene).\n\n{images}\n\n## What set off the largest gradient spikes\n\n"
-        + "\n".join(text for text in spike_texts if text)
-        + f"\n\n## Samples\n\n{samples}"
+        f"(lyricgen.hygiene).\n\n{images}\n\n## What set off the largest gradient spikes\n\n{spikes}\n"
+        f"## Samples\n\n{samples}"
     )
     return report
 
@@ -326,7 +330,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     report = write_report(args.directory)
     print(f"wrote {report}, results.csv, groups.csv and the loss_*.png plots beside it")
-    print(pd.read_csv(report.parent / "groups.csv").to_string(index=False))
+    print(pd.read_csv(report.parent / "groups.csv").to_string(index=False, na_rep="-"))
 
 
 if __name__ == "__main__":

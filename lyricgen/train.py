@@ -4,6 +4,7 @@ lyricgen.fit.train. It imports no Lightning, torch or data code before the confi
 a mistake on the command line is reported in a fraction of a second rather than after seconds of imports."""
 
 import math
+import shutil
 import sys
 from pathlib import Path
 
@@ -12,7 +13,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from lyricgen import Diverged, UserError, one_line_errors
+from lyricgen import Diverged, Interrupted, UserError, one_line_errors
+from lyricgen.cli import run_checked
 from lyricgen.config import CONF_DIR, flatten, load_run_config, validate
 
 RESUMABLE_KEYS = ("trainer.", "checkpoint.", "threads", "sample_length", "memory.")  # what a resumed run may change
@@ -56,15 +58,17 @@ def rerun(cfg: DictConfig, out_dir: Path) -> tuple[DictConfig, Path, Path]:
 
 @hydra.main(version_base=None, config_path=str(CONF_DIR), config_name="config")
 @one_line_errors
-def main(cfg: DictConfig) -> float:
-    validate(cfg)
+def run(cfg: DictConfig) -> float:
+    """The Hydra task: one run (or one job of a sweep)."""
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
-    if multirun and cfg.trainer.get("strategy") == "ddp":
-        # Lightning's ddp re-runs sys.argv in its child processes, which would relaunch the whole sweep.
-        print("note: trainer.strategy=ddp runs as ddp_spawn inside a -m sweep", file=sys.stderr)
-        cfg.trainer.strategy = "ddp_spawn"
+    out_dir, ckpt_path = Path(hydra_cfg.runtime.output_dir), None
     try:
+        validate(cfg)
+        if multirun and cfg.trainer.get("strategy") == "ddp":
+            # Lightning's ddp re-runs sys.argv in its child processes, which would relaunch the whole sweep.
+            print("note: trainer.strategy=ddp runs as ddp_spawn inside a -m sweep", file=sys.stderr)
+            cfg.trainer.strategy = "ddp_spawn"
         cfg, out_dir, ckpt_path = chosen_run(cfg, hydra_cfg)
         from lyricgen.fit import train  # Lightning, torch and the data code: only once the command is sound
 
@@ -74,6 +78,22 @@ def main(cfg: DictConfig) -> float:
             raise
         print(f"error: {err}", file=sys.stderr)
         return math.inf  # the sweep goes on with its other runs
+    except UserError as err:
+        if ckpt_path is None and not isinstance(err, Interrupted) and not (cfg.resume or cfg.ckpt_path):
+            forget_unstarted(out_dir)
+        raise
+
+
+def forget_unstarted(out_dir: Path) -> None:
+    """A new run that stopped before its first checkpoint (a corpus that cannot be read, say) leaves no
+    directory behind: `ckpt=latest`, `lyricgen.report` and `resume=` would meet an empty run."""
+    if not (out_dir / "checkpoints").exists():
+        shutil.rmtree(out_dir, ignore_errors=True)
+
+
+def main() -> None:
+    """`python -m lyricgen.train` and `lyricgen-train`: the command line checked, then the run."""
+    run_checked("train", run)
 
 
 def chosen_run(cfg: DictConfig, hydra_cfg: DictConfig) -> tuple[DictConfig, Path, Path | None]:

@@ -86,6 +86,15 @@ def run_modules(commands: list[tuple[str, ...]], cwd: Path, at_once: int = 4) ->
         return list(pool.map(lambda command: run_module(*command, cwd=cwd), commands))
 
 
+def error_line(result: subprocess.CompletedProcess, exit_code: int = 2) -> str:
+    """The one line a refused command prints on stderr; fails unless it is exactly one line, the exit code
+    is `exit_code` and there is no traceback."""
+    assert result.returncode == exit_code, (result.returncode, result.stderr[-2000:])
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr[-2000:]
+    return lines[0]
+
+
 @pytest.fixture
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():

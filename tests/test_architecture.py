@@ -10,6 +10,8 @@ HEAVY = ("torch", "lightning", "pandas", "hydra", "matplotlib")
 NOT_IMPORTED = {
     "lyricgen.config": HEAVY,  # checking a config loads nothing heavy
     "lyricgen.train": ("torch", "lightning", "pandas", "matplotlib"),  # the command's mistakes are reported at once
+    "lyricgen.evaluate": ("torch", "lightning", "pandas", "matplotlib"),  # likewise
+    "lyricgen.cli": ("torch", "lightning", "pandas", "matplotlib"),
     "lyricgen.charset": ("lightning", "pandas", "hydra", "matplotlib"),
     "lyricgen.model": ("lightning", "pandas", "hydra", "matplotlib"),  # the network apart from Lightning
     "lyricgen.generate": ("lightning", "pandas", "hydra", "matplotlib"),  # generation starts fast

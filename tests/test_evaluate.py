@@ -9,8 +9,8 @@ from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from lyricgen import UserError
-from lyricgen.evaluate import evaluate
 from lyricgen.fit import train
+from lyricgen.scoring import evaluate
 from lyricgen.splits import run_memory, split_ids
 
 

@@ -78,7 +78,7 @@ def test_lyrics_csv_reader(content):
 def schema_keys() -> list[str]:
     """Every leaf key of the default run config that the schema types (trainer.* is checked by Lightning)."""
     with initialize_config_dir(str(CONF_DIR), version_base=None):
-        cfg = OmegaConf.to_container(compose("config", overrides=["data=lyrics_csv", "data.csv=x.csv"]))
+        cfg = OmegaConf.to_container(compose("config", overrides=["data=lyrics_csv", f"data.csv={__file__}"]))
     cfg.pop("hydra", None)
     return [key for key, _ in flatten(cfg) if not key.startswith(("trainer.", "hydra."))]
 
@@ -91,7 +91,7 @@ WRONG_VALUES = st.sampled_from(["abc", "-7", "0", "1.5e9", "[1,2]", "{a: 1}", "n
 def test_every_schema_key_takes_a_value_or_refuses_it_in_one_line(key, value):
     with initialize_config_dir(str(CONF_DIR), version_base=None):
         try:
-            cfg = compose("config", overrides=["data=lyrics_csv", "data.csv=x.csv", f"{key}={value}"])
+            cfg = compose("config", overrides=["data=lyrics_csv", f"data.csv={__file__}", f"{key}={value}"])
         except ConfigCompositionException:
             return  # Hydra itself refuses it (a mapping for a list): its own message, no traceback
     try:
@@ -113,7 +113,7 @@ COMMAND_LINE_MISTAKES = [
     ("lyricgen.generate", ["ckpt=/nonexistent.ckpt"], "checkpoint not found"),
     ("lyricgen.generate", ["ckpt={corrupt}"], "cannot load checkpoint"),
     ("lyricgen.prepare", ["data=lyrics_csv", "data.csv={corrupt}"], "is not"),
-    ("lyricgen.prepare", ["data=lyrics_csv", "data.csv=x.csv", "data.val_fraction=2"], "data.val_fraction"),
+    ("lyricgen.prepare", ["data=lyrics_csv", f"data.csv={__file__}", "data.val_fraction=2"], "data.val_fraction"),
     ("lyricgen.report", ["{missing}"], "no such directory"),
     ("lyricgen.batches", ["{corrupt}", "3"], "not a lyricgen run directory"),
     ("lyricgen.reproduce", ["out", "--protocol", "nope"], "no protocol nope"),

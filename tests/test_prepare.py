@@ -139,6 +139,7 @@ def test_training_prepares_then_holds_out_whole_songs(compose_config, lyrics_csv
         languages=["en"],
         ascii="strip",
         separator="\n\n",
+        dedup=True,
         prepared_dir=str(prepared_dir),
     )
     prepared = [path for path in prepared_dir.iterdir() if not path.name.startswith("ids-")]  # encoded ids beside it
@@ -171,3 +172,83 @@ def test_a_genre_with_a_line_break_keeps_the_error_on_one_line(tmp_path):
     with pytest.raises(UserError) as caught:
         prepare(csv, PrepareOptions(), tmp_path / "prepared")
     assert "\n" not in str(caught.value) and "'\\n0'" in str(caught.value)
+
+
+def song_of_words(rng, verses: int = 4) -> str:
+    """A song of random words: verses of four lines and a chorus after each, as lyrics repeat themselves."""
+    words = ["love", "night", "road", "fire", "heart", "rain", "home", "dream", "light", "dark", "soul", "gold"]
+    line = lambda: " ".join(rng.choice(words) for _ in range(6)).capitalize()  # noqa: E731
+    chorus = "\n".join(line() for _ in range(2))
+    return "\n\n".join("\n".join(line() for _ in range(4)) + "\n\n" + chorus for _ in range(verses))
+
+
+def one_verse_changed(song: str, rng) -> str:
+    verses = song.split("\n\n")
+    verses[2] = "\n".join(f"Brand new words for line {i} of the verse" for i in range(4))
+    return "\n\n".join(verses)
+
+
+PLANTED = {  # how each planted copy differs from its original
+    "exact": lambda song, rng: song,
+    "re-cased": lambda song, rng: song.upper(),
+    "re-punctuated": lambda song, rng: song.replace(" ", ", ", 3).replace("\n", "!\n"),
+    "one verse changed": one_verse_changed,
+}
+
+
+@pytest.fixture
+def csv_with_copies(tmp_path):
+    """60 distinct rock songs, and for 4 of them (2 held out for validation, 2 in training) a copy of each
+    kind placed 10 songs later."""
+    import random
+
+    rng = random.Random(0)
+    songs = [song_of_words(rng) for _ in range(60)]
+    copied = [19, 39, 3, 25]  # every 20th song (19, 39) is held out: copies must never reach training
+    rows = []
+    for i, song in enumerate(songs):
+        rows.append(("a", f"song {i}", "Rock", "en", song))
+        if i - 10 in copied:
+            for kind, make in PLANTED.items():
+                rows.append(("b", f"copy of {i - 10} ({kind})", "Rock", "en", make(songs[i - 10], rng)))
+    path = tmp_path / "train.csv"
+    pd.DataFrame(rows, columns=EXPECTED_COLUMNS).to_csv(path, index=False)
+    return path, songs, copied
+
+
+def first_line_counts(prepared, line: str) -> dict[str, int]:
+    return {split: (prepared / f"{split}.txt").read_text().lower().count(line.lower()) for split in ("train", "val")}
+
+
+def test_exact_and_near_duplicates_are_removed_and_counted(csv_with_copies, tmp_path):
+    path, songs, copied = csv_with_copies
+    stats = stats_of(prepared := prepare(path, PrepareOptions(), tmp_path / "prepared"))
+    assert stats["duplicates"] == {"exact": 3 * len(copied), "near": len(copied), "removed": True}
+    assert stats["songs"] == 60 and stats["val_songs"] == 3  # the copies took no place in the split pattern
+    for index in copied:
+        first_line = songs[index].splitlines()[1]  # unchanged in every copy (the third verse is the one changed)
+        counts = first_line_counts(prepared, first_line)
+        assert sum(counts.values()) == 1, (index, counts)
+
+
+def test_kept_duplicates_stay_on_their_originals_side(csv_with_copies, tmp_path):
+    path, songs, copied = csv_with_copies
+    stats = stats_of(prepared := prepare(path, PrepareOptions(dedup=False), tmp_path / "prepared"))
+    assert stats["duplicates"] == {"exact": 3 * len(copied), "near": len(copied), "removed": False}
+    assert stats["songs"] == 60 + 4 * len(copied)
+    for index in copied:
+        counts = first_line_counts(prepared, songs[index].splitlines()[1])
+        held_out = index in (19, 39)
+        assert counts == ({"train": 0, "val": 5} if held_out else {"train": 5, "val": 0}), (index, counts)
+
+
+def test_different_songs_are_not_duplicates():
+    import random
+
+    from lyricgen.dedup import SongIndex
+
+    rng, index = random.Random(1), SongIndex()
+    for _ in range(300):
+        original, kind, keys = index.match(song_of_words(rng))
+        assert original is None, kind
+        index.add(keys, "train")

@@ -1,0 +1,307 @@
+"""What the Hydra commands (train, evaluate, prepare) do with their command line before anything heavy is
+imported: every group option and key is checked against the composed config (a misspelt key gets the
+closest real ones, in one line), a command refuses keys that do not apply to it, `--help` is written from
+the comments in conf/, and a `-m` sweep names its run directories by what it varies.
+
+Hydra alone would report a misspelt key in seven lines, with a hint (`+key=`) that leads to a second
+error, and only after the command's module has imported everything it needs.
+"""
+
+import difflib
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from lyricgen import UserError
+from lyricgen.config import CONF_DIR, as_typed, flatten, validate
+
+_ABSENT = object()
+MULTIRUN_FLAGS = ("-m", "--multirun")
+EXCLUDE_KEYS = "hydra.job.config.override_dirname.exclude_keys"
+
+
+@dataclass(frozen=True)
+class Command:
+    """A Hydra command: its config file, what it does, and (for the commands that score or prepare data
+    rather than train) the groups and keys that apply to it; None: all of them."""
+
+    name: str
+    config: str
+    summary: str
+    groups: tuple[str, ...] | None = None
+    key_prefixes: tuple[str, ...] | None = None  # e.g. "data." for every data key
+
+    def own_keys(self) -> list[str]:
+        """The keys its own YAML file adds beside the training config's (evaluate's ckpt, split, ...)."""
+        if self.config == "config":
+            return []
+        own = OmegaConf.load(CONF_DIR / f"{self.config}.yaml")
+        return [key for key in own if key not in ("defaults", "hydra")]
+
+    def applies(self, key: str) -> bool:
+        if self.key_prefixes is None:
+            return True
+        return key in self.own_keys() or key.startswith(self.key_prefixes)
+
+
+COMMANDS = {
+    command.name: command
+    for command in (
+        Command("train", "config", "train a character-level language model; -m sweeps over comma-separated values"),
+        Command(
+            "evaluate",
+            "evaluate",
+            "a checkpoint's loss and bits per character on held-out text",
+            groups=("data",),
+            key_prefixes=("data.", "paths."),
+        ),
+        Command(
+            "prepare",
+            "prepare",
+            "a lyrics CSV -> clean, split, cached text with counts",
+            groups=("data",),
+            key_prefixes=("data.", "paths."),
+        ),
+    )
+}
+
+
+def config_groups() -> dict[str, list[str]]:
+    """{group: its options} for the groups of conf/ (hydra's own groups aside)."""
+    return {
+        folder.name: sorted(path.stem for path in folder.glob("*.yaml"))
+        for folder in sorted(CONF_DIR.iterdir())
+        if folder.is_dir() and folder.name not in ("hydra", "protocol")
+    }
+
+
+def parsed(tokens: list[str]) -> list[Override]:
+    try:
+        return OverridesParser.create().parse_overrides(tokens)
+    except HydraException as err:
+        raise UserError(f"{str(err).strip().splitlines()[0]} (overrides are key=value or group=option)") from None
+
+
+def first_value(override: Override) -> str:
+    """The override with its first value where it sweeps (`model=rnn,gru` -> `model=rnn`)."""
+    if not override.is_sweep_override():
+        return override.input_line
+    value = next(override.sweep_string_iterator())
+    return f"{override.get_key_element()}={value}"
+
+
+def closest(key: str, candidates: list[str]) -> list[str]:
+    """The candidates nearest to a misspelt key, those under the same parent first."""
+    parent = key.rpartition(".")[0]
+    siblings = [name for name in candidates if name.rpartition(".")[0] == parent]
+    return difflib.get_close_matches(key, siblings, n=1, cutoff=0.5) or difflib.get_close_matches(
+        key, candidates, n=1, cutoff=0.6
+    )
+
+
+def did_you_mean(key: str, candidates: list[str]) -> str:
+    near = closest(key, candidates)
+    if near:
+        return f"did you mean {near[0]}?"
+    parent = key.rpartition(".")[0]
+    siblings = [name.rpartition(".")[2] for name in candidates if name.rpartition(".")[0] == parent]
+    return f"the keys of {parent} are {', '.join(siblings)}" if parent and siblings else "see --help for the keys"
+
+
+def all_keys(cfg: DictConfig) -> list[str]:
+    """Every dotted key of the config, inner nodes and leaves (hydra's own aside)."""
+    keys = []
+    for key, _ in flatten(OmegaConf.to_container(cfg, resolve=False)):
+        parts = key.split(".")
+        keys += [".".join(parts[: depth + 1]) for depth in range(len(parts))]
+    return sorted({key for key in keys if not key.startswith("hydra")})
+
+
+def check_group(command: Command, override: Override, groups: dict[str, list[str]]) -> None:
+    group = override.key_or_group
+    if command.groups is not None and group not in command.groups:
+        raise UserError(
+            f"{group}= does not apply to python -m lyricgen.{command.name}: its groups are {', '.join(command.groups)}"
+        )
+    if override.is_delete():
+        return
+    values = list(override.sweep_string_iterator()) if override.is_sweep_override() else [override.value()]
+    for value in values:
+        if value not in groups[group] and value not in (None, "null"):
+            raise UserError(f"{group}={value} is not an option: use one of {', '.join(groups[group])}")
+
+
+def check_key(command: Command, override: Override, cfg: DictConfig, keys: list[str]) -> None:
+    key = override.key_or_group
+    if not command.applies(key):
+        options = [name for name in keys if command.applies(name)]
+        raise UserError(
+            f"{key} is not an option of python -m lyricgen.{command.name}: {did_you_mean(key, options)} "
+            f"(its options: {', '.join([*command.own_keys(), *(prefix + '*' for prefix in command.key_prefixes)])})"
+        )
+    parent, _, leaf = key.rpartition(".")
+    node = OmegaConf.select(cfg, parent, default=_ABSENT) if parent else cfg
+    exists = OmegaConf.is_dict(node) and leaf in list(node.keys())  # keys() holds those still ??? too; `in` not
+    if override.is_add() and exists:
+        raise UserError(f"{key} is already a key: set it without the + ({key}={override.get_value_string()})")
+    if not exists and not (override.is_add() or override.is_force_add()):
+        raise UserError(f"{key} is not a key of the config: {did_you_mean(key, keys)}")
+
+
+def composed(command: Command, overrides: list[str], with_hydra: bool = False) -> DictConfig:
+    try:
+        with initialize_config_dir(str(CONF_DIR), version_base=None):
+            return compose(command.config, overrides=overrides, return_hydra_config=with_hydra)
+    except (HydraException, OmegaConfBaseException) as err:
+        raise UserError(str(err).strip().splitlines()[0]) from None
+
+
+def check_command_line(name: str, argv: list[str]) -> list[str]:
+    """Raise UserError (one line) for a group option, key or value the command line gets wrong; return the
+    arguments to hand to Hydra (for a sweep, with its constant overrides left out of run-directory names)."""
+    command = COMMANDS[name]
+    if any(flag in argv for flag in ("--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd")):
+        return argv  # the user's own configs: Hydra checks them
+    overrides = parsed([arg for arg in argv if ("=" in arg and not arg.startswith("-")) or arg.startswith("~")])
+    groups = config_groups()
+    ours = [override for override in overrides if not override.is_hydra_override()]
+    choices = [override for override in ours if override.key_or_group in groups]
+    for override in choices:
+        check_group(command, override, groups)
+    multirun = any(flag in argv for flag in MULTIRUN_FLAGS)
+    cfg = composed(command, [first_value(override) for override in choices], with_hydra=multirun)
+    keys = all_keys(cfg)
+    for override in ours:
+        if override not in choices:
+            check_key(command, override, cfg, keys)
+    if command.name == "train":  # types, choices and ranges too, before Hydra makes a run directory
+        validate(composed(command, [first_value(override) for override in ours]))
+    if multirun and not any(override.key_or_group == EXCLUDE_KEYS for override in overrides):
+        swept = {override.key_or_group for override in ours if override.is_sweep_override()}
+        constants = [override.key_or_group for override in ours if override.key_or_group not in swept]
+        excluded = [*OmegaConf.select(cfg, EXCLUDE_KEYS), *constants]
+        argv = [*argv, f"{EXCLUDE_KEYS}=[{','.join(dict.fromkeys(excluded))}]"]
+    return argv
+
+
+# --help: written from conf/'s comments, so what a key means is said once, beside its default.
+
+_KEY_LINE = re.compile(r"^(?P<indent> *)(?P<key>\w+):(?P<value>[^#]*?)\s*(?:#\s*(?P<comment>.*))?$")
+_MORE_COMMENT = re.compile(r"^\s+#\s*(?P<comment>.*)$")  # a comment continued on the next line, under it
+_GROUP_LINE = re.compile(r"^\s*-\s*(?:override\s+/)?(?P<group>\w+):\s*(?P<option>\S+)\s*(?:#\s*(?P<comment>.*))?$")
+
+
+def key_comments(path: Path, prefix: str = "") -> dict[str, str]:
+    """{dotted key: its comment, continuation lines joined} for each commented key of a YAML file."""
+    found: dict[str, str] = {}
+    parents: list[tuple[int, str]] = []
+    last = None
+    for line in path.read_text().splitlines():
+        more = _MORE_COMMENT.match(line)
+        if more and last:
+            found[last] += " " + more["comment"].strip()
+            continue
+        match = _KEY_LINE.match(line)
+        last = None
+        if not match or match["key"] == "defaults":
+            continue
+        indent = len(match["indent"])
+        parents = [(depth, name) for depth, name in parents if depth < indent]
+        dotted = prefix + ".".join([name for _, name in parents] + [match["key"]])
+        if not match["value"].strip():
+            parents.append((indent, match["key"]))
+        if match["comment"]:
+            found[dotted], last = match["comment"].strip(), dotted
+    return found
+
+
+def comments() -> dict[str, str]:
+    """Every key's comment: from conf/config.yaml and the command files, then from each group's files, the
+    file that comments most keys first (the option the others build on: rnn, not its variants)."""
+    found: dict[str, str] = {}
+    for path in sorted(CONF_DIR.glob("*.yaml")):
+        found = key_comments(path) | found
+    for group in config_groups():
+        if group in ("experiment", "debug", "hparams_search"):  # presets: their keys belong to other groups
+            continue
+        files = [key_comments(path, f"{group}.") for path in sorted((CONF_DIR / group).glob("*.yaml"))]
+        for described in sorted(files, key=len, reverse=True):
+            found = described | found
+    return found
+
+
+def shown(value: object) -> str:
+    """A value as it is typed on the command line (YAML's null, true, false)."""
+    return (
+        {None: "null", True: "true", False: "false"}.get(value, str(value))
+        if not isinstance(value, list)
+        else str(value)
+    )
+
+
+def group_lines(command: Command) -> list[str]:
+    """Each group with its options and the comment of its line in the defaults list."""
+    described = {}
+    for line in (CONF_DIR / "config.yaml").read_text().splitlines():
+        match = _GROUP_LINE.match(line)
+        if match:
+            described[match["group"]] = (match["option"], match["comment"] or "")
+    lines = []
+    for group, options in config_groups().items():
+        if command.groups is None or group in command.groups:
+            default, comment = described.get(group, ("-", ""))
+            lines.append(f"  {group}={'|'.join(options)}  (default {default}): {comment}")
+    return lines
+
+
+def help_text(name: str, cfg: DictConfig) -> str:
+    """The text of `python -m lyricgen.<name> --help`, with the values of `cfg` (the composed config, the
+    command line's overrides included) as the defaults shown."""
+    command = COMMANDS[name]
+    meaning = comments()
+    keys = [
+        (key, value)
+        for key, value in flatten(OmegaConf.to_container(cfg, resolve=False))
+        if not key.startswith("hydra") and command.applies(key)
+    ]
+    keys = [(key, as_typed(value)) for key, value in keys]
+    width = max(len(f"{key}={value}") for key, value in keys)
+    sweep = "  [-m]" if command.name == "train" else ""
+    lines = [
+        f"python -m lyricgen.{name}: {command.summary}",
+        "",
+        f"usage: python -m lyricgen.{name} [group=option ...] [key=value ...]{sweep}",
+        "",
+        "groups:",
+        *group_lines(command),
+        "",
+        "keys (default shown):",
+        *(f"  {f'{key}={value}':<{width}}  {meaning.get(key, '')}".rstrip() for key, value in keys),
+    ]
+    return "\n".join(lines)
+
+
+def _help_resolver(name: str, *, _root_: DictConfig) -> str:
+    """${lyricgen_help:<command>}: hydra.help.template (hydra/help), resolved when Hydra prints --help."""
+    return help_text(name, _root_).replace("$", "$$")  # Hydra fills its help template with string.Template
+
+
+OmegaConf.register_new_resolver("lyricgen_help", _help_resolver, replace=True)
+
+
+def run_checked(name: str, hydra_main: object) -> None:
+    """The entry point of a Hydra command: check its command line, then hand it to Hydra."""
+    try:
+        sys.argv[1:] = check_command_line(name, sys.argv[1:])
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(err.exit_code)
+    hydra_main()

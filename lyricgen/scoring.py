@@ -1,0 +1,116 @@
+"""A checkpoint's loss and bits per character on the validation or test split of the corpus its run
+trained on, of another corpus, or of any text file, label by label where the corpus has labels, with and
+without the run's n-gram memory: what `python -m lyricgen.evaluate` prints and writes."""
+
+import math
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from lyricgen import UserError, charset, corpus
+from lyricgen.config import CONF_DIR, RUN_CONFIG, load_run_config, validate
+from lyricgen.data import VAL_BATCH_SIZE, consecutive_windows
+from lyricgen.generate import find_checkpoint, label_index, pick_device
+from lyricgen.model import CharRNN, load_checkpoint, sequence_loss
+from lyricgen.ngram import Mixture
+from lyricgen.splits import in_vocabulary, run_memory, split_ids
+
+# conf/evaluate.yaml's own keys; the rest of the composed config is a run's
+EVALUATE_KEYS = tuple(key for key in OmegaConf.load(CONF_DIR / "evaluate.yaml") if key not in ("defaults", "hydra"))
+SPLITS = ("val", "test")
+
+
+def corpus_config(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> DictConfig:
+    """The data config to score: the run's own unless the command line's `overrides` name data keys."""
+    if (run_dir / RUN_CONFIG).is_file() and not any(item.lstrip("+~").startswith("data") for item in overrides):
+        return load_run_config(run_dir).data
+    run_config = OmegaConf.masked_copy(cfg, [key for key in cfg if key not in EVALUATE_KEYS])
+    validate(run_config)
+    return cfg.data
+
+
+@torch.no_grad()
+def mean_loss(
+    model: CharRNN, ids: torch.Tensor, seq_len: int, label: int | None = None, memory: Mixture | None = None
+) -> dict:
+    """Scores (cross-entropy in nats per character, bits, characters scored) over consecutive windows of
+    `ids`, each scored from a fresh state as validation does (the tail shorter than a window is left
+    out); a conditioned model writes in `label`. With a `memory`, the mixture's scores too."""
+    if len(ids) <= seq_len:
+        raise UserError(f"the text has {len(ids)} characters: fewer than one window (data.seq_len+1={seq_len + 1})")
+    inputs, targets = consecutive_windows(ids, seq_len).tensors
+    device = model.decoder.weight.device
+    total = with_memory = 0.0
+    for first in range(0, len(inputs), VAL_BATCH_SIZE):
+        batch = inputs[first : first + VAL_BATCH_SIZE].to(device)
+        batch_targets = targets[first : first + VAL_BATCH_SIZE].to(device)
+        logits, _ = model(batch, labels=model.label_tensor(label, batch))
+        total += float(sequence_loss(logits, batch_targets)) * batch.numel()
+        if memory is not None:
+            with_memory += float(memory.loss(batch, logits, batch_targets)) * batch.numel()
+    return scores(total / targets.numel(), targets.numel(), None if memory is None else with_memory / targets.numel())
+
+
+def scores(loss: float, characters: int, loss_with_memory: float | None = None) -> dict:
+    """An evaluation's numbers; with the n-gram memory's mixture when there is one."""
+    result = {"characters": characters, "loss": loss, "bpc": loss / math.log(2)}
+    if loss_with_memory is None:
+        return result
+    return result | {"loss_with_memory": loss_with_memory, "bpc_with_memory": loss_with_memory / math.log(2)}
+
+
+def label_scores(
+    model: CharRNN,
+    model_vocab: str,
+    text: tuple[torch.Tensor, str, torch.Tensor, list],
+    seq_len: int,
+    drop: bool,
+    memory: Mixture | None = None,
+) -> dict[str, dict]:
+    """Each label's held-out characters, in order, scored on their own (in that label, for a conditioned
+    model). `text`: (ids, vocabulary, each character's label, label names); `drop`: characters the model
+    never saw are dropped instead of refused (a model trained on one label only); `memory` as for mean_loss."""
+    ids, vocab, label_ids, names = text
+    results = {}
+    for index, name in enumerate(names):
+        if model.labels and name not in model.labels:
+            raise UserError(f"the corpus has label {name!r}, which this model does not know: {', '.join(model.labels)}")
+        own = in_vocabulary(ids[label_ids == index], vocab, model_vocab, drop)
+        label = model.labels.index(name) if model.labels else None
+        results[name] = mean_loss(model, own, seq_len, label, memory)
+    return results
+
+
+def evaluate(cfg: DictConfig, overrides: list[str] = ()) -> dict:
+    """The numbers of one evaluation; see conf/evaluate.yaml for the options. `overrides`: the command
+    line's, which say whether to score the run's own corpus. A labelled corpus (data.files, or any corpus
+    of a conditioned model) is also scored label by label."""
+    if cfg.split not in SPLITS:
+        raise UserError(f"split={cfg.split} is not a split: use split=val or split=test (or text=<file>)")
+    path = find_checkpoint(cfg.ckpt, cfg.paths.output_dir)
+    device = pick_device(cfg.device)
+    model, model_vocab = load_checkpoint(path, device)
+    data = corpus_config(cfg, path.parent.parent, list(overrides))
+    memory = run_memory(path.parent.parent, model_vocab, bool(model.labels)) if cfg.with_memory else None
+    result = {"checkpoint": str(path)}
+    if cfg.text:
+        text = "".join(corpus.read_text_file(cfg.text))
+        vocab = charset.build_vocab(text)
+        ids = in_vocabulary(charset.encode(text, vocab), vocab, model_vocab)
+        label = label_index(model.labels, cfg.genre)
+        return result | {"scored": f"text {cfg.text}"} | mean_loss(model, ids, data.seq_len, label, memory)
+    result["scored"] = f"{cfg.split} split of data={data.source}"
+    labelled = bool(model.labels) or bool(data.source == "text" and data.get("files"))
+    ids, vocab, label_ids, names = split_ids(data, cfg.split, labelled)
+    if label_ids is None:
+        return result | mean_loss(model, in_vocabulary(ids, vocab, model_vocab), data.seq_len, memory=memory)
+    text = (ids, vocab, label_ids, names)
+    per_label = label_scores(model, model_vocab, text, data.seq_len, drop=False, memory=memory)
+    characters = sum(entry["characters"] for entry in per_label.values())
+    overall = {
+        key: sum(entry[key] * entry["characters"] for entry in per_label.values()) / characters
+        for key in ("loss", "loss_with_memory")
+        if key in per_label[names[0]]
+    }
+    return result | scores(characters=characters, **overall) | {"per_label": per_label}
