@@ -200,12 +200,12 @@ def placed(
     is dropped (options.dedup) or kept in its original's split, so that no song is ever on both sides.
     `found` counts the duplicates by kind."""
     kept: tuple[list, list, list, list] = ([], [], [], [])
-    for song, genre, language in zip(songs, genres, languages, strict=True):
-        original, kind, keys = index.match(song)
+    for song, genre, language, fingerprint in zip(songs, genres, languages, index.fingerprints(songs), strict=True):
+        original, kind = index.match(fingerprint)
         if original is None:
             split = split_of(songs_of_genre[genre], options.val_fraction, options.test_fraction)
             songs_of_genre[genre] += 1
-            index.add(keys, split)
+            index.add(fingerprint, split)
         else:
             found[kind] += 1
             if options.dedup:

@@ -248,7 +248,9 @@ def test_different_songs_are_not_duplicates():
     from lyricgen.dedup import SongIndex
 
     rng, index = random.Random(1), SongIndex()
-    for _ in range(300):
-        original, kind, keys = index.match(song_of_words(rng))
+    songs = [song_of_words(rng) for _ in range(300)] + ["", "la la", "la la la la la la la la la"]
+    for fingerprint in index.fingerprints(songs):
+        original, kind = index.match(fingerprint)
         assert original is None, kind
-        index.add(keys, "train")
+        index.add(fingerprint, "train")
+    assert [index.match(fingerprint)[1] for fingerprint in index.fingerprints(["LA LA!", songs[5]])] == ["exact"] * 2
