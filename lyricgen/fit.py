@@ -146,12 +146,12 @@ def train(cfg: DictConfig, out_dir: Path, ckpt_path: Path | None = None) -> floa
     """Train one run into `out_dir`, from scratch or continuing `ckpt_path`; return its best validation
     loss, the one best.ckpt holds (what sweepers minimise)."""
     resume_step = resumable_step(ckpt_path) if ckpt_path else 0  # a checkpoint that cannot be read: said first
-    validate(cfg)
     if resume_step >= cfg.trainer.max_steps:
         raise UserError(
             f"{out_dir} already ran its {resume_step} steps (trainer.max_steps={cfg.trainer.max_steps}): "
             f"to train it longer, add trainer.max_steps=<more than {resume_step}>"
         )
+    validate(cfg)
     out_dir.mkdir(parents=True, exist_ok=True)
     if rank_zero_only.rank == 0:  # what `resume=` continues with; under DDP one rank writes it
         write_atomically(out_dir / RUN_CONFIG, lambda partial: partial.write_text(OmegaConf.to_yaml(cfg)))

@@ -53,8 +53,8 @@ def test_a_csv_split_holds_out_songs_of_every_genre(tmp_path):
 
 @pytest.mark.slow
 def test_a_genre_conditioned_csv_run(tmp_path, compose_config):
-    rows = [("a", f"r{i}", "Rock", "en", "LOUD GUITARS\n" * 5) for i in range(40)]
-    rows += [("b", f"p{i}", "Pop", "en", "sweet baby\n" * 5) for i in range(40)]
+    rows = [("a", f"r{i}", "Rock", "en", f"LOUD GUITARS {i}\n" * 5) for i in range(40)]  # distinct songs:
+    rows += [("b", f"p{i}", "Pop", "en", f"sweet baby {i}\n" * 5) for i in range(40)]  # copies would be dropped
     pd.DataFrame(rows, columns=EXPECTED_COLUMNS).to_csv(tmp_path / "train.csv", index=False)
     data = ["data=lyrics_csv", f"data.csv={tmp_path / 'train.csv'}", "data.genres=[Rock,Pop]", "data.seq_len=16"]
     train(compose_config(*TINY, *data, "model.condition=genre", tiny=False), tmp_path / "run")
