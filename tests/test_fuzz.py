@@ -86,6 +86,7 @@ def schema_keys() -> list[str]:
 WRONG_VALUES = st.sampled_from(["abc", "-7", "0", "1.5e9", "[1,2]", "{a: 1}", "null", "true", "''", "-0.5", "ttt"])
 
 
+@pytest.mark.slow
 @FUZZ
 @given(key=st.sampled_from(schema_keys()), value=WRONG_VALUES)
 def test_every_schema_key_takes_a_value_or_refuses_it_in_one_line(key, value):

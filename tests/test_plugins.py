@@ -15,6 +15,7 @@ def run(tiny_overrides, tmp_path, *extra, name="run"):
     return result, tmp_path / name
 
 
+@pytest.mark.slow
 def test_csv_logger_writes_every_step_beside_tensorboard(tiny_overrides, tmp_path):
     result, run_dir = run(tiny_overrides, tmp_path, "logger=csv")
     assert result.returncode == 0, result.stderr

@@ -57,6 +57,7 @@ def test_invalid_values_stop_before_any_data_is_read(tiny_overrides, tmp_path):
         assert error_line(result) == f"error: {message}"
 
 
+@pytest.mark.slow
 def test_divergence_stops_with_one_line_and_keeps_the_last_good_checkpoint(tiny_overrides, tmp_path):
     run_dir = tmp_path / "run"
     args = [*tiny_overrides, *DIVERGING, "optim.lr=1.5", "checkpoint.every_n_steps=1", f"hydra.run.dir={run_dir}"]
@@ -122,6 +123,7 @@ def test_resume_refuses_changes_it_could_not_honour(trained_run, tmp_path):
     assert result.returncode == 2 and "nothing to resume" in result.stderr
 
 
+@pytest.mark.slow
 def test_a_malicious_checkpoint_is_refused(trained_run, tmp_path):
     class Exploit:
         def __reduce__(self):

@@ -113,6 +113,7 @@ BAD_INPUT = [
 ]
 
 
+@pytest.mark.slow
 def test_bad_input_exits_with_one_clear_line_and_leaves_no_run_behind(tiny_overrides, tmp_path):
     (tmp_path / "empty.txt").write_text("")
     (tmp_path / "short.txt").write_text("la la la\n")
