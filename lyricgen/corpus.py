@@ -10,7 +10,7 @@ from importlib import resources
 from pathlib import Path
 from typing import NamedTuple
 
-from lyricgen import UserError, prepare
+from lyricgen import UserError, lyrics_csv
 from lyricgen import hygiene as lyrics_hygiene
 
 SONG_SEPARATOR = "\n\n"  # between documents, so the model learns where a song ends
@@ -71,10 +71,10 @@ def load_split(
             raise UserError("data=text needs a file: add data.path=/path/to/corpus.txt (or data.files={label: path})")
         return split_documents(cleaned(read_text_file(options["path"]), hygiene), val_fraction, test_fraction)
     if source == "lyrics_csv":  # split by song while preparing, so the split is cached with the text
-        options_ = prepare.options_from_config(options, val_fraction, hygiene, test_fraction)
-        prepared = prepare.prepare(options["csv"], options_, options["prepared_dir"])
-        texts = [(prepared / f"{split}.txt").read_text(encoding="utf-8") for split in prepare.SPLITS]
-        return Split(*texts, runs={split: song_genres(prepared / f"{split}.songs.tsv") for split in prepare.SPLITS})
+        options_ = lyrics_csv.options_from_config(options, val_fraction, hygiene, test_fraction)
+        prepared = lyrics_csv.prepare(options["csv"], options_, options["prepared_dir"])
+        texts = [(prepared / f"{split}.txt").read_text(encoding="utf-8") for split in lyrics_csv.SPLITS]
+        return Split(*texts, runs={split: song_genres(prepared / f"{split}.songs.tsv") for split in lyrics_csv.SPLITS})
     raise UserError(f"unknown data.source '{source}' (choose songs_poems, text or lyrics_csv)")
 
 
@@ -88,16 +88,16 @@ def song_genres(path: Path) -> Runs:
 def split_labelled_files(files: dict, hygiene: bool, val_fraction: float, test_fraction: float) -> Split:
     """data.files={label: path, ...}: each file is split on its own, so every label has held-out text; a
     split's text is the files' parts in order, the separator between two going with the part it opens."""
-    parts = {split: [] for split in prepare.SPLITS}
+    parts = {split: [] for split in lyrics_csv.SPLITS}
     for label, path in files.items():
         split = split_documents(cleaned(read_text_file(path), hygiene), val_fraction, test_fraction)
-        for name, text in zip(prepare.SPLITS, split, strict=False):
+        for name, text in zip(lyrics_csv.SPLITS, split, strict=False):
             if text:
                 parts[name].append((str(label), text))
-    texts = [SONG_SEPARATOR.join(text for _, text in parts[name]) for name in prepare.SPLITS]
+    texts = [SONG_SEPARATOR.join(text for _, text in parts[name]) for name in lyrics_csv.SPLITS]
     runs = {
         name: [(label, len(text) + (len(SONG_SEPARATOR) if i else 0)) for i, (label, text) in enumerate(parts[name])]
-        for name in prepare.SPLITS
+        for name in lyrics_csv.SPLITS
     }
     return Split(*texts, runs=runs)
 
@@ -120,15 +120,15 @@ def cleaned(documents: list[str], hygiene: bool) -> list[str]:
 def split_documents(documents: list[str], val_fraction: float, test_fraction: float = 0.0) -> Split:
     """Split into training, validation and test text, independent of the run's seed so runs stay comparable.
 
-    With many documents whole documents are held out, spread through the corpus (prepare.split_of); a
+    With many documents whole documents are held out, spread through the corpus (lyrics_csv.split_of); a
     single document is split at character offsets: [training | test | validation].
     """
     if len(documents) >= 2 * round(1 / min(val_fraction, test_fraction or 1)):
-        splits = [prepare.split_of(i, val_fraction, test_fraction) for i in range(len(documents))]
+        splits = [lyrics_csv.split_of(i, val_fraction, test_fraction) for i in range(len(documents))]
         return Split(
             *(
                 SONG_SEPARATOR.join(d for d, its in zip(documents, splits, strict=True) if its == s)
-                for s in prepare.SPLITS
+                for s in lyrics_csv.SPLITS
             )
         )
     text = SONG_SEPARATOR.join(documents)

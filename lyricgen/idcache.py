@@ -22,6 +22,7 @@ import torch
 
 from lyricgen import UserError, charset, corpus
 from lyricgen.atomic import publish_dir
+from lyricgen.lyrics_csv import SPLITS
 
 CACHE_VERSION = 2  # bump when encoding or splitting changes, so old caches are not reused
 META = "meta.json"
@@ -126,11 +127,11 @@ def load(folder: Path) -> Encoded | None:
     try:
         meta = json.loads((folder / META).read_text())
         dtype = np.dtype(meta["dtype"])
-        lengths = {name: meta[f"{name}_length"] for name in corpus.prepare.SPLITS}
+        lengths = {name: meta[f"{name}_length"] for name in SPLITS}
         files = {name: folder / f"{name}.ids" for name in lengths}
         if any(files[name].stat().st_size != length * dtype.itemsize for name, length in lengths.items()):
             return None
-        splits = [FileIds(files[name], dtype) for name in corpus.prepare.SPLITS]
+        splits = [FileIds(files[name], dtype) for name in SPLITS]
         labels = meta.get("labels", [])
         label_ids = {name: FileIds(folder / f"{name}.labels", np.uint8) for name in lengths} if labels else {}
         if any(len(label_ids[name]) != lengths[name] for name in label_ids):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from lyricgen import corpus, one_line_errors, prepare
+from lyricgen import corpus, lyrics_csv, one_line_errors
 from lyricgen.atomic import write_atomically
 
 STRINGS = "eBGDAE"  # a guitar's strings, high to low, as tablature labels its lines
@@ -47,7 +47,7 @@ def inject_tablature(songs: list[str], fraction: float, num_songs: int, val_frac
     """`songs` with tablature sections inserted between the lines of `num_songs` training songs until
     tablature makes up `fraction` of all characters. Validation songs are never touched."""
     rng = random.Random(seed)
-    training = [i for i in range(len(songs)) if not prepare.held_out(i, val_fraction)]
+    training = [i for i in range(len(songs)) if not lyrics_csv.held_out(i, val_fraction)]
     chosen = rng.sample(training, num_songs)
     target = fraction * sum(map(len, songs)) / (1 - fraction)
     sections: dict[int, list[str]] = {i: [] for i in chosen}
@@ -68,7 +68,7 @@ def inject_tablature(songs: list[str], fraction: float, num_songs: int, val_frac
 def write_lyrics_csv(songs: list[str], path: Path, artist: str = "fortune songs-poems") -> None:
     """Songs as rows of the Kaggle train.csv schema (all English rock), written atomically."""
     rows = [(artist, f"piece {i}", "Rock", "en", song) for i, song in enumerate(songs)]
-    table = pd.DataFrame(rows, columns=prepare.EXPECTED_COLUMNS)
+    table = pd.DataFrame(rows, columns=lyrics_csv.EXPECTED_COLUMNS)
     write_atomically(path, lambda partial: table.to_csv(partial, index=False))
 
 
@@ -78,7 +78,7 @@ def build(out_dir: str | Path, fraction: float = 0.01, num_songs: int = 3, seed:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     songs = corpus.builtin_songs_poems()
-    val_fraction = prepare.PrepareOptions.val_fraction
+    val_fraction = lyrics_csv.PrepareOptions.val_fraction
     paths = {"clean": out_dir / "songs_poems.csv", "tab": out_dir / "songs_poems_tab.csv"}
     if not paths["clean"].is_file():
         write_lyrics_csv(songs, paths["clean"])

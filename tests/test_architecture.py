@@ -16,7 +16,8 @@ NOT_IMPORTED = {
     "lyricgen.model": ("lightning", "pandas", "hydra", "matplotlib"),  # the network apart from Lightning
     "lyricgen.generate": ("lightning", "pandas", "hydra", "matplotlib"),  # generation starts fast
     "lyricgen.ngram": ("lightning", "pandas", "hydra", "matplotlib"),  # counting needs torch alone
-    "lyricgen.prepare": ("torch", "lightning", "matplotlib"),
+    "lyricgen.prepare": ("torch", "lightning", "pandas", "matplotlib"),  # its mistakes too, at once
+    "lyricgen.lyrics_csv": ("torch", "lightning", "matplotlib"),
     "lyricgen.report": ("torch", "lightning"),  # reads run directories, not models
 }
 

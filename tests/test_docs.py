@@ -211,7 +211,7 @@ def kaggle_schema_csv(path: Path) -> None:
     import pandas as pd
 
     from lyricgen.corpus import builtin_songs_poems
-    from lyricgen.prepare import EXPECTED_COLUMNS
+    from lyricgen.lyrics_csv import EXPECTED_COLUMNS
 
     songs = builtin_songs_poems()[:300]
     genres = ["Rock", "Metal", "Pop"]

@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 
 from lyricgen import UserError, charset, corpus
 from lyricgen.config import flatten, validate
-from lyricgen.prepare import EXPECTED_COLUMNS, PrepareOptions, prepare
+from lyricgen.lyrics_csv import EXPECTED_COLUMNS, PrepareOptions, prepare
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

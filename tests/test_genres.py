@@ -9,8 +9,8 @@ from test_train import curve
 from lyricgen import UserError, idcache
 from lyricgen.fit import train
 from lyricgen.generate import GenerateConfig, generate
+from lyricgen.lyrics_csv import EXPECTED_COLUMNS, PrepareOptions, prepare
 from lyricgen.model import CharRNN, load_checkpoint
-from lyricgen.prepare import EXPECTED_COLUMNS, PrepareOptions, prepare
 from lyricgen.report import write_report
 
 SHOUTED = "OH YEAH ROCK AND ROLL ALL NIGHT\nWE WILL ROCK THE TOWN\n\n" * 40  # two styles a label must tell apart

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 from conftest import run_module
 
-from lyricgen import hygiene, prepare, standin
-from lyricgen.prepare import PrepareOptions
+from lyricgen import hygiene, lyrics_csv, standin
+from lyricgen.lyrics_csv import PrepareOptions
 
 REAL_TAB = """Solo:
 e|-------------------------|-----------------|
@@ -66,7 +66,7 @@ def standin_csvs(tmp_path_factory):
 def test_standin_injects_about_one_percent_tablature_into_three_training_songs(standin_csvs, tmp_path):
     clean, tab = (pd.read_csv(standin_csvs[name])["Lyrics"] for name in ("clean", "tab"))
     touched = [i for i in range(len(clean)) if clean[i] != tab[i]]
-    assert len(touched) == 3 and not any(prepare.held_out(i, 0.05) for i in touched)
+    assert len(touched) == 3 and not any(lyrics_csv.held_out(i, 0.05) for i in touched)
     share = 1 - clean.str.len().sum() / tab.str.len().sum()
     assert 0.009 < share < 0.013
     again = standin.build(tmp_path)  # another folder, the same bytes
@@ -74,9 +74,9 @@ def test_standin_injects_about_one_percent_tablature_into_three_training_songs(s
 
 
 def test_prepare_hygiene_removes_the_injected_tablature_and_counts_it(standin_csvs, tmp_path):
-    paper = prepare.prepare(standin_csvs["tab"], PrepareOptions(hygiene=False), tmp_path)
-    cleaned = prepare.prepare(standin_csvs["tab"], PrepareOptions(hygiene=True), tmp_path)
-    clean = prepare.prepare(standin_csvs["clean"], PrepareOptions(hygiene=True), tmp_path)
+    paper = lyrics_csv.prepare(standin_csvs["tab"], PrepareOptions(hygiene=False), tmp_path)
+    cleaned = lyrics_csv.prepare(standin_csvs["tab"], PrepareOptions(hygiene=True), tmp_path)
+    clean = lyrics_csv.prepare(standin_csvs["clean"], PrepareOptions(hygiene=True), tmp_path)
     stats = json.loads((cleaned / "stats.json").read_text())
     assert stats["hygiene_removed"]["tablature"]["songs"] == 3 and stats["hygiene_removed"]["tablature"]["lines"] > 30
     assert json.loads((paper / "stats.json").read_text())["hygiene_removed"] == "off"

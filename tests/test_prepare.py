@@ -10,7 +10,7 @@ from conftest import TINY, run_module
 from lyricgen import UserError
 from lyricgen.corpus import load_split
 from lyricgen.fit import train
-from lyricgen.prepare import EXPECTED_COLUMNS, PrepareOptions, prepare
+from lyricgen.lyrics_csv import EXPECTED_COLUMNS, PrepareOptions, prepare
 
 ROCK_EN = 40  # kept songs: with val_fraction 0.05 every 20th is held out
 

@@ -1,0 +1,310 @@
+"""Lyrics CSV -> clean, deduplicated train/validation/test text files with counts: the paper's data step,
+at full scale (`python -m lyricgen.prepare` is its command).
+
+Streams the Kaggle *Multi-Lingual Lyrics for Genre Classification* train.csv in chunks (bounded memory),
+keeps the configured genres and languages, cleans the lyrics, drops duplicate songs and holds out every
+k-th kept song of each genre for validation. The result is cached by input and options: training on the
+same CSV with the same options reuses it.
+"""
+
+import hashlib
+import json
+import shutil
+import tempfile
+import time
+import unicodedata
+import warnings
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from lyricgen import UserError, hygiene
+from lyricgen.atomic import publish_dir
+from lyricgen.dedup import SongIndex
+
+EXPECTED_COLUMNS = ["Artist", "Song", "Genre", "Language", "Lyrics"]
+REQUIRED_COLUMNS = ["Genre", "Language", "Lyrics"]
+CHUNK_ROWS = 10_000  # rows parsed at a time: memory stays bounded whatever the file's size
+PREPARED_VERSION = 4  # bump when cleaning changes, so old caches are not reused
+
+# Typographic characters that have a plain-ASCII spelling (NFKD alone would drop them).
+_TYPOGRAPHY = str.maketrans(
+    {
+        **dict.fromkeys("\u2018\u2019\u201a\u2032", "'"),  # curly single quotes, prime
+        **dict.fromkeys("\u201c\u201d\u201e\u2033", '"'),  # curly double quotes, double prime
+        **dict.fromkeys("\u2013\u2014", "-"),  # en and em dashes
+        **dict.fromkeys("\u2028\u2029", "\n"),  # line and paragraph separators
+        "\u00a0": " ",  # no-break space
+        "\u2026": "...",  # ellipsis
+    }
+)
+
+
+@dataclass(frozen=True)
+class PrepareOptions:
+    genres: tuple[str, ...] = ("Rock",)  # kept genres, spelled as in the dataset
+    languages: tuple[str, ...] = ("en",)  # kept languages, spelled as in the dataset
+    ascii: str = "strip"  # strip (the paper's) | transliterate | keep
+    separator: str = "\n\n"  # written between songs
+    val_fraction: float = 0.05  # every round(1/val_fraction)-th kept song is held out
+    test_fraction: float = 0.0  # and every round(1/test_fraction)-th, half a period on, for a test split
+    hygiene: bool = True  # drop tablature and chord-chart lines (lyricgen.hygiene); the paper's step: False
+    dedup: bool = True  # keep one copy of exact and near-duplicate songs (lyricgen.dedup); the paper's step: False
+
+
+def held_out(index: int, val_fraction: float) -> bool:
+    """Whether the `index`-th song (or document) of a corpus is held out for validation: every
+    round(1/val_fraction)-th, so the split is spread through the corpus and the same for every seed."""
+    every = round(1 / val_fraction)
+    return index % every == every - 1
+
+
+SPLITS = ("train", "val", "test")
+
+
+def split_of(index: int, val_fraction: float, test_fraction: float) -> str:
+    """Which split the `index`-th song (or document) of a corpus goes to: validation as held_out says;
+    with a test fraction, every round(1/test_fraction)-th of the others, half a period after the
+    validation songs so the two rarely meet (where they do, the song stays in validation)."""
+    if held_out(index, val_fraction):
+        return "val"
+    every = round(1 / test_fraction) if test_fraction else 0
+    return "test" if every and index % every == every // 2 else "train"
+
+
+def transliterate(text: str) -> str:
+    """Curly quotes to straight, é to e, … to ...; whatever has no ASCII spelling is dropped."""
+    decomposed = unicodedata.normalize("NFKD", text.translate(_TYPOGRAPHY))
+    return decomposed.encode("ascii", "ignore").decode("ascii")
+
+
+def clean_lyrics(lyrics: pd.Series, ascii_mode: str) -> pd.Series:
+    text = lyrics.str.replace("\r\n", "\n", regex=False).str.replace("\r", "\n", regex=False)
+    if ascii_mode == "strip":
+        text = text.map(lambda song: song.encode("ascii", "ignore").decode("ascii"))
+    elif ascii_mode == "transliterate":
+        text = text.map(transliterate)
+    return text.str.strip()
+
+
+def file_digest(path: Path) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    with path.open("rb") as file:
+        while block := file.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def cache_dir(csv: Path, options: PrepareOptions, prepared_root: Path) -> Path:
+    """Where the prepared files of this input and these options live. The input is identified by its
+    path, size and modification time (hashing hundreds of MB at every training start would be slow); the
+    content hash is recorded in the stats."""
+    stat = csv.stat()
+    key = json.dumps([PREPARED_VERSION, str(csv.resolve()), stat.st_size, stat.st_mtime_ns, asdict(options)])
+    return prepared_root / f"{csv.stem}-{hashlib.blake2b(key.encode(), digest_size=6).hexdigest()}"
+
+
+def check_columns(csv: Path) -> None:
+    try:
+        header = pd.read_csv(csv, nrows=0)
+    except UnicodeDecodeError:
+        raise UserError(f"{csv} is not a UTF-8 CSV file (give data.csv the Kaggle train.csv)") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise UserError(f"{csv} is not a readable CSV file ({str(err).strip()})") from None
+    found = [str(column) for column in header.columns]
+    missing = [column for column in REQUIRED_COLUMNS if column not in found]
+    if missing:
+        raise UserError(
+            f"{csv} lacks columns {missing}: found {found}, expected {EXPECTED_COLUMNS} "
+            "(the Kaggle train.csv; its test.csv has no Language column)"
+        )
+
+
+def read_chunks(csv: Path, malformed: Counter) -> Iterator[pd.DataFrame]:
+    """The CSV in chunks of rows; rows with too many fields are skipped and counted in malformed["rows"]."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", pd.errors.ParserWarning)
+        try:
+            reader = pd.read_csv(csv, chunksize=CHUNK_ROWS, dtype=str, on_bad_lines="warn")
+            for chunk in reader:
+                malformed["rows"] += sum(str(w.message).count("Skipping line") for w in caught)
+                caught.clear()
+                yield chunk
+        except UnicodeDecodeError:
+            raise UserError(f"{csv} is not a UTF-8 CSV file (give data.csv the Kaggle train.csv)") from None
+        except pd.errors.ParserError as err:
+            raise UserError(f"{csv} could not be parsed as CSV: {str(err).strip()}") from None
+
+
+class SongWriter:
+    """Appends songs to an open text file with the separator between them, and each song's genre, language
+    and length to <split>.songs.tsv beside it (a song's length counts the separator before it: the labels
+    of a genre-conditioned model give the separator to the song it opens)."""
+
+    def __init__(self, path: Path, separator: str):
+        self.file = path.open("w", encoding="utf-8", newline="\n")
+        self.index = path.with_suffix(".songs.tsv").open("w", encoding="utf-8", newline="\n")
+        self.separator, self.songs = separator, 0
+
+    def write(self, songs: list[str], genres: list[str], languages: list[str]) -> None:
+        if not songs:
+            return
+        if self.songs:
+            self.file.write(self.separator)
+        self.file.write(self.separator.join(songs))
+        lengths = [len(song) + (len(self.separator) if self.songs or i else 0) for i, song in enumerate(songs)]
+        rows = zip(genres, languages, lengths, strict=True)
+        self.index.writelines(f"{genre}\t{language}\t{length}\n" for genre, language, length in rows)
+        self.songs += len(songs)
+
+    def close(self) -> None:
+        self.file.close()
+        self.index.close()
+
+
+def most_common(values: Counter) -> str:
+    """The 20 most common values, quoted and escaped: a value with a line break keeps the error on one line."""
+    return ", ".join(repr(name) for name, _ in values.most_common(20))
+
+
+def no_songs_error(csv: Path, options: PrepareOptions, stats: dict, genres: Counter, languages: Counter) -> UserError:
+    dropped = stats["rows_dropped"]
+    if stats["rows_read"] == dropped["genre"]:
+        present = most_common(genres)
+        return UserError(f"no rows of {csv} have a genre in {list(options.genres)}; genres present: {present}")
+    if stats["rows_read"] == dropped["genre"] + dropped["language"]:
+        present = most_common(languages)
+        return UserError(
+            f"no rows of {csv} with genres {list(options.genres)} have a language in {list(options.languages)}; "
+            f"their languages: {present}"
+        )
+    return UserError(f"no songs left in {csv}: every kept row has empty lyrics after cleaning ({stats})")
+
+
+def placed(
+    songs: list[str],
+    genres: list[str],
+    languages: list[str],
+    index: SongIndex,
+    songs_of_genre: Counter,
+    options: PrepareOptions,
+    found: Counter,
+) -> tuple[list[str], list[str], list[str], list[str]]:
+    """The songs to write with their genres, languages and splits. A song new to the corpus takes the next
+    place of its genre's split pattern (so every genre gets held-out songs); a duplicate of an earlier song
+    is dropped (options.dedup) or kept in its original's split, so that no song is ever on both sides.
+    `found` counts the duplicates by kind."""
+    kept: tuple[list, list, list, list] = ([], [], [], [])
+    for song, genre, language, fingerprint in zip(songs, genres, languages, index.fingerprints(songs), strict=True):
+        original, kind = index.match(fingerprint)
+        if original is None:
+            split = split_of(songs_of_genre[genre], options.val_fraction, options.test_fraction)
+            songs_of_genre[genre] += 1
+            index.add(fingerprint, split)
+        else:
+            found[kind] += 1
+            if options.dedup:
+                continue
+            split = index.splits[original]
+        for column, value in zip(kept, (song, genre, language, split), strict=True):
+            column.append(value)
+    return kept
+
+
+def write_prepared(csv: Path, options: PrepareOptions, out: Path) -> dict:
+    """Stream `csv` into out/train.txt, val.txt and test.txt and return the counts."""
+    started = time.perf_counter()
+    stats = {"rows_read": 0, "rows_kept": 0, "rows_dropped": {"genre": 0, "language": 0, "empty_lyrics": 0}}
+    stats |= {"malformed_rows_skipped": 0, "chars_before_cleaning": 0, "chars_after_cleaning": 0}
+    malformed, genres_seen, languages_seen_in_genres, distinct = Counter(), Counter(), Counter(), set()
+    songs_of_genre = Counter()  # the split counts songs within each genre: every genre gets held-out songs
+    removed = hygiene.Removed()
+    index, found = SongIndex(), Counter()
+    writers = {split: SongWriter(out / f"{split}.txt", options.separator) for split in SPLITS}
+    try:
+        for chunk in read_chunks(csv, malformed):
+            stats["rows_read"] += len(chunk)
+            genres_seen.update(chunk["Genre"].dropna())
+            in_genre = chunk[chunk["Genre"].isin(options.genres)]
+            languages_seen_in_genres.update(in_genre["Language"].dropna())
+            kept = in_genre[in_genre["Language"].isin(options.languages)]
+            with_lyrics = kept.dropna(subset=["Lyrics"])
+            songs = clean_lyrics(with_lyrics["Lyrics"], options.ascii).tolist()
+            if options.hygiene:
+                songs, removed_here = hygiene.clean_each(songs)
+                removed.add(removed_here)
+            kept_rows = [i for i, song in enumerate(songs) if song.strip()]
+            genres = [with_lyrics["Genre"].iloc[i] for i in kept_rows]
+            languages = [with_lyrics["Language"].iloc[i] for i in kept_rows]
+            songs = [song for song in songs if song.strip()]
+            stats["rows_dropped"]["genre"] += len(chunk) - len(in_genre)
+            stats["rows_dropped"]["language"] += len(in_genre) - len(kept)
+            stats["rows_dropped"]["empty_lyrics"] += len(kept) - len(songs)
+            stats["chars_before_cleaning"] += int(with_lyrics["Lyrics"].str.len().sum())
+            stats["chars_after_cleaning"] += sum(map(len, songs))
+            songs, genres, languages, splits = placed(songs, genres, languages, index, songs_of_genre, options, found)
+            distinct.update(*map(set, songs))
+            for split, writer in writers.items():
+                chosen = [i for i, its in enumerate(splits) if its == split]
+                writer.write([songs[i] for i in chosen], [genres[i] for i in chosen], [languages[i] for i in chosen])
+            stats["rows_kept"] += len(songs)
+    finally:
+        for writer in writers.values():
+            writer.close()
+    stats["malformed_rows_skipped"] = malformed["rows"]
+    stats["hygiene_removed"] = removed.as_dict() if options.hygiene else "off"
+    stats["duplicates"] = {"exact": found["exact"], "near": found["near"], "removed": options.dedup}
+    if not stats["rows_kept"]:
+        raise no_songs_error(csv, options, stats, genres_seen, languages_seen_in_genres)
+    seconds = time.perf_counter() - started
+    return stats | {
+        "songs": stats["rows_kept"],
+        **{f"{split}_songs": writer.songs for split, writer in writers.items()},
+        "distinct_chars": len(distinct),
+        "input": str(csv),
+        "input_blake2b": file_digest(csv),
+        "options": asdict(options),
+        "seconds": round(seconds, 3),
+        "mb_per_s": round(csv.stat().st_size / 1e6 / seconds, 1),
+    }
+
+
+def prepare(csv: str | Path, options: PrepareOptions, prepared_root: str | Path = "outputs/prepared") -> Path:
+    """The directory holding train.txt, val.txt, test.txt and stats.json for this CSV and options, made if needed.
+
+    Written into a temporary directory and renamed into place: an interrupted run never leaves a
+    half-written cache that a later run would trust.
+    """
+    csv = Path(csv).expanduser()
+    if not csv.is_file():
+        raise UserError(f"lyrics CSV not found: {csv} (set data.csv to the Kaggle train.csv)")
+    target = cache_dir(csv, options, Path(prepared_root))
+    if (target / "stats.json").is_file():
+        return target
+    check_columns(csv)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        stats = write_prepared(csv, options, work)
+        (work / "stats.json").write_text(json.dumps(stats, indent=2) + "\n")
+        publish_dir(work, target, done="stats.json")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return target
+
+
+def options_from_config(data: Mapping, val_fraction: float, hygiene: bool, test_fraction: float) -> PrepareOptions:
+    """PrepareOptions from the data config (data=lyrics_csv)."""
+    return PrepareOptions(
+        genres=tuple(data["genres"]),
+        languages=tuple(data["languages"]),
+        ascii=data["ascii"],
+        separator=data["separator"],
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        hygiene=hygiene,
+        dedup=data["dedup"],
+    )
