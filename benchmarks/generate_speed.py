@@ -6,7 +6,7 @@ Run: `make bench` or `python benchmarks/generate_speed.py`. Weights are random: 
 import torch
 from common import median_rate, write_result
 
-from lyricgen.model import CharRNN
+from lyricgen.nn.charrnn import CharRNN
 
 VOCAB = 90  # about the built-in corpus's vocabulary
 MODELS = {

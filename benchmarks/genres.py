@@ -22,9 +22,11 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from lyricgen import charset, idcache
-from lyricgen.model import load_checkpoint, sample_text
-from lyricgen.scoring import label_scores, mean_loss
+from lyricgen import charset
+from lyricgen.data import idcache
+from lyricgen.nn.charrnn import sample_text
+from lyricgen.nn.checkpoints import load_checkpoint
+from lyricgen.training.scoring import label_scores, mean_loss
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"

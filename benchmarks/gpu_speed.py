@@ -13,7 +13,7 @@ from common import RESULTS, write_result
 from references import raw_steps
 from train_speed import MODELS, VOCAB, lyricgen_rate
 
-from lyricgen.model import CharRNN
+from lyricgen.nn.charrnn import CharRNN
 
 BATCHES = {"batch 1 x 200 (the paper's)": (1, 200), "batch 64 x 200": (64, 200), "batch 1024 x 200": (1024, 200)}
 ROUNDS = 3

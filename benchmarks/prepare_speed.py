@@ -83,7 +83,7 @@ def write_csv(path: Path, megabytes: int) -> int:
 PREPARE = """
 import json, re, sys
 from pathlib import Path
-from lyricgen.lyrics_csv import PrepareOptions, prepare
+from lyricgen.data.lyrics_csv import PrepareOptions, prepare
 prepared = prepare(sys.argv[1], PrepareOptions(dedup=sys.argv[3] == "dedup"), sys.argv[2])
 stats = json.loads((prepared / "stats.json").read_text())
 peak = int(re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text())[1]) / 1024

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lyricgen.model import CELL_CLASSES, CharRNN, sequence_loss
+from lyricgen.nn.charrnn import CELL_CLASSES, CharRNN, sequence_loss
 
 CHUNK = 200
 
@@ -64,7 +64,9 @@ def raw_steps(
 ) -> tuple[int, float]:
     """(characters trained, seconds) for `steps` iterations of a plain PyTorch loop, on the model's device;
     bf16: under bf16 autocast, as lyricgen's trainer=gpu."""
-    from lyricgen.data import RandomWindows  # here: it loads Lightning, which the transformer's race must not wait for
+    from lyricgen.data.windows import (
+        RandomWindows,  # here: it loads Lightning, which the transformer's race must not wait for
+    )
 
     device = next(model.parameters()).device
     windows = RandomWindows(ids, batch, seq_len, seed=0)

@@ -20,11 +20,11 @@ import torch
 from common import RESULTS, write_result
 from references import SkeletonRNN, raw_steps, skeleton_steps
 
-from lyricgen.callbacks import FinishAtLastStep, StepMetrics
-from lyricgen.data import RandomWindows
-from lyricgen.fit import tune_process
-from lyricgen.model import CharRNN
-from lyricgen.module import LyricLM
+from lyricgen.data.windows import RandomWindows
+from lyricgen.nn.charrnn import CharRNN
+from lyricgen.training.callbacks import FinishAtLastStep, StepMetrics
+from lyricgen.training.fit import tune_process
+from lyricgen.training.module import LyricLM
 
 VOCAB = 90
 MODELS = {

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from lyricgen import charset, one_line_errors
 from lyricgen.config import load_run_config
-from lyricgen.data import LyricsDataModule, RandomWindows
+from lyricgen.data.windows import LyricsDataModule, RandomWindows
 
 
 def windows_at(run_dir: str | Path, steps: list[int]) -> dict[int, list[str]]:

@@ -2,7 +2,7 @@
 
 Loss and bits per character of a checkpoint on the validation or test split of the corpus its run trained
 on, of another corpus (data=... on the command line), or of any text file (text=...). Prints one line and
-writes the numbers as JSON. The command line is checked before torch is imported (lyricgen.scoring does
+writes the numbers as JSON. The command line is checked before torch is imported (lyricgen.training.scoring does
 the work).
 """
 
@@ -30,7 +30,7 @@ def output_path(cfg: DictConfig, result: dict) -> Path:
 @one_line_errors
 def run(cfg: DictConfig) -> None:
     """The Hydra task: score, write the JSON, print one line."""
-    from lyricgen.scoring import evaluate
+    from lyricgen.training.scoring import evaluate
 
     result = evaluate(cfg, list(HydraConfig.get().overrides.task))
     out = output_path(cfg, result)

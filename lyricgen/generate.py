@@ -2,13 +2,12 @@
 
 Needs only the checkpoint: the vocabulary and hyperparameters travel inside it. Like the sample a run
 prints when it ends, the text comes from the network mixed with the run's n-gram memory of its training
-text (lyricgen.ngram) while the run's directory and text are at hand; with_memory=false samples from the
+text (lyricgen.nn.ngram) while the run's directory and text are at hand; with_memory=false samples from the
 network alone.
 """
 
 import sys
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
-from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
@@ -16,7 +15,8 @@ from omegaconf.errors import OmegaConfBaseException
 
 from lyricgen import UserError, charset, one_line_errors
 from lyricgen.config import as_typed
-from lyricgen.model import default_prime, load_checkpoint
+from lyricgen.nn.charrnn import default_prime, label_index
+from lyricgen.nn.checkpoints import find_checkpoint, load_checkpoint, pick_device
 
 
 def option(default: object, meaning: str) -> object:
@@ -59,22 +59,6 @@ def options(schema: type = GenerateConfig, prefix: str = "") -> list[tuple[str, 
     return table
 
 
-def find_checkpoint(ckpt: str, outputs_dir: str | Path = "outputs") -> Path:
-    """Resolve a .ckpt file, a run directory (its best checkpoint, else its last) or "latest"."""
-    if ckpt == "latest":
-        runs = [path.parent.parent for path in Path(outputs_dir).glob("**/checkpoints/*.ckpt")]
-        if not runs:
-            raise UserError(f"no checkpoints under {outputs_dir}/: train a model first, or pass ckpt=<file>")
-        return find_checkpoint(str(max(runs, key=lambda run: (run / "checkpoints").stat().st_mtime)))
-    path = Path(ckpt).expanduser()
-    if path.is_dir():
-        candidates = [path / "checkpoints" / name for name in ("best.ckpt", "last.ckpt")]
-        path = next((candidate for candidate in candidates if candidate.is_file()), path / "checkpoints/last.ckpt")
-    if not path.is_file():
-        raise UserError(f"checkpoint not found: {path} (pass ckpt=<.ckpt file | run dir | latest>)")
-    return path
-
-
 def clean_prime(prime: str, vocab: str, unknown: str) -> str:
     missing = sorted(set(prime) - set(vocab))
     if not missing:
@@ -85,22 +69,6 @@ def clean_prime(prime: str, vocab: str, unknown: str) -> str:
         )
     print(f"warning: dropping prime characters outside the vocabulary: {missing!r}", file=sys.stderr)
     return "".join(char for char in prime if char in vocab)
-
-
-def pick_device(device: str) -> str:
-    """cpu, cuda, or for "auto" cuda when there is one."""
-    return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-
-
-def label_index(labels: list[str], genre: str | None) -> int | None:
-    """The index of the label asked for; a conditioned model needs one, another takes none."""
-    if genre is None and labels:
-        raise UserError(f"this model writes in a genre: add genre=<one of {', '.join(labels)}>")
-    if genre is not None and not labels:
-        raise UserError(f"genre={genre}: this model was trained without labels (model.condition): drop genre")
-    if genre is not None and genre not in labels:
-        raise UserError(f"genre={genre} is not one of this model's: {', '.join(labels)}")
-    return None if genre is None else labels.index(genre)
 
 
 def generate(cfg: GenerateConfig) -> list[str]:
@@ -116,7 +84,7 @@ def generate(cfg: GenerateConfig) -> list[str]:
     model, vocab = load_checkpoint(path, device)
     memory = None
     if cfg.with_memory:  # imported here: reading a corpus pulls in pandas and hydra, which plain sampling does without
-        from lyricgen.splits import run_memory
+        from lyricgen.training.memory import run_memory
 
         memory = run_memory(path.parent.parent, vocab, bool(model.labels))
     label = label_index(model.labels, cfg.genre)

@@ -1,7 +1,7 @@
 """Prepare a lyrics CSV: `python -m lyricgen.prepare data=lyrics_csv data.csv=~/data/train.csv`.
 
 Cleans, deduplicates and splits the Kaggle train.csv (or any CSV of its schema) into the cached text a
-training run reads (lyricgen.lyrics_csv does the work), and prints where it went and its counts. The
+training run reads (lyricgen.data.lyrics_csv does the work), and prints where it went and its counts. The
 command line is checked before pandas is imported.
 """
 
@@ -20,7 +20,7 @@ def run(cfg: DictConfig) -> None:
     if cfg.data.source != "lyrics_csv":
         raise UserError("prepare works on a lyrics CSV: add data=lyrics_csv data.csv=/path/to/train.csv")
     validate(cfg)
-    from lyricgen.lyrics_csv import options_from_config, prepare  # pandas: once the command line has passed
+    from lyricgen.data.lyrics_csv import options_from_config, prepare  # pandas: once the command line has passed
 
     options = options_from_config(cfg.data, cfg.data.val_fraction, cfg.data.hygiene, cfg.data.test_fraction)
     out = prepare(cfg.data.csv, options, cfg.data.prepared_dir)

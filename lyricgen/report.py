@@ -19,7 +19,8 @@ import pandas as pd
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from lyricgen import UserError, hygiene, one_line_errors
+from lyricgen import UserError, one_line_errors
+from lyricgen.data import hygiene
 
 matplotlib.use("Agg")  # files only: no display needed
 import matplotlib.pyplot as plt
@@ -317,7 +318,7 @@ def write_report(root: Path) -> Path:
         f"that; unrecovered: the last never came back. Gradient spikes: episodes of gradient norms (before "
         f"clipping) above {GRAD_RATIO:g}x the median of the {HISTORY * BLOCK} steps before, gaps under "
         f"{GRAD_GAP} steps joined; on tablature: the batch at the episode's peak holds a line of tablature "
-        f"(lyricgen.hygiene).\n\n{images}\n\n## What set off the largest gradient spikes\n\n{spikes}\n"
+        f"(lyricgen.data.hygiene).\n\n{images}\n\n## What set off the largest gradient spikes\n\n{spikes}\n"
         f"## Samples\n\n{samples}"
     )
     return report

@@ -17,8 +17,9 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from lyricgen import UserError, one_line_errors, standin
+from lyricgen import UserError, one_line_errors
 from lyricgen.config import CONF_DIR
+from lyricgen.data import standin
 
 PROTOCOLS = CONF_DIR / "protocol"
 STATUS = "status.json"  # written when a run's process ends: its exit code and wall time

@@ -1,6 +1,6 @@
 """The command: `python -m lyricgen.train model=gru optim.lr=0.001`. It checks the composed config, then
 starts a new run, continues one (resume=, ckpt_path=, or a requeued job's own directory) and calls
-lyricgen.fit.train. It imports no Lightning, torch or data code before the config has passed its checks, so
+lyricgen.training.fit.train. It imports no Lightning, torch or data code before the config has passed its checks, so
 a mistake on the command line is reported in a fraction of a second rather than after seconds of imports."""
 
 import math
@@ -70,7 +70,7 @@ def run(cfg: DictConfig) -> float:
             print("note: trainer.strategy=ddp runs as ddp_spawn inside a -m sweep", file=sys.stderr)
             cfg.trainer.strategy = "ddp_spawn"
         cfg, out_dir, ckpt_path = chosen_run(cfg, hydra_cfg)
-        from lyricgen.fit import train  # Lightning, torch and the data code: only once the command is sound
+        from lyricgen.training.fit import train  # Lightning, torch and the data code: only once the command is sound
 
         return train(cfg, out_dir, ckpt_path)
     except Diverged as err:

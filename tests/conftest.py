@@ -61,7 +61,7 @@ def compose_config(tiny_overrides: list[str], tmp_path: Path) -> Callable[..., D
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run directory with checkpoints from a few seconds of training on the toy lyrics, made once."""
-    from lyricgen.fit import train
+    from lyricgen.training.fit import train
 
     root = tmp_path_factory.mktemp("trained")
     corpus_file = root / "toy.txt"

@@ -13,7 +13,7 @@ from references import BabyGPT, SkeletonRNN, nanogpt_lr, raw_steps, skeleton_ste
 from time_to_quality import best_by_minute, summary_bits, verdicts
 from train_speed import BATCHES, MODELS, TARGETS, VOCAB, targets
 
-from lyricgen.model import CharRNN
+from lyricgen.nn.charrnn import CharRNN
 
 TINY = {"cell": "gru", "num_layers": 2, "hidden_size": 8, "dropout": 0.2}
 

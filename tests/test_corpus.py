@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from lyricgen import UserError, charset, corpus
+from lyricgen import UserError, charset
+from lyricgen.data import corpus
 
 
 def test_builtin_corpus_is_songs_without_fortune_markup():

@@ -1,6 +1,6 @@
 import torch
 
-from lyricgen.data import RandomWindows, consecutive_windows
+from lyricgen.data.windows import RandomWindows, consecutive_windows
 
 
 def test_windows_are_inputs_and_next_character_targets():

@@ -210,8 +210,8 @@ def kaggle_schema_csv(path: Path) -> None:
     """A small CSV of the Kaggle train.csv's schema: the built-in songs as English Rock, Metal and Pop."""
     import pandas as pd
 
-    from lyricgen.corpus import builtin_songs_poems
-    from lyricgen.lyrics_csv import EXPECTED_COLUMNS
+    from lyricgen.data.corpus import builtin_songs_poems
+    from lyricgen.data.lyrics_csv import EXPECTED_COLUMNS
 
     songs = builtin_songs_poems()[:300]
     genres = ["Rock", "Metal", "Pop"]
@@ -231,7 +231,7 @@ def tiny_run(*args: str, cwd: Path) -> None:
 @pytest.fixture(scope="module")
 def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, subprocess.CompletedProcess]:
     """Every runnable command's result, each block in a workspace of its own, two blocks at a time."""
-    from lyricgen.corpus import builtin_songs_poems
+    from lyricgen.data.corpus import builtin_songs_poems
 
     base = tmp_path_factory.mktemp("docs")
     work = base / "work"

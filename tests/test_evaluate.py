@@ -9,9 +9,10 @@ from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from lyricgen import UserError
-from lyricgen.fit import train
-from lyricgen.scoring import evaluate
-from lyricgen.splits import run_memory, split_ids
+from lyricgen.data.splits import split_ids
+from lyricgen.training.fit import train
+from lyricgen.training.memory import run_memory
+from lyricgen.training.scoring import evaluate
 
 
 @pytest.fixture(scope="module")

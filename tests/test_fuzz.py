@@ -12,9 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
-from lyricgen import UserError, charset, corpus
+from lyricgen import UserError, charset
 from lyricgen.config import flatten, validate
-from lyricgen.lyrics_csv import EXPECTED_COLUMNS, PrepareOptions, prepare
+from lyricgen.data import corpus
+from lyricgen.data.lyrics_csv import EXPECTED_COLUMNS, PrepareOptions, prepare
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -7,9 +7,9 @@ import torch
 from conftest import run_module
 
 from lyricgen import UserError, charset
-from lyricgen.fit import train
-from lyricgen.generate import GenerateConfig, find_checkpoint, generate, parse_args
-from lyricgen.model import load_checkpoint
+from lyricgen.generate import GenerateConfig, generate, parse_args
+from lyricgen.nn.checkpoints import find_checkpoint, load_checkpoint
+from lyricgen.training.fit import train
 
 
 def sample(run, **options):

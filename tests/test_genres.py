@@ -6,12 +6,14 @@ import pytest
 from conftest import TINY
 from test_train import curve
 
-from lyricgen import UserError, idcache
-from lyricgen.fit import train
+from lyricgen import UserError
+from lyricgen.data import idcache
+from lyricgen.data.lyrics_csv import EXPECTED_COLUMNS, PrepareOptions, prepare
 from lyricgen.generate import GenerateConfig, generate
-from lyricgen.lyrics_csv import EXPECTED_COLUMNS, PrepareOptions, prepare
-from lyricgen.model import CharRNN, load_checkpoint
+from lyricgen.nn.charrnn import CharRNN
+from lyricgen.nn.checkpoints import load_checkpoint
 from lyricgen.report import write_report
+from lyricgen.training.fit import train
 
 SHOUTED = "OH YEAH ROCK AND ROLL ALL NIGHT\nWE WILL ROCK THE TOWN\n\n" * 40  # two styles a label must tell apart
 WHISPERED = "oh yeah rock and roll all night\nwe will rock the town\n\n" * 40

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 from conftest import run_module
 
-from lyricgen import hygiene, lyrics_csv, standin
-from lyricgen.lyrics_csv import PrepareOptions
+from lyricgen.data import hygiene, lyrics_csv, standin
+from lyricgen.data.lyrics_csv import PrepareOptions
 
 REAL_TAB = """Solo:
 e|-------------------------|-----------------|

@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from lyricgen import charset, corpus, idcache
-from lyricgen.data import RandomWindows
+from lyricgen import charset
+from lyricgen.data import corpus, idcache
+from lyricgen.data.windows import RandomWindows
 
 
 def encoded(path, tmp_path, **options):

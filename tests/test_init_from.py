@@ -5,8 +5,9 @@ import torch
 from test_train import curve
 
 from lyricgen import UserError
-from lyricgen.fit import train
-from lyricgen.model import CharRNN, vocabulary_axes, warm_start
+from lyricgen.nn.charrnn import CharRNN
+from lyricgen.nn.checkpoints import vocabulary_axes, warm_start
+from lyricgen.training.fit import train
 
 
 @pytest.mark.parametrize("input_mode", ["onehot", "embedding"])

@@ -5,8 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lyricgen import kernels
-from lyricgen.model import CharRNN
+from lyricgen.nn import kernels
+from lyricgen.nn.charrnn import CharRNN
 
 CELLS = {
     "rnn tanh": lambda *shape: nn.RNN(*shape),

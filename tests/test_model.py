@@ -6,8 +6,8 @@ import torch.nn.functional as F
 from conftest import CONF_DIR
 from omegaconf import OmegaConf
 
-from lyricgen.model import CharRNN, sample_next, sequence_loss
-from lyricgen.module import LyricLM
+from lyricgen.nn.charrnn import CharRNN, sample_next, sequence_loss
+from lyricgen.training.module import LyricLM
 
 VOCAB = 30
 
@@ -120,7 +120,7 @@ def test_python_defaults_agree_with_the_yaml():
     assert module_defaults == {"guard_ratio": guard["ratio"], "guard_steps": guard["steps"]}
 
 
-@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])  # rnn and gru train through lyricgen.kernels on a CPU
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])  # rnn and gru train through lyricgen.nn.kernels on a CPU
 @pytest.mark.parametrize("input_mode", ["onehot", "embedding"])
 def test_input_dropout_masks_inputs_while_training_only(cell, input_mode):
     torch.manual_seed(0)

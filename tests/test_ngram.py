@@ -7,8 +7,8 @@ from collections import Counter, defaultdict
 import pytest
 import torch
 
-from lyricgen.model import CharRNN, sample_text
-from lyricgen.ngram import Mixture, NGramMemory, memory_mixture
+from lyricgen.nn.charrnn import CharRNN, sample_text
+from lyricgen.nn.ngram import Mixture, NGramMemory, memory_mixture
 
 
 def counted_probability(text: list[int], vocab_size: int, order: int, context: list[int], char: int) -> float:

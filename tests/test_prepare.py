@@ -8,9 +8,9 @@ import pytest
 from conftest import TINY, run_module
 
 from lyricgen import UserError
-from lyricgen.corpus import load_split
-from lyricgen.fit import train
-from lyricgen.lyrics_csv import EXPECTED_COLUMNS, PrepareOptions, prepare
+from lyricgen.data.corpus import load_split
+from lyricgen.data.lyrics_csv import EXPECTED_COLUMNS, PrepareOptions, prepare
+from lyricgen.training.fit import train
 
 ROCK_EN = 40  # kept songs: with val_fraction 0.05 every 20th is held out
 
@@ -245,7 +245,7 @@ def test_kept_duplicates_stay_on_their_originals_side(csv_with_copies, tmp_path)
 def test_different_songs_are_not_duplicates():
     import random
 
-    from lyricgen.dedup import SongIndex
+    from lyricgen.data.dedup import SongIndex
 
     rng, index = random.Random(1), SongIndex()
     songs = [song_of_words(rng) for _ in range(300)] + ["", "la la", "la la la la la la la la la"]

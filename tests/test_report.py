@@ -12,8 +12,8 @@ from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from lyricgen import Diverged
-from lyricgen.fit import train
 from lyricgen.report import grad_episodes, group_of, has_diverged, loss_episodes, write_report
+from lyricgen.training.fit import train
 
 EXPERIMENTS = sorted(path.stem for path in (CONF_DIR / "experiment").glob("*.yaml"))
 

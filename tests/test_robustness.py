@@ -19,10 +19,10 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torch.utils.data import DataLoader
 
 from lyricgen import Diverged, UserError
-from lyricgen.data import RandomWindows
-from lyricgen.fit import train
-from lyricgen.model import read_checkpoint
-from lyricgen.module import LyricLM
+from lyricgen.data.windows import RandomWindows
+from lyricgen.nn.checkpoints import read_checkpoint
+from lyricgen.training.fit import train
+from lyricgen.training.module import LyricLM
 
 # A 4-layer ReLU RNN at lr 1.5 without clipping: finite after one step, non-finite gradients at the second.
 DIVERGING = ["model=rnn", "model.nonlinearity=relu", "model.num_layers=4", "trainer.gradient_clip_val=null"]
@@ -143,7 +143,7 @@ def test_a_malicious_checkpoint_is_refused(trained_run, tmp_path):
 
 
 def test_a_failed_checkpoint_save_leaves_the_previous_one_intact(tmp_path):
-    from lyricgen.fit import AtomicCheckpointIO
+    from lyricgen.training.fit import AtomicCheckpointIO
 
     path = tmp_path / "checkpoints" / "last.ckpt"
     io = AtomicCheckpointIO()

@@ -6,8 +6,8 @@ import yaml
 from conftest import CONF_DIR, run_module
 from hydra import compose, initialize_config_dir
 
-from lyricgen.data import RandomWindows
-from lyricgen.model import read_checkpoint
+from lyricgen.data.windows import RandomWindows
+from lyricgen.nn.checkpoints import read_checkpoint
 
 
 def test_ranks_sample_disjoint_shards_deterministically():

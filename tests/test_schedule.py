@@ -6,8 +6,8 @@ import torch
 from test_train import curve
 
 from lyricgen import UserError
-from lyricgen.fit import train
-from lyricgen.module import LyricLM, lr_factor
+from lyricgen.training.fit import train
+from lyricgen.training.module import LyricLM, lr_factor
 
 
 def test_warmup_rises_linearly_then_each_schedule_takes_over():

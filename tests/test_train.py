@@ -7,8 +7,9 @@ import torch
 from conftest import error_line, run_module, run_modules
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from lyricgen.fit import train
-from lyricgen.model import load_checkpoint, sample_text
+from lyricgen.nn.charrnn import sample_text
+from lyricgen.nn.checkpoints import load_checkpoint
+from lyricgen.training.fit import train
 
 
 def test_loss_falls_on_a_learnable_text(compose_config, tmp_path):

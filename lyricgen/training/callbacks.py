@@ -13,7 +13,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from lyricgen import Diverged, Interrupted, UserError, charset
-from lyricgen.model import sample_text
+from lyricgen.nn.charrnn import sample_text
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 

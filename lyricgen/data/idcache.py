@@ -20,9 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lyricgen import UserError, charset, corpus
+from lyricgen import UserError, charset
 from lyricgen.atomic import publish_dir
-from lyricgen.lyrics_csv import SPLITS
+from lyricgen.data import corpus
+from lyricgen.data.lyrics_csv import SPLITS
 
 CACHE_VERSION = 2  # bump when encoding or splitting changes, so old caches are not reused
 META = "meta.json"

@@ -1,15 +1,11 @@
-"""The ids of a configured corpus's splits outside training (evaluation, generation), and the n-gram memory a
-run's training mixed in, rebuilt from its training split."""
-
-import sys
-from pathlib import Path
+"""The ids of a configured corpus's splits outside training (evaluation, generation, a run's n-gram memory
+rebuilt from its training split)."""
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from lyricgen import UserError, idcache
-from lyricgen.config import RUN_CONFIG, load_run_config
-from lyricgen.ngram import Mixture, memory_mixture
+from lyricgen import UserError
+from lyricgen.data import idcache
 
 WINDOW_KEYS = ("batch_size", "seq_len", "val_chars", "train_chars")  # data keys of batching, not of the text
 
@@ -41,21 +37,3 @@ def in_vocabulary(ids: torch.Tensor, vocab: str, model_vocab: str, drop_unknown:
     if unknown and not drop_unknown:
         raise UserError(f"the text has characters the model's vocabulary lacks: {''.join(unknown)!r}")
     return mapped[mapped >= 0]
-
-
-def run_memory(run_dir: Path, model_vocab: str, labelled: bool) -> Mixture | None:
-    """The n-gram memory a run's training mixed in: its memory settings, counted on its own corpus's
-    training characters. None for a run without one, a checkpoint outside its run directory, or a run
-    whose corpus is gone."""
-    if not (run_dir / RUN_CONFIG).is_file():
-        return None
-    run = load_run_config(run_dir)
-    if not run.memory.order:
-        return None
-    counted = min(run.memory.max_chars, run.data.train_chars or run.memory.max_chars)  # as training counted
-    try:
-        ids, vocab, _, _ = split_ids(run.data, "train", labelled, limit=counted)  # a big corpus: its prefix only
-    except UserError as err:  # the memory is an extra: the network works alone
-        print(f"note: no n-gram memory, its training text is not at hand: {err}", file=sys.stderr)
-        return None
-    return memory_mixture(in_vocabulary(ids, vocab, model_vocab), len(model_vocab), **run.memory)

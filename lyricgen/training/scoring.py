@@ -8,13 +8,15 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from lyricgen import UserError, charset, corpus
+from lyricgen import UserError, charset
 from lyricgen.config import CONF_DIR, RUN_CONFIG, load_run_config, validate
-from lyricgen.data import VAL_BATCH_SIZE, consecutive_windows
-from lyricgen.generate import find_checkpoint, label_index, pick_device
-from lyricgen.model import CharRNN, load_checkpoint, sequence_loss
-from lyricgen.ngram import Mixture
-from lyricgen.splits import in_vocabulary, run_memory, split_ids
+from lyricgen.data import corpus
+from lyricgen.data.splits import in_vocabulary, split_ids
+from lyricgen.data.windows import VAL_BATCH_SIZE, consecutive_windows
+from lyricgen.nn.charrnn import CharRNN, label_index, sequence_loss
+from lyricgen.nn.checkpoints import find_checkpoint, load_checkpoint, pick_device
+from lyricgen.nn.ngram import Mixture
+from lyricgen.training.memory import run_memory
 
 # conf/evaluate.yaml's own keys; the rest of the composed config is a run's
 EVALUATE_KEYS = tuple(key for key in OmegaConf.load(CONF_DIR / "evaluate.yaml") if key not in ("defaults", "hydra"))

@@ -21,7 +21,12 @@ from torch.utils.tensorboard.summary import hparams
 
 from lyricgen import UserError
 from lyricgen.atomic import write_atomically
-from lyricgen.callbacks import (
+from lyricgen.config import RUN_CONFIG, flatten, validate
+from lyricgen.data.windows import LyricsDataModule
+from lyricgen.nn.charrnn import sample_text
+from lyricgen.nn.checkpoints import find_checkpoint, read_checkpoint, warm_start
+from lyricgen.nn.ngram import memory_mixture
+from lyricgen.training.callbacks import (
     CheckpointOnSignal,
     FinishAtLastStep,
     RNGState,
@@ -31,12 +36,7 @@ from lyricgen.callbacks import (
     sample_tags,
     tensorboard,
 )
-from lyricgen.config import RUN_CONFIG, flatten, validate
-from lyricgen.data import LyricsDataModule
-from lyricgen.generate import find_checkpoint
-from lyricgen.model import read_checkpoint, sample_text, warm_start
-from lyricgen.module import LyricLM
-from lyricgen.ngram import memory_mixture
+from lyricgen.training.module import LyricLM
 
 # Batches are sampled in-process in microseconds: DataLoader workers would only add overhead.
 warnings.filterwarnings("ignore", message=".*does not have many workers.*")

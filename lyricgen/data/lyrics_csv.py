@@ -21,9 +21,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from lyricgen import UserError, hygiene
+from lyricgen import UserError
 from lyricgen.atomic import publish_dir
-from lyricgen.dedup import SongIndex
+from lyricgen.data import hygiene
+from lyricgen.data.dedup import SongIndex
 
 EXPECTED_COLUMNS = ["Artist", "Song", "Genre", "Language", "Lyrics"]
 REQUIRED_COLUMNS = ["Genre", "Language", "Lyrics"]
@@ -51,8 +52,8 @@ class PrepareOptions:
     separator: str = "\n\n"  # written between songs
     val_fraction: float = 0.05  # every round(1/val_fraction)-th kept song is held out
     test_fraction: float = 0.0  # and every round(1/test_fraction)-th, half a period on, for a test split
-    hygiene: bool = True  # drop tablature and chord-chart lines (lyricgen.hygiene); the paper's step: False
-    dedup: bool = True  # keep one copy of exact and near-duplicate songs (lyricgen.dedup); the paper's step: False
+    hygiene: bool = True  # drop tablature and chord-chart lines (lyricgen.data.hygiene); the paper's step: False
+    dedup: bool = True  # keep one copy of exact and near-duplicate songs (lyricgen.data.dedup); the paper's step: False
 
 
 def held_out(index: int, val_fraction: float) -> bool:

@@ -10,8 +10,9 @@ from importlib import resources
 from pathlib import Path
 from typing import NamedTuple
 
-from lyricgen import UserError, lyrics_csv
-from lyricgen import hygiene as lyrics_hygiene
+from lyricgen import UserError
+from lyricgen.data import hygiene as lyrics_hygiene
+from lyricgen.data import lyrics_csv
 
 SONG_SEPARATOR = "\n\n"  # between documents, so the model learns where a song ends
 
@@ -61,7 +62,7 @@ def load_split(
     source: str, val_fraction: float, hygiene: bool = True, test_fraction: float = 0.0, **options: object
 ) -> Split:
     """The training, validation and test text of the configured corpus: data.source and its options.
-    With `hygiene`, tablature and chord-chart lines are dropped first (lyricgen.hygiene)."""
+    With `hygiene`, tablature and chord-chart lines are dropped first (lyricgen.data.hygiene)."""
     if source == "songs_poems":
         return split_documents(cleaned(builtin_songs_poems(), hygiene), val_fraction, test_fraction)
     if source == "text" and options.get("files"):

@@ -1,5 +1,5 @@
 """LyricLM, the LightningModule: the objective, the optimiser and the divergence guard around a CharRNN.
-Logging, samples and checkpoint extras are callbacks (lyricgen.callbacks)."""
+Logging, samples and checkpoint extras are callbacks (lyricgen.training.callbacks)."""
 
 import math
 from functools import partial
@@ -10,13 +10,13 @@ import torch.nn.functional as F
 
 from lyricgen import Diverged
 from lyricgen.config import SCHEDULES
-from lyricgen.model import CharRNN, sequence_loss
-from lyricgen.ngram import Mixture
+from lyricgen.nn.charrnn import CharRNN, sequence_loss
+from lyricgen.nn.ngram import Mixture
 
 
 class LyricLM(L.LightningModule):
     """Trains a CharRNN with cross-entropy and Adam. Its hyperparameters (vocabulary included) are plain
-    values, so a checkpoint alone is enough to generate text (lyricgen.model.load_checkpoint).
+    values, so a checkpoint alone is enough to generate text (lyricgen.nn.load_checkpoint).
 
     The guard stops training when the loss or the gradient norm is not finite, or when the training loss,
     smoothed over `guard_steps` steps, exceeds `guard_ratio` times ln(vocabulary size) — the loss of a
@@ -50,7 +50,9 @@ class LyricLM(L.LightningModule):
         self.skipped_steps = 0  # steps a GradScaler skipped for non-finite gradients
         self.smoothed_loss = self.last_finite_loss = math.nan
         self.diverge_above = guard_ratio * math.log(max(len(vocab), 2))
-        self.memory: Mixture | None = None  # the training text's n-gram memory (lyricgen.ngram), set by lyricgen.fit
+        self.memory: Mixture | None = (
+            None  # the training text's n-gram memory (lyricgen.nn.ngram), set by lyricgen.training.fit
+        )
 
     def run(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, object, tuple[torch.Tensor, torch.Tensor]]:
         """CharRNN.run on a batch: (inputs, targets), and each input's label for a conditioned model."""

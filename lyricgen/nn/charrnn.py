@@ -1,27 +1,26 @@
 """CharRNN, the network, in plain PyTorch: a notebook or another training loop can use it without Lightning.
 
-from lyricgen.model import load_checkpoint, sample_text
+from lyricgen.nn import load_checkpoint, sample_text
 model, vocab = load_checkpoint("outputs/runs/<time>/checkpoints/best.ckpt")
 print(sample_text(model, vocab, prime="I want", length=300, seed=1))
 """
 
-import inspect
 import math
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lyricgen import UserError, charset, kernels
+from lyricgen import UserError, charset
 from lyricgen.config import CELLS, CONDITION_ON
+from lyricgen.nn import kernels
 
 if TYPE_CHECKING:  # the memory is optional: generating without one needs no n-gram code
-    from lyricgen.ngram import Mixture
+    from lyricgen.nn.ngram import Mixture
 
 # Printed once when oneDNN is toggled (one_step_kernels); it concerns Intel GPUs only.
 warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN")
@@ -32,7 +31,7 @@ CELL_CLASSES = dict(zip(CELLS, (nn.RNN, nn.GRU, nn.LSTM), strict=True))
 class CharRNN(nn.Module):
     """Characters in, next-character logits out: input encoding -> recurrent stack -> linear decoder.
 
-    On a CPU, RNN and GRU stacks run through lyricgen.kernels (one autograd node per layer: ~3x the speed
+    On a CPU, RNN and GRU stacks run through lyricgen.nn.kernels (one autograd node per layer: ~3x the speed
     of nn.RNN/nn.GRU at batch 1, 1.1-1.4x at batch 64); LSTMs, and every cell on a GPU, run as one
     nn.LSTM/GRU/RNN call over (batch, seq). Dropout sits between layers and on the top layer's output, as
     in karpathy/char-rnn, so it regularises a 1-layer model too; input_dropout acts on each step's input.
@@ -96,7 +95,7 @@ class CharRNN(nn.Module):
         self, ids: torch.Tensor, hidden: torch.Tensor | tuple | None = None, labels: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, object, tuple[torch.Tensor, torch.Tensor]]:
         """forward, and the top layer's outputs before and after its dropout, (batch, seq, hidden) each: what
-        activation regularisation (lyricgen.module) penalises."""
+        activation regularisation (lyricgen.training.module) penalises."""
         if self.labels and labels is None:
             raise ValueError(f"this model is conditioned on labels {self.labels}: pass labels")
         if hidden is None and self.label_state is not None:
@@ -165,7 +164,7 @@ class CharRNN(nn.Module):
         memory: "Mixture | None" = None,
     ) -> Iterator[torch.Tensor]:
         """Yield `length` next ids, one (batch,) tensor at a time, continuing each row of `prime`; a
-        conditioned model writes in `label` (an index into self.labels); with a `memory` (lyricgen.ngram)
+        conditioned model writes in `label` (an index into self.labels); with a `memory` (lyricgen.nn.ngram)
         the characters come from the network's predictions mixed with it.
 
         The prime runs through the network once; each new character then costs one recurrent step on the
@@ -225,6 +224,17 @@ def sample_next(
     return torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(1).to(logits.device)
 
 
+def label_index(labels: list[str], genre: str | None) -> int | None:
+    """The index of the label asked for; a conditioned model needs one, another takes none."""
+    if genre is None and labels:
+        raise UserError(f"this model writes in a genre: add genre=<one of {', '.join(labels)}>")
+    if genre is not None and not labels:
+        raise UserError(f"genre={genre}: this model was trained without labels (model.condition): drop genre")
+    if genre is not None and genre not in labels:
+        raise UserError(f"genre={genre} is not one of this model's: {', '.join(labels)}")
+    return None if genre is None else labels.index(genre)
+
+
 def sequence_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy over every position of logits (batch, seq, vocab) and targets (batch, seq).
     The CPU kernels' logits are a (batch, seq) view of time-major memory: flattening them time-major
@@ -232,16 +242,6 @@ def sequence_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     if not logits.is_contiguous() and logits.transpose(0, 1).is_contiguous():
         logits, targets = logits.transpose(0, 1), targets.t()
     return F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
-
-
-def read_checkpoint(path: str | Path) -> dict:
-    """A checkpoint's contents, loaded with weights_only so that a checkpoint file can never run code;
-    whatever goes wrong (missing, corrupt, refused pickle) is one UserError line."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch reports corrupt files and refused pickles with many exception types
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(f"cannot load checkpoint {path}: {first_line}") from None
 
 
 def default_prime(vocab: str) -> str:
@@ -262,81 +262,10 @@ def sample_text(
 ) -> str:
     """Text generated after `prime` (default: a line break), reproducible from `seed` without touching
     the global RNG; in `label` (an index into model.labels) for a conditioned model; from the mixture
-    with a `memory` (lyricgen.ngram). Returns the continuation only."""
+    with a `memory` (lyricgen.nn.ngram). Returns the continuation only."""
     prime = default_prime(vocab) if prime is None else prime
     device = model.decoder.weight.device
     prime_ids = charset.encode(prime, vocab).long().unsqueeze(0).to(device)
     generator = torch.Generator().manual_seed(seed)
     ids = model.generate(prime_ids, length, temperature, top_k, generator, label, memory)
     return charset.decode(ids[0], vocab)
-
-
-def network_options(hyperparameters: dict) -> dict:
-    """The CharRNN arguments among a checkpoint's hyperparameters (which also hold the optimiser's)."""
-    names = list(inspect.signature(CharRNN).parameters)[1:]
-    return {name: hyperparameters[name] for name in names if name in hyperparameters}
-
-
-def network_weights(checkpoint: dict, path: str | Path) -> tuple[dict, str, dict]:
-    """(hyperparameters, vocabulary, CharRNN state dict) of a lyricgen checkpoint's contents: the Lightning
-    format (hyper_parameters, state_dict under "model."), read without importing Lightning."""
-    try:
-        hyperparameters = checkpoint["hyper_parameters"]
-        prefix = "model."
-        weights = {k.removeprefix(prefix): v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
-        return hyperparameters, hyperparameters["vocab"], weights
-    except (KeyError, TypeError) as err:
-        raise UserError(f"cannot load checkpoint {path}: not a lyricgen checkpoint ({type(err).__name__})") from None
-
-
-def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[CharRNN, str]:
-    """The network of a lyricgen checkpoint, in eval mode, and its vocabulary."""
-    hyperparameters, vocab, weights = network_weights(read_checkpoint(path), path)
-    try:
-        model = CharRNN(len(vocab), **network_options(hyperparameters))
-        model.load_state_dict(weights)
-    except (KeyError, TypeError, RuntimeError) as err:
-        raise UserError(f"cannot load checkpoint {path}: not a lyricgen checkpoint ({type(err).__name__})") from None
-    return model.to(device).eval(), vocab
-
-
-def structure(options: dict) -> dict:
-    """The options that fix a CharRNN's weights' shapes and meaning (dropout does neither)."""
-    keys = ["cell", "num_layers", "hidden_size", "input", "labels"]
-    keys += ["condition_on", "label_dim"] if options["labels"] else []
-    keys += ["embed_dim"] if options["input"] == "embedding" else []
-    keys += ["nonlinearity"] if options["cell"] == "rnn" else []
-    return {key: list(options[key]) if key == "labels" else options[key] for key in keys}
-
-
-def vocabulary_axes(model: CharRNN) -> dict[str, int]:
-    """The parameters with one row or column per character, and along which axis."""
-    first_layer = ("embedding.weight", 0) if model.embedding is not None else ("rnn.weight_ih_l0", 1)
-    return {"decoder.weight": 0, "decoder.bias": 0, first_layer[0]: first_layer[1]}  # one-hot: its first columns
-
-
-def warm_start(model: CharRNN, vocab: str, options: dict, path: str | Path) -> str:
-    """Load a checkpoint's weights into `model`, a CharRNN over `vocab` built with `options`, to train it
-    further on other text: the rows of characters both vocabularies hold are copied by character, the
-    characters the checkpoint lacks keep `model`'s fresh rows (returned), and those it has but `vocab`
-    lacks are dropped (the new text never asks for them). A different structure is refused in one line."""
-    hyperparameters, old_vocab, weights = network_weights(read_checkpoint(path), path)
-    defaults = {name: p.default for name, p in inspect.signature(CharRNN).parameters.items()}
-    theirs = structure({**defaults, **network_options(hyperparameters)})
-    ours = structure({**defaults, **options})
-    if theirs != ours:
-        differ = ", ".join(
-            f"{key}={theirs.get(key)} (this run: {ours.get(key)})" for key in ours if theirs.get(key) != ours[key]
-        )
-        raise UserError(f"init_from={path} has another network: {differ}; set model.* to match it, or drop init_from")
-    shared = [char for char in vocab if char in old_vocab]
-    new_rows = torch.tensor([vocab.index(char) for char in shared], dtype=torch.long)
-    old_rows = torch.tensor([old_vocab.index(char) for char in shared], dtype=torch.long)
-    axes = vocabulary_axes(model)
-    with torch.no_grad():
-        for name, tensor in model.state_dict().items():
-            if name in axes:
-                tensor.index_copy_(axes[name], new_rows, weights[name].index_select(axes[name], old_rows))
-            else:
-                tensor.copy_(weights[name])
-    return "".join(char for char in vocab if char not in old_vocab)

@@ -129,7 +129,7 @@ def memory_mixture(
 ) -> Mixture | None:
     """A run's mixture (conf/config.yaml's memory), counted on its first `max_chars` training ids (a big
     corpus's memory stays bounded); None when memory.order is 0. `ids` may also be a big corpus's
-    lyricgen.idcache.FileIds, of which only that prefix is read."""
+    lyricgen.data.idcache.FileIds, of which only that prefix is read."""
     if not order:
         return None
     prefix = ids[:max_chars]

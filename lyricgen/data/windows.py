@@ -7,7 +7,8 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, IterableDataset, TensorDataset
 
-from lyricgen import UserError, idcache
+from lyricgen import UserError
+from lyricgen.data import idcache
 
 VAL_BATCH_SIZE = 64  # windows per validation batch; validation cost does not depend on the training batch
 

@@ -1,0 +1,114 @@
+"""Checkpoints, in one place: finding one (a file, a run directory, `latest`), reading it safely
+(`torch.load(weights_only=True)`: a checkpoint file never runs code), loading its network for generation,
+and moving its weights into a new network (`init_from`'s fine-tuning). No Lightning: a checkpoint written
+by Lightning is read as the plain dictionary it is."""
+
+import inspect
+from pathlib import Path
+
+import torch
+
+from lyricgen import UserError
+from lyricgen.nn.charrnn import CharRNN
+
+
+def find_checkpoint(ckpt: str, outputs_dir: str | Path = "outputs") -> Path:
+    """Resolve a .ckpt file, a run directory (its best checkpoint, else its last) or "latest"."""
+    if ckpt == "latest":
+        runs = [path.parent.parent for path in Path(outputs_dir).glob("**/checkpoints/*.ckpt")]
+        if not runs:
+            raise UserError(f"no checkpoints under {outputs_dir}/: train a model first, or pass ckpt=<file>")
+        return find_checkpoint(str(max(runs, key=lambda run: (run / "checkpoints").stat().st_mtime)))
+    path = Path(ckpt).expanduser()
+    if path.is_dir():
+        candidates = [path / "checkpoints" / name for name in ("best.ckpt", "last.ckpt")]
+        path = next((candidate for candidate in candidates if candidate.is_file()), path / "checkpoints/last.ckpt")
+    if not path.is_file():
+        raise UserError(f"checkpoint not found: {path} (pass ckpt=<.ckpt file | run dir | latest>)")
+    return path
+
+
+def pick_device(device: str) -> str:
+    """cpu, cuda, or for "auto" cuda when there is one."""
+    return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """A checkpoint's contents, loaded with weights_only so that a checkpoint file can never run code;
+    whatever goes wrong (missing, corrupt, refused pickle) is one UserError line."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch reports corrupt files and refused pickles with many exception types
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"cannot load checkpoint {path}: {first_line}") from None
+
+
+def network_options(hyperparameters: dict) -> dict:
+    """The CharRNN arguments among a checkpoint's hyperparameters (which also hold the optimiser's)."""
+    names = list(inspect.signature(CharRNN).parameters)[1:]
+    return {name: hyperparameters[name] for name in names if name in hyperparameters}
+
+
+def network_weights(checkpoint: dict, path: str | Path) -> tuple[dict, str, dict]:
+    """(hyperparameters, vocabulary, CharRNN state dict) of a lyricgen checkpoint's contents: the Lightning
+    format (hyper_parameters, state_dict under "model."), read without importing Lightning."""
+    try:
+        hyperparameters = checkpoint["hyper_parameters"]
+        prefix = "model."
+        weights = {k.removeprefix(prefix): v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
+        return hyperparameters, hyperparameters["vocab"], weights
+    except (KeyError, TypeError) as err:
+        raise UserError(f"cannot load checkpoint {path}: not a lyricgen checkpoint ({type(err).__name__})") from None
+
+
+def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[CharRNN, str]:
+    """The network of a lyricgen checkpoint, in eval mode, and its vocabulary."""
+    hyperparameters, vocab, weights = network_weights(read_checkpoint(path), path)
+    try:
+        model = CharRNN(len(vocab), **network_options(hyperparameters))
+        model.load_state_dict(weights)
+    except (KeyError, TypeError, RuntimeError) as err:
+        raise UserError(f"cannot load checkpoint {path}: not a lyricgen checkpoint ({type(err).__name__})") from None
+    return model.to(device).eval(), vocab
+
+
+def structure(options: dict) -> dict:
+    """The options that fix a CharRNN's weights' shapes and meaning (dropout does neither)."""
+    keys = ["cell", "num_layers", "hidden_size", "input", "labels"]
+    keys += ["condition_on", "label_dim"] if options["labels"] else []
+    keys += ["embed_dim"] if options["input"] == "embedding" else []
+    keys += ["nonlinearity"] if options["cell"] == "rnn" else []
+    return {key: list(options[key]) if key == "labels" else options[key] for key in keys}
+
+
+def vocabulary_axes(model: CharRNN) -> dict[str, int]:
+    """The parameters with one row or column per character, and along which axis."""
+    first_layer = ("embedding.weight", 0) if model.embedding is not None else ("rnn.weight_ih_l0", 1)
+    return {"decoder.weight": 0, "decoder.bias": 0, first_layer[0]: first_layer[1]}  # one-hot: its first columns
+
+
+def warm_start(model: CharRNN, vocab: str, options: dict, path: str | Path) -> str:
+    """Load a checkpoint's weights into `model`, a CharRNN over `vocab` built with `options`, to train it
+    further on other text: the rows of characters both vocabularies hold are copied by character, the
+    characters the checkpoint lacks keep `model`'s fresh rows (returned), and those it has but `vocab`
+    lacks are dropped (the new text never asks for them). A different structure is refused in one line."""
+    hyperparameters, old_vocab, weights = network_weights(read_checkpoint(path), path)
+    defaults = {name: p.default for name, p in inspect.signature(CharRNN).parameters.items()}
+    theirs = structure({**defaults, **network_options(hyperparameters)})
+    ours = structure({**defaults, **options})
+    if theirs != ours:
+        differ = ", ".join(
+            f"{key}={theirs.get(key)} (this run: {ours.get(key)})" for key in ours if theirs.get(key) != ours[key]
+        )
+        raise UserError(f"init_from={path} has another network: {differ}; set model.* to match it, or drop init_from")
+    shared = [char for char in vocab if char in old_vocab]
+    new_rows = torch.tensor([vocab.index(char) for char in shared], dtype=torch.long)
+    old_rows = torch.tensor([old_vocab.index(char) for char in shared], dtype=torch.long)
+    axes = vocabulary_axes(model)
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            if name in axes:
+                tensor.index_copy_(axes[name], new_rows, weights[name].index_select(axes[name], old_rows))
+            else:
+                tensor.copy_(weights[name])
+    return "".join(char for char in vocab if char not in old_vocab)
