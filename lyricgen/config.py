@@ -23,6 +23,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from lyricgen import UserError
+from lyricgen.rundir import HYDRA_SUBDIR, RunDir
 
 # The configs: conf/ at the top of a checkout (the source), lyricgen/conf/ inside an installed wheel.
 _PACKAGED = Path(__file__).resolve().parent / "conf"
@@ -64,13 +65,13 @@ def resume_dir(resume: str | None, ckpt_path: str | None, fresh: str) -> str:
     """${resume_dir:...} for hydra.run.dir: a resumed run continues in its own directory."""
     if resume:
         return resume
-    return str(Path(ckpt_path).parent.parent) if ckpt_path else fresh
+    return str(RunDir.of_checkpoint(ckpt_path).path) if ckpt_path else fresh
 
 
 def hydra_subdir(resume: str | None, ckpt_path: str | None) -> str | None:
     """${hydra_subdir:...} for hydra.output_subdir: a resumed run keeps the .hydra/ record of the command
     that made it (the report reads its experiment there); the resume command writes none."""
-    return None if resume or ckpt_path else ".hydra"
+    return None if resume or ckpt_path else HYDRA_SUBDIR
 
 
 def sqlite_in(directory: str, name: str) -> str:
@@ -96,16 +97,13 @@ OmegaConf.register_new_resolver("resume_dir", resume_dir, replace=True)
 OmegaConf.register_new_resolver("hydra_subdir", hydra_subdir, replace=True)
 
 
-RUN_CONFIG = "config.yaml"  # each run's resolved config, saved in its directory: what resume= continues with
-
-
 def load_run_config(run_dir: str | Path) -> DictConfig:
     """The resolved config a run saved in its directory. Keys added to lyricgen after the run was made get
     the behaviour the run had without them: no hygiene, no deduplication; today's guard, forensics and
     n-gram memory (they watch or score a run without changing its training)."""
-    path = Path(run_dir) / RUN_CONFIG
+    path = RunDir(Path(run_dir)).config
     if not path.is_file():
-        raise UserError(f"{run_dir} is not a lyricgen run directory: it has no {RUN_CONFIG}")
+        raise UserError(f"{run_dir} is not a lyricgen run directory: it has no {path.name}")
     defaults = OmegaConf.load(CONF_DIR / "config.yaml")
     added = {"data": {"hygiene": False, "dedup": False, "train_chars": None, "test_fraction": 0.0}}
     added["init_from"] = None

@@ -17,13 +17,14 @@ from lyricgen import one_line_errors
 from lyricgen.atomic import write_atomically
 from lyricgen.cli import run_checked
 from lyricgen.config import CONF_DIR
+from lyricgen.rundir import RunDir
 
 
 def output_path(cfg: DictConfig, result: dict) -> Path:
     if cfg.out:
         return Path(cfg.out)
     name = f"text-{Path(cfg.text).stem}" if cfg.text else cfg.split
-    return Path(result["checkpoint"]).parent.parent / f"evaluation-{name}.json"
+    return RunDir.of_checkpoint(result["checkpoint"]).evaluation(name)
 
 
 @hydra.main(version_base=None, config_path=str(CONF_DIR), config_name="evaluate")

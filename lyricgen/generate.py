@@ -17,6 +17,7 @@ from lyricgen import UserError, charset, one_line_errors
 from lyricgen.config import as_typed
 from lyricgen.nn.charrnn import default_prime, label_index
 from lyricgen.nn.checkpoints import find_checkpoint, load_checkpoint, pick_device
+from lyricgen.rundir import RunDir
 
 
 def option(default: object, meaning: str) -> object:
@@ -86,7 +87,7 @@ def generate(cfg: GenerateConfig) -> list[str]:
     if cfg.with_memory:  # imported here: reading a corpus pulls in pandas and hydra, which plain sampling does without
         from lyricgen.training.memory import run_memory
 
-        memory = run_memory(path.parent.parent, vocab, bool(model.labels))
+        memory = run_memory(RunDir.of_checkpoint(path).path, vocab, bool(model.labels))
     label = label_index(model.labels, cfg.genre)
     prime = clean_prime(cfg.prime, vocab, cfg.unknown) or default_prime(vocab)
     prime_ids = charset.encode(prime, vocab).long().to(device).expand(cfg.num_samples, -1)

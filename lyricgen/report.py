@@ -21,6 +21,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from lyricgen import UserError, one_line_errors
 from lyricgen.data import hygiene
+from lyricgen.rundir import RunDir
 
 matplotlib.use("Agg")  # files only: no display needed
 import matplotlib.pyplot as plt
@@ -132,7 +133,7 @@ def group_of(run: str) -> str:
 
 def hydra_choices(run: Path) -> tuple[str, str]:
     """(experiment, the command line's overrides) from the run's .hydra files."""
-    hydra_file, overrides_file = run / ".hydra" / "hydra.yaml", run / ".hydra" / "overrides.yaml"
+    hydra_file, overrides_file = RunDir(run).hydra / "hydra.yaml", RunDir(run).hydra / "overrides.yaml"
     experiment = "-"
     if hydra_file.is_file():
         experiment = yaml.safe_load(hydra_file.read_text())["hydra"]["runtime"]["choices"].get("experiment") or "-"
@@ -192,7 +193,7 @@ def recorded_windows(run: Path, steps: list[int]) -> dict[int, list[str]]:
     """The text of the batches at `steps`: from spikes.jsonl where the run recorded them, else rebuilt
     from the run's config, seed and step (lyricgen.batches)."""
     recorded = {}
-    spikes = run / "spikes.jsonl"
+    spikes = RunDir(run).spikes
     if spikes.is_file():
         for line in spikes.read_text(encoding="utf-8").splitlines():
             entry = json.loads(line)

@@ -20,9 +20,9 @@ from omegaconf import OmegaConf
 from lyricgen import UserError, one_line_errors
 from lyricgen.config import CONF_DIR
 from lyricgen.data import standin
+from lyricgen.rundir import RunDir
 
 PROTOCOLS = CONF_DIR / "protocol"
-STATUS = "status.json"  # written when a run's process ends: its exit code and wall time
 DIVERGED_LINE = "error: training diverged"  # a diverged run (exit 1) is a result too, and is not run again
 
 
@@ -59,7 +59,7 @@ def load_protocol(name_or_path: str, seeds: list[int] | None = None, only: list[
 def command(run: Run, out: Path, csvs: dict[str, Path], scale: float, extra: list[str]) -> list[str]:
     """The `python -m lyricgen.train` command line of one run: fresh, or resumed where it stopped."""
     run_dir = run.directory(out)
-    if (run_dir / "checkpoints" / "last.ckpt").is_file():
+    if RunDir(run_dir).last.is_file():
         return [sys.executable, "-m", "lyricgen.train", f"resume='{run_dir}'"]
     corpus = ["data=lyrics_csv", f"data.csv='{csvs[run.corpus]}'", f"data.prepared_dir='{out / 'prepared'}'"]
     quiet = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
@@ -69,7 +69,7 @@ def command(run: Run, out: Path, csvs: dict[str, Path], scale: float, extra: lis
 
 def has_ended(run: Run, out: Path) -> bool:
     """Finished, or diverged: a run that needs nothing more."""
-    status = run.directory(out) / STATUS
+    status = RunDir(run.directory(out)).status
     return status.is_file() and json.loads(status.read_text())["ended"]
 
 
@@ -85,7 +85,7 @@ def execute(run: Run, out: Path, csvs: dict[str, Path], scale: float, extra: lis
     with log.open("a") as output:
         returncode = subprocess.run(command(run, out, csvs, scale, extra), stdout=output, stderr=output).returncode
     status = {"returncode": returncode, "ended": ended(returncode, log), "seconds": round(time.time() - started, 1)}
-    (run_dir / STATUS).write_text(json.dumps(status))
+    RunDir(run_dir).status.write_text(json.dumps(status))  # when its process ended: exit code, wall time
     print(f"{run.name} seed={run.seed}: exit {returncode} after {status['seconds']:.0f} s", flush=True)
     return status["ended"]
 

@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from lyricgen import Diverged, Interrupted, UserError, one_line_errors
 from lyricgen.cli import run_checked
 from lyricgen.config import CONF_DIR, flatten, load_run_config, validate
+from lyricgen.rundir import RunDir
 
 RESUMABLE_KEYS = ("trainer.", "checkpoint.", "threads", "sample_length", "memory.")  # what a resumed run may change
 
@@ -23,8 +24,8 @@ RESUMABLE_KEYS = ("trainer.", "checkpoint.", "threads", "sample_length", "memory
 def resumed_run(cfg: DictConfig, overrides: list[str]) -> tuple[DictConfig, Path, Path]:
     """(config, run dir, checkpoint) to continue: the run's own config, with the command line's key=value
     overrides (e.g. trainer.max_steps=5000) on top."""
-    ckpt_path = Path(cfg.ckpt_path) if cfg.ckpt_path else Path(cfg.resume) / "checkpoints" / "last.ckpt"
-    run_dir = Path(cfg.resume) if cfg.resume else ckpt_path.parent.parent
+    ckpt_path = Path(cfg.ckpt_path) if cfg.ckpt_path else RunDir(Path(cfg.resume)).last
+    run_dir = Path(cfg.resume) if cfg.resume else RunDir.of_checkpoint(ckpt_path).path
     if not ckpt_path.is_file():
         raise UserError(f"nothing to resume: {ckpt_path} does not exist (resume=<run dir> or ckpt_path=<.ckpt>)")
     changes = [item for item in overrides if item.split("=")[0].lstrip("+~") not in ("resume", "ckpt_path")]
@@ -53,7 +54,7 @@ def rerun(cfg: DictConfig, out_dir: Path) -> tuple[DictConfig, Path, Path]:
             f"hydra.run.dir, or continue that run with resume={out_dir}"
         )
     print(f"note: {out_dir} already holds this run: continuing it from its last checkpoint", file=sys.stderr)
-    return cfg, out_dir, out_dir / "checkpoints" / "last.ckpt"
+    return cfg, out_dir, RunDir(out_dir).last
 
 
 @hydra.main(version_base=None, config_path=str(CONF_DIR), config_name="config")
@@ -87,7 +88,7 @@ def run(cfg: DictConfig) -> float:
 def forget_unstarted(out_dir: Path) -> None:
     """A new run that stopped before its first checkpoint (a corpus that cannot be read, say) leaves no
     directory behind: `ckpt=latest`, `lyricgen.report` and `resume=` would meet an empty run."""
-    if not (out_dir / "checkpoints").exists():
+    if not RunDir(out_dir).checkpoints.exists():
         shutil.rmtree(out_dir, ignore_errors=True)
 
 
@@ -102,7 +103,7 @@ def chosen_run(cfg: DictConfig, hydra_cfg: DictConfig) -> tuple[DictConfig, Path
     if cfg.resume or cfg.ckpt_path:
         return resumed_run(cfg, list(hydra_cfg.overrides.task))
     out_dir = Path(hydra_cfg.runtime.output_dir)
-    if (out_dir / "checkpoints" / "last.ckpt").is_file():
+    if RunDir(out_dir).last.is_file():
         return rerun(cfg, out_dir)
     return cfg, out_dir, None
 

@@ -10,19 +10,20 @@ import torch
 
 from lyricgen import UserError
 from lyricgen.nn.charrnn import CharRNN
+from lyricgen.rundir import RunDir
 
 
 def find_checkpoint(ckpt: str, outputs_dir: str | Path = "outputs") -> Path:
     """Resolve a .ckpt file, a run directory (its best checkpoint, else its last) or "latest"."""
     if ckpt == "latest":
-        runs = [path.parent.parent for path in Path(outputs_dir).glob("**/checkpoints/*.ckpt")]
+        runs = [RunDir.of_checkpoint(path) for path in Path(outputs_dir).glob("**/checkpoints/*.ckpt")]
         if not runs:
             raise UserError(f"no checkpoints under {outputs_dir}/: train a model first, or pass ckpt=<file>")
-        return find_checkpoint(str(max(runs, key=lambda run: (run / "checkpoints").stat().st_mtime)))
+        return find_checkpoint(str(max(runs, key=lambda run: run.checkpoints.stat().st_mtime).path))
     path = Path(ckpt).expanduser()
     if path.is_dir():
-        candidates = [path / "checkpoints" / name for name in ("best.ckpt", "last.ckpt")]
-        path = next((candidate for candidate in candidates if candidate.is_file()), path / "checkpoints/last.ckpt")
+        run = RunDir(path)
+        path = run.best if run.best.is_file() else run.last
     if not path.is_file():
         raise UserError(f"checkpoint not found: {path} (pass ckpt=<.ckpt file | run dir | latest>)")
     return path

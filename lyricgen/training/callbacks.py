@@ -14,6 +14,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 from lyricgen import Diverged, Interrupted, UserError, charset
 from lyricgen.nn.charrnn import sample_text
+from lyricgen.rundir import RunDir
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -165,7 +166,7 @@ class SpikeForensics(Callback):
             "windows": [charset.decode(window, pl_module.hparams.vocab) for window in windows.cpu()],
         }
         if trainer.is_global_zero:
-            with (Path(trainer.default_root_dir) / "spikes.jsonl").open("a", encoding="utf-8") as file:
+            with RunDir(Path(trainer.default_root_dir)).spikes.open("a", encoding="utf-8") as file:
                 file.write(json.dumps(entry) + "\n")
             add_text(
                 trainer,
@@ -189,7 +190,7 @@ class RNGState(Callback):
 
 
 def last_checkpoint(trainer: L.Trainer) -> Path:
-    return Path(trainer.default_root_dir) / "checkpoints" / "last.ckpt"
+    return RunDir(Path(trainer.default_root_dir)).last
 
 
 class FinishAtLastStep(Callback):

@@ -21,11 +21,12 @@ from torch.utils.tensorboard.summary import hparams
 
 from lyricgen import UserError
 from lyricgen.atomic import write_atomically
-from lyricgen.config import RUN_CONFIG, flatten, validate
+from lyricgen.config import flatten, validate
 from lyricgen.data.windows import LyricsDataModule
 from lyricgen.nn.charrnn import sample_text
 from lyricgen.nn.checkpoints import find_checkpoint, read_checkpoint, warm_start
 from lyricgen.nn.ngram import memory_mixture
+from lyricgen.rundir import RunDir
 from lyricgen.training.callbacks import (
     CheckpointOnSignal,
     FinishAtLastStep,
@@ -77,10 +78,10 @@ def trainer_options(cfg: DictConfig) -> dict:
 
 def build_trainer(cfg: DictConfig, out_dir: Path, resume_step: int = 0) -> L.Trainer:
     best = ModelCheckpoint(
-        dirpath=out_dir / "checkpoints", filename="best", monitor="val/loss", enable_version_counter=False
+        dirpath=RunDir(out_dir).checkpoints, filename="best", monitor="val/loss", enable_version_counter=False
     )
     last = ModelCheckpoint(  # last.ckpt every checkpoint.every_n_steps: the most work a crash can cost
-        dirpath=out_dir / "checkpoints",
+        dirpath=RunDir(out_dir).checkpoints,
         every_n_train_steps=cfg.checkpoint.every_n_steps,
         save_top_k=0,
         save_last=True,
@@ -154,7 +155,7 @@ def train(cfg: DictConfig, out_dir: Path, ckpt_path: Path | None = None) -> floa
     validate(cfg)
     out_dir.mkdir(parents=True, exist_ok=True)
     if rank_zero_only.rank == 0:  # what `resume=` continues with; under DDP one rank writes it
-        write_atomically(out_dir / RUN_CONFIG, lambda partial: partial.write_text(OmegaConf.to_yaml(cfg)))
+        write_atomically(RunDir(out_dir).config, lambda partial: partial.write_text(OmegaConf.to_yaml(cfg)))
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     tune_process()

@@ -5,16 +5,17 @@ import sys
 from pathlib import Path
 
 from lyricgen import UserError
-from lyricgen.config import RUN_CONFIG, load_run_config
+from lyricgen.config import load_run_config
 from lyricgen.data.splits import in_vocabulary, split_ids
 from lyricgen.nn.ngram import Mixture, memory_mixture
+from lyricgen.rundir import RunDir
 
 
 def run_memory(run_dir: Path, model_vocab: str, labelled: bool) -> Mixture | None:
     """The n-gram memory a run's training mixed in: its memory settings, counted on its own corpus's
     training characters. None for a run without one, a checkpoint outside its run directory, or a run
     whose corpus is gone."""
-    if not (run_dir / RUN_CONFIG).is_file():
+    if not RunDir(run_dir).config.is_file():
         return None
     run = load_run_config(run_dir)
     if not run.memory.order:

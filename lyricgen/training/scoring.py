@@ -9,13 +9,14 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from lyricgen import UserError, charset
-from lyricgen.config import CONF_DIR, RUN_CONFIG, load_run_config, validate
+from lyricgen.config import CONF_DIR, load_run_config, validate
 from lyricgen.data import corpus
 from lyricgen.data.splits import in_vocabulary, split_ids
 from lyricgen.data.windows import VAL_BATCH_SIZE, consecutive_windows
 from lyricgen.nn.charrnn import CharRNN, label_index, sequence_loss
 from lyricgen.nn.checkpoints import find_checkpoint, load_checkpoint, pick_device
 from lyricgen.nn.ngram import Mixture
+from lyricgen.rundir import RunDir
 from lyricgen.training.memory import run_memory
 
 # conf/evaluate.yaml's own keys; the rest of the composed config is a run's
@@ -25,7 +26,7 @@ SPLITS = ("val", "test")
 
 def corpus_config(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> DictConfig:
     """The data config to score: the run's own unless the command line's `overrides` name data keys."""
-    if (run_dir / RUN_CONFIG).is_file() and not any(item.lstrip("+~").startswith("data") for item in overrides):
+    if RunDir(run_dir).config.is_file() and not any(item.lstrip("+~").startswith("data") for item in overrides):
         return load_run_config(run_dir).data
     run_config = OmegaConf.masked_copy(cfg, [key for key in cfg if key not in EVALUATE_KEYS])
     validate(run_config)
@@ -93,8 +94,9 @@ def evaluate(cfg: DictConfig, overrides: list[str] = ()) -> dict:
     path = find_checkpoint(cfg.ckpt, cfg.paths.output_dir)
     device = pick_device(cfg.device)
     model, model_vocab = load_checkpoint(path, device)
-    data = corpus_config(cfg, path.parent.parent, list(overrides))
-    memory = run_memory(path.parent.parent, model_vocab, bool(model.labels)) if cfg.with_memory else None
+    run_dir = RunDir.of_checkpoint(path).path
+    data = corpus_config(cfg, run_dir, list(overrides))
+    memory = run_memory(run_dir, model_vocab, bool(model.labels)) if cfg.with_memory else None
     result = {"checkpoint": str(path)}
     if cfg.text:
         text = "".join(corpus.read_text_file(cfg.text))

@@ -1,0 +1,58 @@
+"""The layout of a run directory, known in one place: where a run writes its checkpoints, its resolved
+config, its spike forensics and evaluations, and how a checkpoint leads back to its run.
+
+    outputs/runs/<time>/
+      checkpoints/best.ckpt, last.ckpt   the best by val/loss, and the latest
+      config.yaml                        the resolved config: what resume= continues with
+      .hydra/                            Hydra's record of the command (hydra.yaml, overrides.yaml)
+      spikes.jsonl                       every loss or gradient spike with the text of its batch
+      status.json                        how its process ended (lyricgen.reproduce)
+      evaluation-<split or file>.json    lyricgen.evaluate's numbers
+      events.out.tfevents.*, hparams.yaml  TensorBoard's
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+HYDRA_SUBDIR = ".hydra"  # hydra.output_subdir of a run
+
+
+@dataclass(frozen=True)
+class RunDir:
+    path: Path
+
+    @classmethod
+    def of_checkpoint(cls, checkpoint: str | Path) -> "RunDir":
+        """The run a checkpoint of `checkpoints/` belongs to."""
+        return cls(Path(checkpoint).parent.parent)
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def last(self) -> Path:
+        return self.checkpoints / "last.ckpt"
+
+    @property
+    def best(self) -> Path:
+        return self.checkpoints / "best.ckpt"
+
+    @property
+    def config(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def hydra(self) -> Path:
+        return self.path / HYDRA_SUBDIR
+
+    @property
+    def spikes(self) -> Path:
+        return self.path / "spikes.jsonl"
+
+    @property
+    def status(self) -> Path:
+        return self.path / "status.json"
+
+    def evaluation(self, name: str) -> Path:
+        return self.path / f"evaluation-{name}.json"
