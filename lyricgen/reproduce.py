@@ -77,7 +77,9 @@ def ended(returncode: int, log: Path) -> bool:
     return returncode == 0 or (returncode == 1 and DIVERGED_LINE in log.read_text())
 
 
-def execute(run: Run, out: Path, csvs: dict[str, Path], scale: float, extra: list[str]) -> int:
+def execute(run: Run, out: Path, csvs: dict[str, Path], scale: float, extra: list[str]) -> bool:
+    """Run one run as its own process, record how it ended, and return whether it ended (finished or
+    diverged): a run that did not is retried by the next call of the protocol."""
     run_dir = run.directory(out)
     run_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()

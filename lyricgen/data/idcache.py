@@ -66,8 +66,8 @@ def cache_folder(root: Path, key: list) -> Path:
 class FileIds:
     """Ids in a file, read a window at a time with pread: nothing of the file is mapped into the process,
     so a process's memory does not grow with the corpus; the operating system's page cache holds one copy
-    for every process that reads it (measured: mapping the file instead, a page fault mapped a whole
-    page-cache folio, ~1.5 MB, and a few hundred batches made the whole file resident in every process).
+    for every process that reads it (mapping the file instead made the whole file resident in every process
+    after a few hundred batches: each page fault maps a whole page-cache folio).
 
     Supports what training asks of its ids: len(), slices (a DDP rank's shard, data.train_chars) and
     windows (RandomWindows' batches).

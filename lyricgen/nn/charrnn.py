@@ -31,8 +31,8 @@ CELL_CLASSES = dict(zip(CELLS, (nn.RNN, nn.GRU, nn.LSTM), strict=True))
 class CharRNN(nn.Module):
     """Characters in, next-character logits out: input encoding -> recurrent stack -> linear decoder.
 
-    On a CPU, RNN and GRU stacks run through lyricgen.nn.kernels (one autograd node per layer: ~3x the speed
-    of nn.RNN/nn.GRU at batch 1, 1.1-1.4x at batch 64); LSTMs, and every cell on a GPU, run as one
+    On a CPU, RNN and GRU stacks run through lyricgen.nn.kernels (one autograd node per layer instead of
+    several per character: faster at every batch size, docs/speed.md); LSTMs, and every cell on a GPU, run as one
     nn.LSTM/GRU/RNN call over (batch, seq). Dropout sits between layers and on the top layer's output, as
     in karpathy/char-rnn, so it regularises a 1-layer model too; input_dropout acts on each step's input.
 
@@ -114,7 +114,7 @@ class CharRNN(nn.Module):
 
     def dropped_input(self, inputs: torch.Tensor) -> torch.Tensor:
         """Input dropout while training: single elements of each step's input vector are zeroed at random,
-        so the model cannot lean on any one feature of the current character (measured: conf/model/default.yaml)."""
+        so the model cannot lean on any one feature of the current character (docs/measurements.md)."""
         if not (self.training and self.input_dropout):
             return inputs
         return kernels.dropout(self.as_vectors(inputs), self.input_dropout, training=True)
@@ -203,8 +203,8 @@ class CharRNN(nn.Module):
 
 
 def one_step_kernels() -> AbstractContextManager:
-    """oneDNN's LSTM wins on whole sequences (training) but is ~2x slower than torch's native kernel for
-    one step at a time (measured: 430 vs 187 us for a 2-layer LSTM 256 on one CPU thread)."""
+    """oneDNN's LSTM wins on whole sequences (training) but loses to torch's native kernel one step at a
+    time, which is how generation runs."""
     return torch.backends.mkldnn.flags(enabled=False)
 
 

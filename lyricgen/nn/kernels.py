@@ -86,7 +86,7 @@ class GRULayer(torch.autograd.Function):
         work = h0.new_empty(len(inputs), len(h0), 4 * hidden)
         x_weight = reorder_gates(w_ih, "nzr")
         x_bias = torch.cat([b_hn.new_zeros(hidden), b_hz, b_hr]) + reorder_gates(b_ih, "nzr")
-        # torch's CPU tanh is ~6x slower than its sigmoid: on a batch's worth of values (from 16 rows) n is
+        # torch's CPU tanh is several times slower than its sigmoid: on a batch's worth of values (from 16 rows) n is
         # computed as 2 sigmoid(2a) - 1, with n's x side projected doubled and its h side added doubled.
         via_sigmoid = len(h0) >= 16
         if via_sigmoid:
@@ -121,7 +121,7 @@ class GRULayer(torch.autograd.Function):
         steps = per_step(carried, work[..., hidden : 2 * hidden], grads, grads.view_as(work)[..., hidden:])
         w_hh_zrn = reorder_gates(w_hh, "zrn")
         # The factors are made a block of steps at a time, ~64k values per operand, so that they are still in
-        # cache when the steps use them (measured: 6 instead of 12 ms at batch 64, hidden 100).
+        # cache when the steps use them (what it bought: docs/speed.md).
         block = -(-(2**16) // (batch * hidden))
         for start in reversed(range(0, seq, block)):
             end = min(start + block, seq)
@@ -180,7 +180,7 @@ def project_input_backward(
 ) -> tuple[Tensor | None, Tensor, Tensor]:
     """d loss / d (inputs or None, weight, bias) of project_input, given grad_out (seq * batch, gates)."""
     if not inputs.is_floating_point():  # one-hot rows: each adds its gradient to one column of weight
-        # (from a strided source index_add_ took 6.5 ms at batch 64; a copy plus a contiguous one, 2.3)
+        # (index_add_ from a strided source is slow: a copy plus a contiguous one is faster)
         grad_table = grad_out.new_zeros(weight.t().shape).index_add_(0, inputs.reshape(-1), grad_out.contiguous())
         return None, grad_table.t(), grad_table.sum(0)  # every row took the bias once: a sum over V rows
     grad_inputs = (grad_out @ weight).view_as(inputs) if needs_input_grad else None
@@ -208,8 +208,8 @@ def recurrent_stack(rnn: nn.RNN | nn.GRU, inputs: Tensor, hidden: Tensor | None)
 
 def dropout(x: Tensor, p: float, training: bool) -> Tensor:
     """F.dropout, with the mask drawn 16 bits per element from 64-bit random words: torch's CPU dropout draws
-    one Bernoulli sample per element, ~10 ns each, which made dropout ~40% of a batch-64 step of the
-    paper's 4-layer model. The keep probability is rounded to a multiple of 1/65536 (0.8 stays 0.8 to
+    one Bernoulli sample per element, which made dropout a large share of a step of the paper's 4-layer
+    model (docs/speed.md). The keep probability is rounded to a multiple of 1/65536 (0.8 stays 0.8 to
     within 1e-5) and kept values are scaled by its exact inverse, so the expectation is unchanged."""
     keep = round((1 - p) * 65536)  # kept where a uniform 16-bit value is below this
     if not training or p == 0 or x.device.type != "cpu" or keep == 0:

@@ -36,7 +36,8 @@ class StepMetrics(Callback):
     clipping) and train/lr of EVERY step, and perf/chars_per_s.
 
     Buffered and written every `log_every_n_steps` steps, each value at its own step: self.log at every
-    step cost ~3 ms of Lightning bookkeeping, 10-15% of a batch-1 step of the paper's models. The buffer
+    step costs milliseconds of Lightning bookkeeping, a noticeable share of a batch-1 step of the paper's
+    models (docs/speed.md). The buffer
     is flushed before each checkpoint (the curve on disk reaches at least the step a resumed run starts
     from) and when training fails, which marks a diverged run with train/diverged.
     """

@@ -232,7 +232,7 @@ def tune_process() -> None:
       range (below 1e-38), where every multiply involving them takes a slow microcode path.
     - glibc keeps large freed blocks: a training step frees and re-allocates the same multi-megabyte
       activation buffers every time; by default glibc unmaps them, and the next step pays a page fault per
-      4 KiB to get them back (measured: two 5 MB tensor copies took 5.4 ms instead of 0.5 ms).
+      4 KiB to get them back (docs/speed.md).
     """
     torch.set_flush_denormal(True)
     if not sys.platform.startswith("linux"):
