@@ -1,7 +1,9 @@
 """Shared fixtures: the real config composed through Hydra's compose API, shrunk to run in seconds."""
 
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -9,6 +11,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import lyricgen.config  # noqa: F401  (registers the resolvers the YAML files use)
 
@@ -84,6 +87,24 @@ def run_modules(commands: list[tuple[str, ...]], cwd: Path, at_once: int = 4) ->
     which overlaps well."""
     with ThreadPoolExecutor(min(at_once, len(commands))) as pool:
         return list(pool.map(lambda command: run_module(*command, cwd=cwd), commands))
+
+
+def curve(run_dir: Path, tag: str = "train/loss") -> list[tuple[int, float]]:
+    """(step, value) of every point a run logged under `tag` in its TensorBoard events; [] if none."""
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0}).Reload()
+    return [(event.step, event.value) for event in events.Scalars(tag)] if tag in events.Tags()["scalars"] else []
+
+
+def stopped_midway(command: list[str], run_dir: Path, stop: signal.Signals, **popen: object) -> subprocess.Popen:
+    """Start a training command, wait until its run has written its first last.ckpt, then send `stop`
+    (SIGKILL for a power loss, SIGTERM for a preemption, SIGINT for Ctrl-C); the caller waits on it."""
+    process = subprocess.Popen(command, **popen)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 120
+    while not last.is_file() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.send_signal(stop)
+    return process
 
 
 def error_line(result: subprocess.CompletedProcess, exit_code: int = 2) -> str:

@@ -1,9 +1,7 @@
 import os
-import pickle
 import time
 
 import pytest
-import torch
 from conftest import run_module
 
 from lyricgen import UserError, charset
@@ -72,21 +70,11 @@ def test_checkpoint_resolution(trained_run, tmp_path):
         find_checkpoint("latest", tmp_path / "empty")
 
 
-def test_corrupt_and_malicious_checkpoints_are_refused(tmp_path):
+def test_a_corrupt_checkpoint_is_refused(tmp_path):  # a malicious one: tests/test_robustness.py
     corrupt = tmp_path / "corrupt.ckpt"
     corrupt.write_bytes(b"not a checkpoint")
     with pytest.raises(UserError, match="cannot load checkpoint"):
         load_checkpoint(corrupt)
-
-    class Exploit:
-        def __reduce__(self):
-            return (os.system, (f"touch {tmp_path / 'pwned'}",))
-
-    malicious = tmp_path / "malicious.ckpt"
-    torch.save({"hyper_parameters": Exploit(), "state_dict": {}}, malicious, pickle_module=pickle)
-    with pytest.raises(UserError, match="cannot load checkpoint"):
-        load_checkpoint(malicious)
-    assert not (tmp_path / "pwned").exists()
 
 
 def test_typed_options():

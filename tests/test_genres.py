@@ -3,8 +3,7 @@ validation, and generation in the label asked for."""
 
 import pandas as pd
 import pytest
-from conftest import TINY
-from test_train import curve
+from conftest import TINY, curve
 
 from lyricgen import UserError
 from lyricgen.data import idcache

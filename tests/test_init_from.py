@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from test_train import curve
+from conftest import curve
 
 from lyricgen import UserError
 from lyricgen.nn.charrnn import CharRNN

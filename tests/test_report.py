@@ -155,20 +155,6 @@ def test_report_refuses_a_directory_without_runs(tmp_path):
     assert result.returncode == 2 and "no runs under" in result.stderr
 
 
-def test_shakespeare_cpu_runs_on_the_shared_corpus(compose_config, shared_data, tmp_path):
-    quick = ["trainer.max_steps=4", "trainer.val_check_interval=2", "data.val_chars=2000", "model.hidden_size=32"]
-    cfg = compose_config(
-        "experiment=shakespeare_cpu", *quick, f"data.path={shared_data / 'tinyshakespeare.txt'}", tiny=False
-    )
-    assert (cfg.data.val_fraction, cfg.trainer.precision, cfg.optim.schedule) == (0.1, "bf16-mixed", "wsd")
-    assert 0 < train(cfg, tmp_path / "run") < 5
-
-
-def test_a_public_domain_songbook_with_non_ascii_text_trains(compose_config, shared_data, tmp_path):
-    cfg = compose_config(f"data.path={shared_data / 'pg1279_burns_poems_and_songs.txt'}", "data.seq_len=64")
-    assert 0 < train(cfg, tmp_path / "run") < 6
-
-
 def test_spike_windows_come_from_spikes_jsonl_and_tablature_is_recognised(tmp_path):
     from lyricgen.report import has_tablature, recorded_windows
 

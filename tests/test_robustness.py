@@ -7,15 +7,13 @@ import resource
 import signal
 import subprocess
 import sys
-import time
 
 import lightning as L
 import numpy as np
 import pytest
 import torch
-from conftest import error_line, run_module, run_modules
+from conftest import curve, error_line, run_module, run_modules, stopped_midway
 from lightning.pytorch.plugins.precision import MixedPrecision
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.utils.data import DataLoader
 
 from lyricgen import Diverged, UserError
@@ -26,11 +24,6 @@ from lyricgen.training.module import LyricLM
 
 # A 4-layer ReLU RNN at lr 1.5 without clipping: finite after one step, non-finite gradients at the second.
 DIVERGING = ["model=rnn", "model.nonlinearity=relu", "model.num_layers=4", "trainer.gradient_clip_val=null"]
-
-
-def scalars(run_dir, tag):
-    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0}).Reload()
-    return {event.step: event.value for event in events.Scalars(tag)} if tag in events.Tags()["scalars"] else {}
 
 
 INVALID_VALUES = [
@@ -70,7 +63,7 @@ def test_divergence_stops_with_one_line_and_keeps_the_last_good_checkpoint(tiny_
     last = read_checkpoint(run_dir / "checkpoints" / "last.ckpt")
     assert last["global_step"] == 1
     assert all(torch.isfinite(tensor).all() for tensor in last["state_dict"].values())
-    assert scalars(run_dir, "train/diverged") == {1: 1.0}
+    assert dict(curve(run_dir, "train/diverged")) == {1: 1.0}
 
 
 @pytest.mark.slow
@@ -82,8 +75,8 @@ def test_a_sweep_goes_on_past_a_diverged_run(tiny_overrides, tmp_path):
     assert "training diverged" in result.stderr
     (good,) = sweep.glob("*optim.lr=0.01*")
     (bad,) = sweep.glob("*optim.lr=1.5*")
-    assert (good / "checkpoints" / "last.ckpt").is_file() and scalars(good, "val/loss")
-    assert scalars(bad, "train/diverged") and not scalars(good, "train/diverged")
+    assert (good / "checkpoints" / "last.ckpt").is_file() and dict(curve(good, "val/loss"))
+    assert dict(curve(bad, "train/diverged")) and not dict(curve(good, "train/diverged"))
 
 
 @pytest.mark.slow
@@ -95,20 +88,16 @@ def test_resume_after_sigkill_is_bit_identical(tiny_overrides, compose_config, t
 
     run_dir = tmp_path / "killed"
     args = [*tiny_overrides, *model, "trainer.max_steps=100000", f"hydra.run.dir={run_dir}"]
-    process = subprocess.Popen([sys.executable, "-m", "lyricgen.train", *args], cwd=tmp_path)
-    last = run_dir / "checkpoints" / "last.ckpt"
-    deadline = time.monotonic() + 120
-    while not last.is_file() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)  # no clean-up: like a power loss
+    process = stopped_midway([sys.executable, "-m", "lyricgen.train", *args], run_dir, signal.SIGKILL, cwd=tmp_path)
+    last = run_dir / "checkpoints" / "last.ckpt"  # SIGKILL: no clean-up, like a power loss
     assert process.wait() == -signal.SIGKILL
     killed_at = read_checkpoint(last)["global_step"]
     assert 10 <= killed_at < 50
 
     result = run_module("lyricgen.train", f"resume={run_dir}", "trainer.max_steps=50", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    expected = scalars(tmp_path / "reference", "train/loss")
-    resumed = scalars(run_dir, "train/loss")
+    expected = dict(curve(tmp_path / "reference", "train/loss"))
+    resumed = dict(curve(run_dir, "train/loss"))
     assert sorted(resumed) == list(range(50))  # one continuous curve: the killed run's extra steps purged
     assert resumed == expected  # every step, bit for bit
     assert read_checkpoint(last)["global_step"] == 50
@@ -164,7 +153,7 @@ def test_a_finite_blow_up_is_divergence_too(tmp_path):
     assert result.returncode == 1 and "Traceback" not in result.stderr
     line = result.stderr.strip().splitlines()[-1]
     assert line.startswith("error: training diverged at step ") and "x ln(vocabulary)" in line
-    assert scalars(run_dir, "train/diverged")
+    assert dict(curve(run_dir, "train/diverged"))
     from lyricgen.report import write_report
 
     write_report(run_dir)
@@ -214,14 +203,9 @@ def test_sigterm_and_ctrl_c_save_the_current_step_and_resume_bit_identically(
     train(compose_config(*model, "trainer.max_steps=50"), tmp_path / "reference")
     run_dir = tmp_path / "stopped"
     args = [*tiny_overrides, *model, "trainer.max_steps=100000", f"hydra.run.dir={run_dir}"]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "lyricgen.train", *args], cwd=tmp_path, stderr=subprocess.PIPE, text=True
-    )
+    command = [sys.executable, "-m", "lyricgen.train", *args]
+    process = stopped_midway(command, run_dir, stop, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
     last = run_dir / "checkpoints" / "last.ckpt"
-    deadline = time.monotonic() + 120
-    while not last.is_file() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    process.send_signal(stop)
     assert process.wait(timeout=60) == 128 + stop
     line = process.stderr.read().strip().splitlines()[-1]
     step = read_checkpoint(last)["global_step"]
@@ -232,7 +216,7 @@ def test_sigterm_and_ctrl_c_save_the_current_step_and_resume_bit_identically(
     assert 7 <= step < 50
     result = run_module("lyricgen.train", f"resume={run_dir}", "trainer.max_steps=50", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert scalars(run_dir, "train/loss") == scalars(tmp_path / "reference", "train/loss")
+    assert dict(curve(run_dir, "train/loss")) == dict(curve(tmp_path / "reference", "train/loss"))
 
 
 @pytest.mark.slow
@@ -243,17 +227,13 @@ def test_a_requeued_job_continues_its_run_and_another_run_is_refused(compose_con
     run_dir = tmp_path / "job"
     command = [sys.executable, "-m", "lyricgen.train", *tiny_overrides, *model, "trainer.max_steps=50"]
     command.append(f"hydra.run.dir={run_dir}")
-    process = subprocess.Popen(command, cwd=tmp_path, stderr=subprocess.DEVNULL)
+    process = stopped_midway(command, run_dir, signal.SIGTERM, cwd=tmp_path, stderr=subprocess.DEVNULL)  # preemption
     last = run_dir / "checkpoints" / "last.ckpt"
-    deadline = time.monotonic() + 120
-    while not last.is_file() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    process.send_signal(signal.SIGTERM)  # preemption
     assert process.wait(timeout=60) == 128 + signal.SIGTERM and read_checkpoint(last)["global_step"] < 50
     again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
     assert f"note: {run_dir} already holds this run: continuing it" in again.stderr
-    assert scalars(run_dir, "train/loss") == scalars(tmp_path / "reference", "train/loss")
+    assert dict(curve(run_dir, "train/loss")) == dict(curve(tmp_path / "reference", "train/loss"))
     other = subprocess.run([*command, "optim.lr=0.5"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert other.returncode == 2 and other.stderr.strip().splitlines() == [
         f"error: {run_dir} already holds another run (optim.lr differ): choose another hydra.run.dir, "

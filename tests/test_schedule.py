@@ -3,7 +3,7 @@ and its weight decay (optim.weight_decay, optim.decoupled_weight_decay)."""
 
 import pytest
 import torch
-from test_train import curve
+from conftest import curve
 
 from lyricgen import UserError
 from lyricgen.training.fit import train

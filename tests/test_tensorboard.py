@@ -11,7 +11,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from test_train import curve
+from conftest import curve
 
 pytestmark = pytest.mark.slow
 

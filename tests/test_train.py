@@ -4,7 +4,7 @@ import math
 
 import pytest
 import torch
-from conftest import error_line, run_module, run_modules
+from conftest import curve, error_line, run_module, run_modules
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from lyricgen.nn.charrnn import sample_text
@@ -17,11 +17,6 @@ def test_loss_falls_on_a_learnable_text(compose_config, tmp_path):
     val_loss = train(cfg, tmp_path / "run")
     uniform = math.log(len(set("oh baby baby\nrock and roll all night\nla la la la\nyeah yeah yeah\n")))
     assert val_loss < 0.5 * uniform
-
-
-def curve(run_dir, tag="train/loss"):
-    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0}).Reload()
-    return [(event.step, event.value) for event in events.Scalars(tag)]
 
 
 def test_same_config_gives_the_same_curve(compose_config, tmp_path):
@@ -162,3 +157,17 @@ def test_sweepers_get_the_best_validation_loss(compose_config, tmp_path):
     best = train(compose_config("trainer.max_steps=40", "trainer.val_check_interval=5", "optim.lr=0.3"), tmp_path / "r")
     logged = [value for _, value in curve(tmp_path / "r", "val/loss")]
     assert len(logged) == 8 and best == pytest.approx(min(logged))
+
+
+def test_shakespeare_cpu_runs_on_the_shared_corpus(compose_config, shared_data, tmp_path):
+    quick = ["trainer.max_steps=4", "trainer.val_check_interval=2", "data.val_chars=2000", "model.hidden_size=32"]
+    cfg = compose_config(
+        "experiment=shakespeare_cpu", *quick, f"data.path={shared_data / 'tinyshakespeare.txt'}", tiny=False
+    )
+    assert (cfg.data.val_fraction, cfg.trainer.precision, cfg.optim.schedule) == (0.1, "bf16-mixed", "wsd")
+    assert 0 < train(cfg, tmp_path / "run") < 5
+
+
+def test_a_public_domain_songbook_with_non_ascii_text_trains(compose_config, shared_data, tmp_path):
+    cfg = compose_config(f"data.path={shared_data / 'pg1279_burns_poems_and_songs.txt'}", "data.seq_len=64")
+    assert 0 < train(cfg, tmp_path / "run") < 6
