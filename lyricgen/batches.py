@@ -7,9 +7,9 @@ windows behind a loss spike can be read back long after the run, without having 
 import argparse
 from pathlib import Path
 
-from lyricgen import charset, one_line_errors
+from lyricgen import one_line_errors
 from lyricgen.config import load_run_config
-from lyricgen.data.windows import LyricsDataModule, RandomWindows
+from lyricgen.data.windows import LyricsDataModule, RandomWindows, window_texts
 
 
 def windows_at(run_dir: str | Path, steps: list[int]) -> dict[int, list[str]]:
@@ -19,10 +19,7 @@ def windows_at(run_dir: str | Path, steps: list[int]) -> dict[int, list[str]]:
     data.setup("fit")
     windows = RandomWindows(data.train_ids, cfg.data.batch_size, cfg.data.seq_len, cfg.seed)
     batches = {step: windows.batch(step) for step in steps}
-    return {
-        step: [charset.decode([*row, last], data.vocab) for row, last in zip(inputs, targets[:, -1], strict=True)]
-        for step, (inputs, targets, *_) in batches.items()
-    }
+    return {step: window_texts(inputs, targets, data.vocab) for step, (inputs, targets, *_) in batches.items()}
 
 
 @one_line_errors

@@ -162,3 +162,15 @@ def test_spike_windows_come_from_spikes_jsonl_and_tablature_is_recognised(tmp_pa
     (tmp_path / "spikes.jsonl").write_text("".join(json.dumps(entry) + "\n" for entry in entries))
     windows = recorded_windows(tmp_path, [7, 9])  # recorded: no corpus needed
     assert [has_tablature(windows[step]) for step in (7, 9)] == [True, False]
+
+
+def test_a_spikes_recorded_text_is_the_text_lyricgen_batches_rebuilds(compose_config, tmp_path):
+    from lyricgen.batches import windows_at
+
+    sensitive = ["spikes.grad_ratio=1.0001", "spikes.loss_jump=0.0001"]  # nearly every step counts as a spike
+    steps = ["trainer.max_steps=130", "trainer.val_check_interval=130"]  # forensics start after 100 steps
+    train(compose_config(*sensitive, *steps), tmp_path / "run")
+    recorded = [json.loads(line) for line in (tmp_path / "run" / "spikes.jsonl").read_text().splitlines()]
+    assert recorded
+    rebuilt = windows_at(tmp_path / "run", [entry["step"] for entry in recorded])
+    assert all(rebuilt[entry["step"]] == entry["windows"] for entry in recorded)

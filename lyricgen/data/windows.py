@@ -7,10 +7,17 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, IterableDataset, TensorDataset
 
-from lyricgen import UserError
+from lyricgen import UserError, charset
 from lyricgen.data import idcache
 
 VAL_BATCH_SIZE = 64  # windows per validation batch; validation cost does not depend on the training batch
+
+
+def window_texts(inputs: torch.Tensor, targets: torch.Tensor, vocab: str) -> list[str]:
+    """The text of each whole window of a batch: its inputs and the last target (spike forensics, and
+    lyricgen.batches for any step of a finished run)."""
+    windows = torch.cat([inputs, targets[:, -1:]], dim=1)
+    return [charset.decode(window, vocab) for window in windows.cpu()]
 
 
 def mix_seed(*parts: int) -> int:

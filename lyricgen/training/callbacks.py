@@ -12,11 +12,12 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from lyricgen import Diverged, Interrupted, UserError, charset
+from lyricgen import Diverged, Interrupted, UserError
+from lyricgen.data.windows import window_texts
 from lyricgen.nn.charrnn import sample_text
 from lyricgen.rundir import RunDir
 
-Batch = tuple[torch.Tensor, torch.Tensor]
+Batch = tuple[torch.Tensor, ...]  # inputs, targets, and for a conditioned run each character's label
 
 
 def tensorboard(trainer: L.Trainer) -> TensorBoardLogger | None:
@@ -155,8 +156,6 @@ class SpikeForensics(Callback):
         return grad_norm > self.grad_ratio * math.exp(self.mean_log_grad) or loss > self.mean_loss + self.loss_jump
 
     def record(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Batch, loss: float, grad_norm: float):
-        inputs, targets = batch[:2]
-        windows = torch.cat([inputs, targets[:, -1:]], dim=1)  # each whole window: inputs and the last target
         entry = {
             "step": trainer.global_step - 1,
             "loss": loss,
@@ -164,7 +163,7 @@ class SpikeForensics(Callback):
             "lr": trainer.optimizers[0].param_groups[0]["lr"],
             "typical_loss": self.mean_loss,
             "typical_grad_norm": math.exp(self.mean_log_grad),
-            "windows": [charset.decode(window, pl_module.hparams.vocab) for window in windows.cpu()],
+            "windows": window_texts(*batch[:2], pl_module.hparams.vocab),
         }
         if trainer.is_global_zero:
             with RunDir(Path(trainer.default_root_dir)).spikes.open("a", encoding="utf-8") as file:
