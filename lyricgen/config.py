@@ -109,7 +109,7 @@ def load_run_config(run_dir: str | Path) -> DictConfig:
     added["init_from"] = None
     added["model"] = {"condition": None, "condition_on": "input", "label_dim": 16, "input_dropout": 0.0}
     added |= {"guard": defaults.guard, "spikes": defaults.spikes, "paths": defaults.paths, "tags": [], "callbacks": []}
-    added |= {"logger": {"name": "tensorboard", "extra": []}, "memory": defaults.memory}
+    added |= {"logger": {"name": "tensorboard", "extra": []}, "memory": defaults.memory, "extras": defaults.extras}
     added["optim"] = {"schedule": "constant", "warmup_steps": 0, "decoupled_weight_decay": False}
     added["optim"] |= {"activation_reg": 0.0, "temporal_activation_reg": 0.0}
     return OmegaConf.merge(added, OmegaConf.load(path))
@@ -243,6 +243,11 @@ class PathsSchema:
 
 
 @dataclass
+class ExtrasSchema:
+    print_config: bool = MISSING
+
+
+@dataclass
 class CheckpointSchema:
     every_n_steps: int = MISSING
 
@@ -291,6 +296,7 @@ class RunSchema:
     data: DataSchema = MISSING
     checkpoint: CheckpointSchema = MISSING
     paths: PathsSchema = MISSING
+    extras: ExtrasSchema = MISSING
     tags: list[str] = MISSING
     logger: dict[str, Any] = MISSING  # Lightning loggers, checked when they are made
     callbacks: list[Any] = MISSING

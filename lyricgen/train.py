@@ -18,7 +18,7 @@ from lyricgen.cli import run_checked
 from lyricgen.config import CONF_DIR, flatten, load_run_config, validate
 from lyricgen.rundir import RunDir
 
-RESUMABLE_KEYS = ("trainer.", "checkpoint.", "threads", "sample_length", "memory.")  # what a resumed run may change
+RESUMABLE_KEYS = ("trainer.", "checkpoint.", "threads", "sample_length", "memory.", "extras.")  # a resume may change
 
 
 def resumed_run(cfg: DictConfig, overrides: list[str]) -> tuple[DictConfig, Path, Path]:
@@ -71,6 +71,8 @@ def run(cfg: DictConfig) -> float:
             print("note: trainer.strategy=ddp runs as ddp_spawn inside a -m sweep", file=sys.stderr)
             cfg.trainer.strategy = "ddp_spawn"
         cfg, out_dir, ckpt_path = chosen_run(cfg, hydra_cfg)
+        if cfg.extras.print_config:
+            print(OmegaConf.to_yaml(cfg, resolve=True))
         from lyricgen.training.fit import train  # Lightning, torch and the data code: only once the command is sound
 
         return train(cfg, out_dir, ckpt_path)

@@ -125,3 +125,12 @@ def test_generate_gives_by_default_the_sample_that_training_printed(tiny_overrid
     assert with_memory.returncode == 0, with_memory.stderr
     assert with_memory.stdout == f"\n{printed}\n"  # the prime (a line break) and the same continuation
     assert alone.stdout != with_memory.stdout
+
+
+@pytest.mark.slow
+def test_the_composed_config_can_be_printed_as_the_run_starts(tiny_overrides, tmp_path):
+    result = run_module(
+        "lyricgen.train", *tiny_overrides, "extras.print_config=true", "model.hidden_size=24", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert "model:\n  cell: lstm\n  num_layers: 1\n  hidden_size: 24\n" in result.stdout
