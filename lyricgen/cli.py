@@ -8,6 +8,7 @@ error, and only after the command's module has imported everything it needs.
 """
 
 import difflib
+import functools
 import re
 import sys
 from dataclasses import dataclass
@@ -28,6 +29,12 @@ MULTIRUN_FLAGS = ("-m", "--multirun")
 EXCLUDE_KEYS = "hydra.job.config.override_dirname.exclude_keys"
 
 
+@functools.cache
+def own_keys(config_name: str) -> list[str]:
+    """The top-level keys a command's YAML file adds (read once: every key of a command line asks)."""
+    return [key for key in OmegaConf.load(CONF_DIR / f"{config_name}.yaml") if key not in ("defaults", "hydra")]
+
+
 @dataclass(frozen=True)
 class Command:
     """A Hydra command: its config file, what it does, and (for the commands that score or prepare data
@@ -41,10 +48,7 @@ class Command:
 
     def own_keys(self) -> list[str]:
         """The keys its own YAML file adds beside the training config's (evaluate's ckpt, split, ...)."""
-        if self.config == "config":
-            return []
-        own = OmegaConf.load(CONF_DIR / f"{self.config}.yaml")
-        return [key for key in own if key not in ("defaults", "hydra")]
+        return [] if self.config == "config" else own_keys(self.config)
 
     def applies(self, key: str) -> bool:
         if self.key_prefixes is None:
