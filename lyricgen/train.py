@@ -89,9 +89,19 @@ def run(cfg: DictConfig) -> float:
 
 def forget_unstarted(out_dir: Path) -> None:
     """A new run that stopped before its first checkpoint (a corpus that cannot be read, say) leaves no
-    directory behind: `ckpt=latest`, `lyricgen.report` and `resume=` would meet an empty run."""
-    if not RunDir(out_dir).checkpoints.exists():
-        shutil.rmtree(out_dir, ignore_errors=True)
+    directory behind: `ckpt=latest`, `lyricgen.report` and `resume=` would meet an empty run. Only what
+    the run itself wrote is removed, and the directory only once it is empty: hydra.run.dir may name a
+    folder that holds other things."""
+    run = RunDir(out_dir)
+    written = [run.hydra, run.config, out_dir / f"{HydraConfig.get().job.name}.log"]
+    if run.checkpoints.exists() or any(path not in written for path in out_dir.iterdir()):
+        return
+    for path in written:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+    out_dir.rmdir()
 
 
 def main() -> None:

@@ -127,6 +127,18 @@ def test_bad_input_exits_with_one_clear_line_and_leaves_no_run_behind(tiny_overr
         assert not (tmp_path / f"run{index}").exists()  # a run that never started leaves nothing behind
 
 
+@pytest.mark.slow
+def test_a_failed_run_removes_only_what_it_wrote(tiny_overrides, tmp_path):
+    """hydra.run.dir may name a folder that holds the user's own files: they stay."""
+    (tmp_path / "short.txt").write_text("la la la\n")
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("keep me")
+    args = [*tiny_overrides, f"data.path={tmp_path / 'short.txt'}", f"hydra.run.dir={folder}"]
+    assert "corpus too short" in error_line(run_module("lyricgen.train", *args, cwd=tmp_path))
+    assert (folder / "notes.txt").read_text() == "keep me"
+
+
 def test_long_sweep_directory_names_stay_unique_within_file_system_limits():
     from lyricgen.config import dirname
 
