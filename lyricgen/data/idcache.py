@@ -14,7 +14,6 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -41,22 +40,14 @@ def identity(
     source: str, val_fraction: float, test_fraction: float, hygiene: bool, labelled: bool, options: dict
 ) -> list:
     """Everything the encoded ids depend on. A missing input file is left for load_split to report."""
-    inputs = {
-        "songs_poems": lambda: resources.files("fortune") / "datfiles" / "songs-poems",
-        "text": lambda: options.get("path"),
-        "lyrics_csv": lambda: options.get("csv"),
-    }
-    path = inputs.get(source, lambda: None)()
-    present = path is not None and Path(str(path)).expanduser().is_file()
+    files = [
+        [label, file_identity(path) if path is not None and Path(path).expanduser().is_file() else None]
+        for label, path in corpus.input_files(source, options).items()
+    ]
     csv_options = ("genres", "languages", "ascii", "separator", "dedup")
     extra = [options.get(key) for key in csv_options] if source == "lyrics_csv" else []
-    if source == "text" and options.get("files"):
-        files = options["files"]
-        extra = [
-            [label, file_identity(path) if Path(path).expanduser().is_file() else None] for label, path in files.items()
-        ]
     split = [val_fraction, test_fraction]
-    return [CACHE_VERSION, source, file_identity(str(path)) if present else None, split, hygiene, extra, labelled]
+    return [CACHE_VERSION, source, files, split, hygiene, extra, labelled]
 
 
 def cache_folder(root: Path, key: list) -> Path:
