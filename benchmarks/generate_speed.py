@@ -7,6 +7,7 @@ import torch
 from common import median_rate, write_result
 
 from lyricgen.nn.charrnn import CharRNN
+from lyricgen.nn.sampling import generate
 
 VOCAB = 90  # about the built-in corpus's vocabulary
 MODELS = {
@@ -20,7 +21,7 @@ def chars_per_second(model: CharRNN, samples: int) -> float:
     prime = torch.zeros(samples, 1, dtype=torch.long)
 
     def work() -> int:
-        model.generate(prime, LENGTH, temperature=0.8, generator=torch.Generator().manual_seed(0))
+        generate(model, prime, LENGTH, temperature=0.8, generator=torch.Generator().manual_seed(0))
         return samples * LENGTH
 
     return median_rate(work)

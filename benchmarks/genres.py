@@ -24,8 +24,8 @@ from omegaconf import OmegaConf
 
 from lyricgen import charset
 from lyricgen.data import idcache
-from lyricgen.nn.charrnn import sample_text
 from lyricgen.nn.checkpoints import load_checkpoint
+from lyricgen.nn.sampling import sample_text
 from lyricgen.training.scoring import label_scores, mean_loss
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,6 +14,7 @@ from references import raw_steps
 from train_speed import MODELS, VOCAB, lyricgen_rate
 
 from lyricgen.nn.charrnn import CharRNN
+from lyricgen.nn.sampling import generate
 
 BATCHES = {"batch 1 x 200 (the paper's)": (1, 200), "batch 64 x 200": (64, 200), "batch 1024 x 200": (1024, 200)}
 ROUNDS = 3
@@ -53,7 +54,7 @@ def generation_rows() -> list[dict]:
             rates = []
             for _ in range(4):  # the first is warm-up
                 start = time.perf_counter()
-                model.generate(prime, LENGTH, temperature=0.8, generator=torch.Generator().manual_seed(0))
+                generate(model, prime, LENGTH, temperature=0.8, generator=torch.Generator().manual_seed(0))
                 torch.cuda.synchronize()
                 rates.append(samples * LENGTH / (time.perf_counter() - start))
             row = {"model": name, "samples": samples, "chars_per_s": round(statistics.median(rates[1:]))}

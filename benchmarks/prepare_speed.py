@@ -83,8 +83,8 @@ def write_csv(path: Path, megabytes: int) -> int:
 PREPARE = """
 import json, re, sys
 from pathlib import Path
-from lyricgen.data.lyrics_csv import PrepareOptions, prepare
-prepared = prepare(sys.argv[1], PrepareOptions(dedup=sys.argv[3] == "dedup"), sys.argv[2])
+from lyricgen.data.lyrics_csv import default_options, prepare
+prepared = prepare(sys.argv[1], default_options(dedup=sys.argv[3] == "dedup"), sys.argv[2])
 stats = json.loads((prepared / "stats.json").read_text())
 peak = int(re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text())[1]) / 1024
 print(json.dumps({"peak_rss_mb": peak, "songs": stats["songs"], "duplicates": stats["duplicates"]}))

@@ -70,7 +70,7 @@ def lyricgen_rate(
     precision: str = "32-true",
 ) -> float:
     """chars/s of the real Trainer + LyricLM at the default trainer settings (logging every step, clipping)."""
-    model = LyricLM(vocab="".join(chr(32 + i) for i in range(VOCAB)), lr=0.001, **options)
+    model = LyricLM(vocab="".join(chr(32 + i) for i in range(VOCAB)), network=options, lr=0.001)
     warmup = 3
     timer = StepTimer(warmup)
     trainer = L.Trainer(

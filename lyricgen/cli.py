@@ -78,13 +78,25 @@ COMMANDS = {
 }
 
 
-def config_groups() -> dict[str, list[str]]:
-    """{group: its options} for the groups of conf/ (hydra's own groups aside)."""
-    return {
-        folder.name: sorted(path.stem for path in folder.glob("*.yaml"))
-        for folder in sorted(CONF_DIR.iterdir())
-        if folder.is_dir() and folder.name not in ("hydra", "protocol")
-    }
+SEARCHPATH = "hydra.searchpath"  # more config folders: a user's own options of lyricgen's groups (model/mynet.yaml)
+
+
+def config_groups(search_dirs: list[Path] = ()) -> dict[str, list[str]]:
+    """{group: its options} for the groups of conf/ and of the searchpath's folders (hydra's own aside)."""
+    groups: dict[str, set[str]] = {}
+    for root in (CONF_DIR, *search_dirs):
+        for folder in sorted(root.iterdir()) if root.is_dir() else []:
+            if folder.is_dir() and folder.name not in ("hydra", "protocol"):
+                groups.setdefault(folder.name, set()).update(path.stem for path in folder.glob("*.yaml"))
+    return {group: sorted(options) for group, options in sorted(groups.items())}
+
+
+def search_dirs(overrides: list[Override]) -> list[Path]:
+    """The file:// folders of a hydra.searchpath override (pkg:// ones are Hydra's to find)."""
+    given = [override.value() for override in overrides if override.key_or_group == SEARCHPATH]
+    return [
+        Path(entry.removeprefix("file://")) for entry in (given[-1] if given else []) if entry.startswith("file://")
+    ]
 
 
 def parsed(tokens: list[str]) -> list[Override]:
@@ -138,7 +150,8 @@ def check_group(command: Command, override: Override, groups: dict[str, list[str
     if override.is_delete():
         return
     values = list(override.sweep_string_iterator()) if override.is_sweep_override() else [override.value()]
-    for value in values:
+    chosen = [item for value in values for item in (value if isinstance(value, list) else [value])]  # [a,b]: both
+    for value in chosen:
         if value not in groups[group] and value not in (None, "null"):
             raise UserError(f"{group}={value} is not an option: use one of {', '.join(groups[group])}")
 
@@ -161,6 +174,7 @@ def check_key(command: Command, override: Override, cfg: DictConfig, keys: list[
 
 
 def composed(command: Command, overrides: list[str], with_hydra: bool = False) -> DictConfig:
+    """The command's config under `overrides` (a hydra.searchpath among them included)."""
     try:
         with initialize_config_dir(str(CONF_DIR), version_base=None):
             return compose(command.config, overrides=overrides, return_hydra_config=with_hydra)
@@ -175,19 +189,20 @@ def check_command_line(name: str, argv: list[str]) -> list[str]:
     if any(flag in argv for flag in ("--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd")):
         return argv  # the user's own configs: Hydra checks them
     overrides = parsed([arg for arg in argv if ("=" in arg and not arg.startswith("-")) or arg.startswith("~")])
-    groups = config_groups()
+    groups = config_groups(search_dirs(overrides))
     ours = [override for override in overrides if not override.is_hydra_override()]
+    searchpath = [override.input_line for override in overrides if override.key_or_group == SEARCHPATH]
     choices = [override for override in ours if override.key_or_group in groups]
     for override in choices:
         check_group(command, override, groups)
     multirun = any(flag in argv for flag in MULTIRUN_FLAGS)
-    cfg = composed(command, [first_value(override) for override in choices], with_hydra=multirun)
+    cfg = composed(command, [*searchpath, *(first_value(override) for override in choices)], with_hydra=multirun)
     keys = all_keys(cfg)
     for override in ours:
         if override not in choices:
             check_key(command, override, cfg, keys)
     if command.name == "train":  # types, choices and ranges too, before Hydra makes a run directory
-        validate(composed(command, [first_value(override) for override in ours]))
+        validate(composed(command, [*searchpath, *(first_value(override) for override in ours)]))
     if multirun and not any(override.key_or_group == EXCLUDE_KEYS for override in overrides):
         swept = {override.key_or_group for override in ours if override.is_sweep_override()}
         constants = [override.key_or_group for override in ours if override.key_or_group not in swept]

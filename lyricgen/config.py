@@ -31,6 +31,7 @@ CONF_DIR = _PACKAGED if _PACKAGED.is_dir() else Path(__file__).resolve().parents
 
 # The allowed values of the choice keys. The modules that implement them import these (this module needs
 # only omegaconf, so checking a config never loads torch, Lightning or pandas).
+CHARRNN = "lyricgen.nn.CharRNN"  # model._target_ of lyricgen's own network (lyricgen.nn.networks)
 CELLS = ("rnn", "gru", "lstm")  # model.cell
 INPUTS = ("onehot", "embedding")  # model.input
 NONLINEARITIES = ("tanh", "relu")  # model.nonlinearity (rnn cell)
@@ -107,12 +108,28 @@ def load_run_config(run_dir: str | Path) -> DictConfig:
     defaults = OmegaConf.load(CONF_DIR / "config.yaml")
     added = {"data": {"hygiene": False, "dedup": False, "train_chars": None, "test_fraction": 0.0}}
     added["init_from"] = None
-    added["model"] = {"condition": None, "condition_on": "input", "label_dim": 16, "input_dropout": 0.0}
-    added |= {"guard": defaults.guard, "spikes": defaults.spikes, "paths": defaults.paths, "tags": [], "callbacks": []}
+    added["model"] = {
+        "_target_": CHARRNN,
+        "condition": None,
+        "condition_on": "input",
+        "label_dim": 16,
+        "input_dropout": 0.0,
+    }
+    added |= {"guard": defaults.guard, "spikes": defaults.spikes, "paths": defaults.paths, "tags": [], "callbacks": {}}
     added |= {"logger": {"name": "tensorboard", "extra": []}, "memory": defaults.memory, "extras": defaults.extras}
     added["optim"] = {"schedule": "constant", "warmup_steps": 0, "decoupled_weight_decay": False}
     added["optim"] |= {"activation_reg": 0.0, "temporal_activation_reg": 0.0}
-    return OmegaConf.merge(added, OmegaConf.load(path))
+    saved = OmegaConf.load(path)
+    if OmegaConf.is_list(saved.get("callbacks")):  # a run made when callbacks were a list, not named
+        saved.callbacks = {f"callback{index}": spec for index, spec in enumerate(saved.callbacks)}
+    return OmegaConf.merge(added, saved)
+
+
+def run_network(run_dir: str | Path) -> str | None:
+    """The network class (model._target_) a run's saved config names: the user's own choice, so loading
+    that run's checkpoints may import it (lyricgen.nn.networks). None without a saved config."""
+    path = RunDir(Path(run_dir)).config
+    return OmegaConf.select(OmegaConf.load(path), "model._target_") if path.is_file() else None
 
 
 def flatten(tree: dict, prefix: str = "") -> Iterator[tuple[str, object]]:
@@ -144,6 +161,9 @@ def require(condition: bool, key: str, value: object, allowed: str) -> None:
 
 @dataclass
 class ModelSchema:
+    """CharRNN's options; a plugged-in network's (another model._target_) are its own to check."""
+
+    _target_: str = MISSING
     cell: Cell = MISSING
     num_layers: int = MISSING
     hidden_size: int = MISSING
@@ -291,7 +311,7 @@ class MemorySchema:
 
 @dataclass
 class RunSchema:
-    model: ModelSchema = MISSING
+    model: dict[str, Any] = MISSING  # ModelSchema for CharRNN (validate)
     optim: OptimSchema = MISSING
     data: DataSchema = MISSING
     checkpoint: CheckpointSchema = MISSING
@@ -299,7 +319,7 @@ class RunSchema:
     extras: ExtrasSchema = MISSING
     tags: list[str] = MISSING
     logger: dict[str, Any] = MISSING  # Lightning loggers, checked when they are made
-    callbacks: list[Any] = MISSING
+    callbacks: dict[str, Any] = MISSING  # name: {_target_: a Lightning callback class, its arguments}
     guard: GuardSchema = MISSING
     spikes: SpikesSchema = MISSING
     memory: MemorySchema = MISSING
@@ -320,7 +340,7 @@ class RunSchema:
         require(isinstance(interval, int) and interval >= 1, "trainer.val_check_interval", interval, "an integer >= 1")
         require(clip is None or clip > 0, "trainer.gradient_clip_val", clip, "use a norm > 0, or null for no clipping")
         require(self.seed >= 0, "seed", self.seed, "use an integer >= 0")
-        condition, source = self.model.condition, self.data.source
+        condition, source = self.model.get("condition"), self.data.source
         genre_ok = condition != "genre" or source == "lyrics_csv"
         require(genre_ok, "model.condition", "genre", "genres come from a lyrics CSV: add data=lyrics_csv data.csv=...")
         source_ok = condition != "source" or (source == "text" and self.data.files)
@@ -401,9 +421,22 @@ def check_trainer(options: dict) -> None:
 
 def validate(cfg: DictConfig) -> None:
     """Raise UserError with one line if any value of `cfg` is of the wrong type, choice or range."""
+    check_schema(RunSchema, cfg)
+    if cfg.model.get("_target_", CHARRNN) == CHARRNN:
+        check_schema(ModelSchema, cfg.model, "model.")
+    else:
+        require(
+            cfg.model.get("condition") in (None, *CONDITIONS),
+            "model.condition",
+            cfg.model.get("condition"),
+            f"use null or one of {', '.join(CONDITIONS)}",
+        )
+    check_trainer(OmegaConf.to_container(cfg.trainer, resolve=True))
+
+
+def check_schema(schema: type, cfg: DictConfig, prefix: str = "") -> None:
     try:
-        OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(RunSchema), cfg))
+        OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), cfg))
     except OmegaConfBaseException as err:
         message = str(err).splitlines()[0]
-        raise UserError(f"{err.full_key}: {message}" if getattr(err, "full_key", None) else message) from None
-    check_trainer(OmegaConf.to_container(cfg.trainer, resolve=True))
+        raise UserError(f"{prefix}{err.full_key}: {message}" if getattr(err, "full_key", None) else message) from None

@@ -14,9 +14,9 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from lyricgen import UserError, charset, one_line_errors
-from lyricgen.config import as_typed
-from lyricgen.nn.charrnn import default_prime, label_index
+from lyricgen.config import as_typed, run_network
 from lyricgen.nn.checkpoints import find_checkpoint, load_checkpoint, pick_device
+from lyricgen.nn.sampling import default_prime, generate_steps, label_index
 from lyricgen.rundir import RunDir
 
 
@@ -45,6 +45,7 @@ class GenerateConfig:
     device: str = option("auto", "cpu | cuda | auto")
     unknown: str = option("error", "prime characters outside the vocabulary: error | skip")
     with_memory: bool = option(True, "mix in the run's n-gram memory, as training's sample does (needs its text)")
+    network: str | None = option(None, "a plugged-in network class to trust (its run's config.yaml names it too)")
     paths: Paths = field(default_factory=Paths)
 
 
@@ -82,7 +83,8 @@ def generate(cfg: GenerateConfig) -> list[str]:
         raise UserError(f"unknown={cfg.unknown} is not an option: use unknown=error or unknown=skip")
     device = pick_device(cfg.device)
     path = find_checkpoint(cfg.ckpt, cfg.paths.output_dir)
-    model, vocab = load_checkpoint(path, device)
+    trusted = [cfg.network, run_network(RunDir.of_checkpoint(path).path)]
+    model, vocab = load_checkpoint(path, device, trusted)
     memory = None
     if cfg.with_memory:  # imported here: reading a corpus pulls in pandas and hydra, which plain sampling does without
         from lyricgen.training.memory import run_memory
@@ -93,7 +95,7 @@ def generate(cfg: GenerateConfig) -> list[str]:
     prime_ids = charset.encode(prime, vocab).long().to(device).expand(cfg.num_samples, -1)
     generator = torch.Generator().manual_seed(cfg.seed)
     temperature = 0.0 if cfg.greedy else cfg.temperature
-    steps = model.generate_steps(prime_ids, cfg.length, temperature, cfg.top_k, generator, label, memory)
+    steps = generate_steps(model, prime_ids, cfg.length, temperature, cfg.top_k, generator, label, memory)
     new_ids = []
     if cfg.stream:
         print(prime, end="", flush=True)

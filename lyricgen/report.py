@@ -22,14 +22,13 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from lyricgen import UserError, one_line_errors
 from lyricgen.data import hygiene
 from lyricgen.rundir import RunDir
+from lyricgen.training.spikes import BLOCK, HISTORY, GradNormal
 
 matplotlib.use("Agg")  # files only: no display needed
 import matplotlib.pyplot as plt
 
-BLOCK = 50  # steps averaged into one point of a curve: batch-1 losses are too noisy to read one by one
-HISTORY = 10  # blocks before a point that define "normal" for it
 LOSS_JUMP = 0.3  # nats of a block mean above normal that start a loss spike; back within half of it ends it
-GRAD_RATIO = 10.0  # a gradient norm this many times the normal (median) one is a gradient spike
+GRAD_RATIO = 10.0  # a gradient norm this many times the normal one is a gradient spike (lyricgen.training.spikes)
 GRAD_GAP = 500  # gradient spikes closer than this many steps are one episode
 WINDOWS_SHOWN = 3  # spike episodes per run whose text the report shows
 NOT_SHOWN = ("experiment=", "hydra.", "threads=", "trainer.enable_progress_bar=")  # overrides that change no result
@@ -73,15 +72,16 @@ def loss_episodes(losses: np.ndarray, block: int = BLOCK, jump: float = LOSS_JUM
 
 
 def grad_episodes(grad_norms: np.ndarray, ratio: float = GRAD_RATIO, gap: int = GRAD_GAP) -> list[Episode]:
-    """Gradient spikes: steps whose norm exceeds `ratio` times the median of the HISTORY x BLOCK steps
-    before them; spikes closer than `gap` steps form one episode."""
+    """Gradient spikes as the run's forensics name them (lyricgen.training.spikes), replayed over the
+    logged norms; spikes closer than `gap` steps form one episode."""
     norms = np.asarray(grad_norms, dtype=float)
-    medians = np.array([np.median(norms[i : i + BLOCK]) for i in range(0, len(norms), BLOCK)])
-    normal = np.array([np.median(medians[block - HISTORY : block]) for block in range(HISTORY, len(medians))])
-    steps = np.arange(HISTORY * BLOCK, len(norms))
-    spikes = steps[norms[steps] > ratio * normal[steps // BLOCK - HISTORY]] if len(steps) else steps
+    normal, spikes = GradNormal(), []
+    for step, norm in enumerate(norms.tolist()):
+        if normal.is_spike(norm, ratio):
+            spikes.append(step)
+        normal.add(norm)
     episodes: list[Episode] = []
-    for step in spikes.tolist():
+    for step in spikes:
         if episodes and step - episodes[-1].end < gap:
             episodes[-1].end = step + 1
         else:

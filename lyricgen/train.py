@@ -1,6 +1,6 @@
 """The command: `python -m lyricgen.train model=gru optim.lr=0.001`. It checks the composed config, then
 starts a new run, continues one (resume=, ckpt_path=, or a requeued job's own directory) and calls
-lyricgen.training.fit.train. It imports no Lightning, torch or data code before the config has passed its checks, so
+lyricgen.training.fit.fit_run. It imports no Lightning, torch or data code before the config has passed its checks, so
 a mistake on the command line is reported in a fraction of a second rather than after seconds of imports."""
 
 import math
@@ -73,9 +73,9 @@ def run(cfg: DictConfig) -> float:
         cfg, out_dir, ckpt_path = chosen_run(cfg, hydra_cfg)
         if cfg.extras.print_config:
             print(OmegaConf.to_yaml(cfg, resolve=True))
-        from lyricgen.training.fit import train  # Lightning, torch and the data code: only once the command is sound
+        from lyricgen.training.fit import fit_run  # Lightning, torch and the data code: only once the command is sound
 
-        return train(cfg, out_dir, ckpt_path)
+        return fit_run(cfg, out_dir, ckpt_path)
     except Diverged as err:
         if not multirun:
             raise

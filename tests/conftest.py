@@ -64,7 +64,7 @@ def compose_config(tiny_overrides: list[str], tmp_path: Path) -> Callable[..., D
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run directory with checkpoints from a few seconds of training on the toy lyrics, made once."""
-    from lyricgen.training.fit import train
+    from lyricgen.training.fit import fit_run
 
     root = tmp_path_factory.mktemp("trained")
     corpus_file = root / "toy.txt"
@@ -72,7 +72,7 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     overrides = [*TINY, "data=text", f"data.path={corpus_file}", f"data.prepared_dir={root / 'prepared'}"]
     overrides += ["trainer.max_steps=60", "optim.lr=0.02", "optim.schedule=constant"]  # 60 steps: no time to decay
     with initialize_config_dir(str(CONF_DIR), version_base=None):
-        train(compose("config", overrides=overrides), root / "run")
+        fit_run(compose("config", overrides=overrides), root / "run")
     corpus_file.unlink()  # whatever uses the run must work from its checkpoints alone
     return root / "run"
 

@@ -133,4 +133,6 @@ def test_the_composed_config_can_be_printed_as_the_run_starts(tiny_overrides, tm
         "lyricgen.train", *tiny_overrides, "extras.print_config=true", "model.hidden_size=24", cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr
-    assert "model:\n  cell: lstm\n  num_layers: 1\n  hidden_size: 24\n" in result.stdout
+    assert (
+        "model:\n  _target_: lyricgen.nn.CharRNN\n  cell: lstm\n  num_layers: 1\n  hidden_size: 24\n" in result.stdout
+    )

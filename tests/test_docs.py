@@ -165,6 +165,8 @@ class Workspace:
             args = set_key(args, "hydra.sweeper.n_trials", "2")
         if "trainer.max_steps" in keys:
             args = set_key(args, "trainer.max_steps", TINY["trainer.max_steps"])
+        if "hydra.searchpath" in keys:  # a network of the user's own: its model keys are its own
+            keys |= {key for key in TINY if key.startswith("model.")}
         experiment = any(arg.startswith("experiment=") for arg in args)
         steps = ("trainer.max_steps", "trainer.val_check_interval")  # an experiment's come from scale=
         tiny = [
@@ -243,6 +245,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, subprocess.Co
     (work / "a.txt").write_text(text[30_000:60_000])
     (work / "b.txt").write_text(text[60_000:90_000])
     kaggle_schema_csv(work / "kaggle" / "train.csv")
+    shutil.copytree(ROOT / "examples", work / "examples")  # what a clone of the repository has
     with ThreadPoolExecutor(2) as pool:
         made = [
             pool.submit(tiny_run, f"hydra.run.dir=outputs/runs/{FIXTURE_TIME}", "data.test_fraction=0.05", cwd=work),
@@ -295,14 +298,17 @@ OPTION = re.compile(r"^(?P<group>\w+)=(?P<option>[A-Za-z_][\w.]*)$")
 LINK = re.compile(r"\]\((?P<target>[^)#\s]+)(?:#[^)]*)?\)")
 NOT_KEYS = re.compile(r"\.(?:py|yaml|md|csv|json|jsonl|png|txt|ckpt)$")  # spikes.jsonl, model.py: files
 SHOWN_AS_MISTAKES = {"model.num_layer", "trainer.colour"}  # misspelt on purpose, to show the one-line error
-FILE = re.compile(r"^(?:conf|lyricgen|benchmarks|docs|tests)/[\w./-]+\.(?:py|yaml|md|csv|json|png)$")
+FILE = re.compile(r"^(?:conf|lyricgen|benchmarks|docs|tests|examples)/[\w./-]+\.(?:py|yaml|md|csv|json|png)$")
+EXAMPLE_CONF = ROOT / "examples" / "conf"  # the plugged-in network the docs show: its options count too
 
 
 def config_keys() -> set[str]:
-    """Every dotted key of the run config under each data source (lyricgen.cli's own list of them)."""
+    """Every dotted key of the run config under each data source (lyricgen.cli's own list of them), and
+    with the example network."""
     keys = set()
+    example = [f"hydra.searchpath=[file://{EXAMPLE_CONF}]", "model=tiny_gru"]
     with initialize_config_dir(str(CONF_DIR), version_base=None):
-        for overrides in ([], ["data=text"], ["data=lyrics_csv"]):
+        for overrides in ([], ["data=text"], ["data=lyrics_csv"], example):
             keys |= set(all_keys(compose("config", overrides=overrides)))
     return keys | {f"trainer.{name}" for name in trainer_arguments()} | {"data.files"}
 
@@ -326,7 +332,9 @@ def test_the_docs_name_only_keys_options_and_files_that_exist(doc: Path) -> None
         if (
             option
             and option["group"] in GROUPS
-            and not (CONF_DIR / option["group"] / f"{option['option']}.yaml").is_file()
+            and not any(
+                (conf / option["group"] / f"{option['option']}.yaml").is_file() for conf in (CONF_DIR, EXAMPLE_CONF)
+            )
         ):
             missing.append(f"option {thing}")
         if FILE.match(thing) and not (ROOT / thing).exists():

@@ -9,8 +9,8 @@ from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from lyricgen import UserError
-from lyricgen.data.splits import split_ids
-from lyricgen.training.fit import train
+from lyricgen.data.encoded import split_ids
+from lyricgen.training.fit import fit_run
 from lyricgen.training.memory import run_memory
 from lyricgen.training.scoring import evaluate
 
@@ -23,7 +23,7 @@ def run_with_test_split(tmp_path_factory):
     data = ["data=text", f"data.path={root / 'toy.txt'}", f"data.prepared_dir={root / 'prepared'}"]
     overrides = [*TINY, *data, "data.test_fraction=0.1", "trainer.max_steps=12", "optim.lr=0.02"]
     with initialize_config_dir(str(CONF_DIR), version_base=None):
-        best = train(compose("config", overrides=overrides), root / "run")
+        best = fit_run(compose("config", overrides=overrides), root / "run")
     return root / "run", best
 
 

@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 from lyricgen import UserError, charset
 from lyricgen.config import flatten, validate
 from lyricgen.data import corpus
-from lyricgen.data.lyrics_csv import EXPECTED_COLUMNS, PrepareOptions, prepare
+from lyricgen.data.lyrics_csv import EXPECTED_COLUMNS, default_options, prepare
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -72,7 +72,7 @@ def test_lyrics_csv_reader(content):
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "train.csv"
         path.write_bytes(content.encode("utf-8", "surrogatepass"))
-        options = PrepareOptions(genres=tuple({"Rock", *content.split(",")[:3]}), ascii="keep")
+        options = default_options(genres=tuple({"Rock", *content.split(",")[:3]}), ascii="keep")
         loads_or_refuses(lambda: prepare(path, options, Path(tmp) / "prepared"))
 
 

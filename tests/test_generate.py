@@ -7,7 +7,7 @@ from conftest import run_module
 from lyricgen import UserError, charset
 from lyricgen.generate import GenerateConfig, generate, parse_args
 from lyricgen.nn.checkpoints import find_checkpoint, load_checkpoint
-from lyricgen.training.fit import train
+from lyricgen.training.fit import fit_run
 
 
 def sample(run, **options):
@@ -24,7 +24,7 @@ def test_same_seed_same_text_and_batches_of_samples(trained_run):
 
 def test_the_runs_memory_is_mixed_in_while_its_training_text_is_at_hand(compose_config, tmp_path, capsys):
     run = tmp_path / "run"
-    train(compose_config("trainer.max_steps=3"), run)
+    fit_run(compose_config("trainer.max_steps=3"), run)
     mixed, alone = sample(run, greedy=True), sample(run, greedy=True, with_memory=False)
     assert mixed != alone  # three steps of training: the memory of the toy lyrics leads
     assert "note: no n-gram memory" not in capsys.readouterr().err

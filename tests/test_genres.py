@@ -7,12 +7,12 @@ from conftest import TINY, curve
 
 from lyricgen import UserError
 from lyricgen.data import idcache
-from lyricgen.data.lyrics_csv import EXPECTED_COLUMNS, PrepareOptions, prepare
+from lyricgen.data.lyrics_csv import EXPECTED_COLUMNS, default_options, prepare
 from lyricgen.generate import GenerateConfig, generate
 from lyricgen.nn.charrnn import CharRNN
 from lyricgen.nn.checkpoints import load_checkpoint
 from lyricgen.report import write_report
-from lyricgen.training.fit import train
+from lyricgen.training.fit import fit_run
 
 SHOUTED = "OH YEAH ROCK AND ROLL ALL NIGHT\nWE WILL ROCK THE TOWN\n\n" * 40  # two styles a label must tell apart
 WHISPERED = "oh yeah rock and roll all night\nwe will rock the town\n\n" * 40
@@ -44,7 +44,7 @@ def test_a_csv_split_holds_out_songs_of_every_genre(tmp_path):
     rows = [("a", f"r{i}", "Rock", "en", f"rock song {i}") for i in range(40)]
     rows += [("b", f"p{i}", "Pop", "en", f"pop song {i}") for i in range(20)]
     pd.DataFrame(rows, columns=EXPECTED_COLUMNS).to_csv(tmp_path / "train.csv", index=False)
-    prepared = prepare(tmp_path / "train.csv", PrepareOptions(genres=("Rock", "Pop")), tmp_path / "prepared")
+    prepared = prepare(tmp_path / "train.csv", default_options(genres=("Rock", "Pop")), tmp_path / "prepared")
     val = (prepared / "val.txt").read_text()
     assert "rock song 19" in val and "pop song 19" in val  # the 20th song of each genre
     index = [line.split("\t") for line in (prepared / "train.songs.tsv").read_text().splitlines()]
@@ -58,7 +58,7 @@ def test_a_genre_conditioned_csv_run(tmp_path, compose_config):
     rows += [("b", f"p{i}", "Pop", "en", f"sweet baby {i}\n" * 5) for i in range(40)]  # copies would be dropped
     pd.DataFrame(rows, columns=EXPECTED_COLUMNS).to_csv(tmp_path / "train.csv", index=False)
     data = ["data=lyrics_csv", f"data.csv={tmp_path / 'train.csv'}", "data.genres=[Rock,Pop]", "data.seq_len=16"]
-    train(compose_config(*TINY, *data, "model.condition=genre", tiny=False), tmp_path / "run")
+    fit_run(compose_config(*TINY, *data, "model.condition=genre", tiny=False), tmp_path / "run")
     model, _ = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")
     assert model.labels == ["Pop", "Rock"]
 
@@ -67,7 +67,7 @@ def test_a_genre_conditioned_csv_run(tmp_path, compose_config):
 def test_conditioned_training_makes_generate_follow_the_label(tmp_path, compose_config, styles, condition_on):
     overrides = [*styles, "model.condition=source", f"model.condition_on={condition_on}", "model.hidden_size=48"]
     overrides += ["trainer.max_steps=250", "trainer.val_check_interval=125", "optim.lr=0.02", "data.batch_size=16"]
-    train(compose_config(*overrides), tmp_path / "run")
+    fit_run(compose_config(*overrides), tmp_path / "run")
     for label, case in (("upper", str.isupper), ("lower", str.islower)):
         (text,) = generate(GenerateConfig(ckpt=str(tmp_path / "run"), genre=label, prime="\n", length=200))
         letters = [char for char in text if char.isalpha()]
@@ -82,7 +82,7 @@ def test_conditioned_training_makes_generate_follow_the_label(tmp_path, compose_
 def test_generate_refuses_labels_it_does_not_know_and_the_report_shows_each(
     tmp_path, compose_config, styles, trained_run
 ):
-    train(compose_config(*styles, "model.condition=source", "trainer.max_steps=2"), tmp_path / "sweep" / "run")
+    fit_run(compose_config(*styles, "model.condition=source", "trainer.max_steps=2"), tmp_path / "sweep" / "run")
     run = str(tmp_path / "sweep" / "run")
     write_report(tmp_path / "sweep")
     (row,) = pd.read_csv(tmp_path / "sweep" / "results.csv").to_dict("records")
@@ -107,12 +107,12 @@ def test_generate_refuses_labels_it_does_not_know_and_the_report_shows_each(
 )
 def test_a_condition_without_its_labels_is_one_line(compose_config, tmp_path, overrides, message):
     with pytest.raises(UserError, match=message):
-        train(compose_config(*overrides), tmp_path / "run")
+        fit_run(compose_config(*overrides), tmp_path / "run")
 
 
 def test_an_unconditioned_model_is_unchanged(compose_config, tmp_path):
     cfg = compose_config(*TINY[1:], "model=rnn", "model.hidden_size=8")
-    train(cfg, tmp_path / "run")
+    fit_run(cfg, tmp_path / "run")
     model, _ = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")
     assert model.labels == [] and model.label_embedding is None and model.label_state is None
     assert model.rnn.input_size == model.vocab_size  # no label columns: the kernels' one-hot lookup path

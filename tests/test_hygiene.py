@@ -7,7 +7,7 @@ import pytest
 from conftest import run_module
 
 from lyricgen.data import hygiene, lyrics_csv, standin
-from lyricgen.data.lyrics_csv import PrepareOptions
+from lyricgen.data.lyrics_csv import default_options
 
 REAL_TAB = """Solo:
 e|-------------------------|-----------------|
@@ -74,9 +74,9 @@ def test_standin_injects_about_one_percent_tablature_into_three_training_songs(s
 
 
 def test_prepare_hygiene_removes_the_injected_tablature_and_counts_it(standin_csvs, tmp_path):
-    paper = lyrics_csv.prepare(standin_csvs["tab"], PrepareOptions(hygiene=False), tmp_path)
-    cleaned = lyrics_csv.prepare(standin_csvs["tab"], PrepareOptions(hygiene=True), tmp_path)
-    clean = lyrics_csv.prepare(standin_csvs["clean"], PrepareOptions(hygiene=True), tmp_path)
+    paper = lyrics_csv.prepare(standin_csvs["tab"], default_options(hygiene=False), tmp_path)
+    cleaned = lyrics_csv.prepare(standin_csvs["tab"], default_options(hygiene=True), tmp_path)
+    clean = lyrics_csv.prepare(standin_csvs["clean"], default_options(hygiene=True), tmp_path)
     stats = json.loads((cleaned / "stats.json").read_text())
     assert stats["hygiene_removed"]["tablature"]["songs"] == 3 and stats["hygiene_removed"]["tablature"]["lines"] > 30
     assert json.loads((paper / "stats.json").read_text())["hygiene_removed"] == "off"

@@ -7,7 +7,7 @@ from conftest import curve
 from lyricgen import UserError
 from lyricgen.nn.charrnn import CharRNN
 from lyricgen.nn.checkpoints import vocabulary_axes, warm_start
-from lyricgen.training.fit import train
+from lyricgen.training.fit import fit_run
 
 
 @pytest.mark.parametrize("input_mode", ["onehot", "embedding"])
@@ -32,8 +32,8 @@ def test_a_fine_tuned_run_starts_where_the_checkpoint_left_off(trained_run, comp
     text = tmp_path / "louder.txt"
     text.write_text("OH BABY BABY!\noh baby baby\nrock and roll all night\nla la la la\nyeah yeah yeah\n\n" * 40)
     data = [f"data.path={text}", "trainer.max_steps=3", "model.hidden_size=16"]
-    train(compose_config(*data), tmp_path / "scratch")
-    train(compose_config(*data, f"init_from={trained_run}"), tmp_path / "tuned")
+    fit_run(compose_config(*data), tmp_path / "scratch")
+    fit_run(compose_config(*data, f"init_from={trained_run}"), tmp_path / "tuned")
     scratch, tuned = curve(tmp_path / "scratch"), curve(tmp_path / "tuned")
     assert [step for step, _ in tuned] == [0, 1, 2]  # a new run: its own steps, a fresh optimiser
     assert tuned[0][1] < scratch[0][1] - 0.5  # it knows the lower-case lyrics already
@@ -41,8 +41,8 @@ def test_a_fine_tuned_run_starts_where_the_checkpoint_left_off(trained_run, comp
 
 def test_another_network_is_refused_in_one_line(trained_run, compose_config, tmp_path):
     with pytest.raises(UserError, match=r"cell=lstm \(this run: gru\)"):
-        train(compose_config("model=gru", "model.hidden_size=16", f"init_from={trained_run}"), tmp_path / "a")
+        fit_run(compose_config("model=gru", "model.hidden_size=16", f"init_from={trained_run}"), tmp_path / "a")
     with pytest.raises(UserError, match=r"hidden_size=16 \(this run: 32\)"):
-        train(compose_config("model.hidden_size=32", f"init_from={trained_run}"), tmp_path / "b")
+        fit_run(compose_config("model.hidden_size=32", f"init_from={trained_run}"), tmp_path / "b")
     with pytest.raises(UserError, match="checkpoint not found"):
-        train(compose_config(f"init_from={tmp_path / 'nowhere'}"), tmp_path / "c")
+        fit_run(compose_config(f"init_from={tmp_path / 'nowhere'}"), tmp_path / "c")

@@ -6,7 +6,8 @@ import torch.nn.functional as F
 from conftest import CONF_DIR
 from omegaconf import OmegaConf
 
-from lyricgen.nn.charrnn import CharRNN, sample_next, sequence_loss
+from lyricgen.nn.charrnn import CharRNN, sequence_loss
+from lyricgen.nn.sampling import generate, sample_next
 from lyricgen.training.module import LyricLM
 
 VOCAB = 30
@@ -30,7 +31,7 @@ def test_generation_carries_state_exactly_like_rerunning_the_prefix():
     torch.manual_seed(0)
     model = CharRNN(VOCAB, cell="gru", num_layers=2, hidden_size=16)
     prime = torch.randint(VOCAB, (2, 5))
-    generated = model.generate(prime, length=12, temperature=0)
+    generated = generate(model, prime, length=12, temperature=0)
     assert generated.shape == (2, 12)
     # Greedy decoding that re-runs the whole prefix for every character must agree with the O(1) path.
     sequence = prime
@@ -45,15 +46,15 @@ def test_sampling_is_reproducible_and_top_k_restricts_choices():
     prime = torch.zeros(4, 3, dtype=torch.long)
 
     def sample(seed, top_k=None):
-        return model.generate(prime, 50, temperature=1.0, top_k=top_k, generator=torch.Generator().manual_seed(seed))
+        return generate(model, prime, 50, temperature=1.0, top_k=top_k, generator=torch.Generator().manual_seed(seed))
 
     assert torch.equal(sample(1), sample(1))
     assert not torch.equal(sample(1), sample(2))
-    assert torch.equal(sample(3, top_k=1), model.generate(prime, 50, temperature=0))
+    assert torch.equal(sample(3, top_k=1), generate(model, prime, 50, temperature=0))
 
 
 def test_gradient_norm_is_kept_before_clipping_and_reused_to_clip():
-    module = LyricLM(vocab="abcd", lr=0.1, hidden_size=4)
+    module = LyricLM(vocab="abcd", network={"hidden_size": 4}, lr=0.1)
     optimizer = module.configure_optimizers()
 
     def clip(value):
@@ -110,6 +111,7 @@ def constructor_defaults(function) -> dict:
 def test_python_defaults_agree_with_the_yaml():
     network, model_yaml = constructor_defaults(CharRNN), yaml("model/rnn.yaml")
     assert network.pop("labels") == () and model_yaml.pop("condition") is None  # labels come from the data
+    assert model_yaml.pop("_target_") == "lyricgen.nn.CharRNN"
     assert network == model_yaml
     module_defaults = constructor_defaults(LyricLM)
     adam = yaml("optim/adam.yaml")

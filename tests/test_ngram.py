@@ -7,8 +7,9 @@ from collections import Counter, defaultdict
 import pytest
 import torch
 
-from lyricgen.nn.charrnn import CharRNN, sample_text
+from lyricgen.nn.charrnn import CharRNN
 from lyricgen.nn.ngram import Mixture, NGramMemory, memory_mixture
+from lyricgen.nn.sampling import sample_text
 
 
 def counted_probability(text: list[int], vocab_size: int, order: int, context: list[int], char: int) -> float:

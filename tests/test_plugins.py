@@ -40,14 +40,20 @@ def test_a_logger_whose_package_is_missing_is_one_line(tiny_overrides, tmp_path)
 
 
 @pytest.mark.slow
-def test_callbacks_from_config_join_lyricgens_own(tiny_overrides, tmp_path):
-    monitor = "callbacks=[{_target_: lightning.pytorch.callbacks.LearningRateMonitor, logging_interval: step}]"
-    result, run_dir = run(tiny_overrides, tmp_path, monitor, "trainer.log_every_n_steps=1")
+def test_callbacks_by_name_and_the_users_own_join_lyricgens(tiny_overrides, tmp_path):
+    chosen = ["callbacks=[lr_monitor,early_stopping]", "callbacks.early_stopping.patience=1"]
+    result, run_dir = run(tiny_overrides, tmp_path, *chosen, "trainer.log_every_n_steps=1", "trainer.max_steps=30")
     assert result.returncode == 0, result.stderr
     scalars = EventAccumulator(str(run_dir)).Reload().Tags()["scalars"]
     assert "lr-Adam" in scalars and "train/loss" in scalars  # theirs and ours
-    result, _ = run(tiny_overrides, tmp_path, "callbacks=[{_target_: nowhere.Callback}]", name="missing")
-    assert result.returncode == 2 and result.stderr.strip().endswith("No module named 'nowhere'")
+    own = "+callbacks.mine={_target_: lightning.pytorch.callbacks.LearningRateMonitor, logging_interval: step}"
+    result, run_dir = run(tiny_overrides, tmp_path, own, "trainer.log_every_n_steps=1", name="own")
+    assert result.returncode == 0, result.stderr
+    assert "lr-Adam" in EventAccumulator(str(run_dir)).Reload().Tags()["scalars"]
+    result, _ = run(tiny_overrides, tmp_path, "+callbacks.mine={_target_: nowhere.Callback}", name="missing")
+    assert result.returncode == 2
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line == "error: callbacks.mine: cannot make nowhere.Callback: No module named 'nowhere'"
 
 
 @pytest.mark.slow

@@ -9,8 +9,8 @@ from conftest import TINY, run_module
 
 from lyricgen import UserError
 from lyricgen.data.corpus import load_split
-from lyricgen.data.lyrics_csv import EXPECTED_COLUMNS, PrepareOptions, prepare
-from lyricgen.training.fit import train
+from lyricgen.data.lyrics_csv import EXPECTED_COLUMNS, default_options, prepare
+from lyricgen.training.fit import fit_run
 
 ROCK_EN = 40  # kept songs: with val_fraction 0.05 every 20th is held out
 
@@ -42,7 +42,7 @@ def stats_of(prepared):
 
 
 def test_paper_defaults_keep_english_rock_as_clean_ascii(lyrics_csv, tmp_path):
-    prepared = prepare(lyrics_csv, PrepareOptions(), tmp_path / "prepared")
+    prepared = prepare(lyrics_csv, default_options(), tmp_path / "prepared")
     stats = stats_of(prepared)
     assert stats["rows_read"] == ROCK_EN + 6
     assert stats["rows_kept"] == stats["songs"] == ROCK_EN
@@ -61,7 +61,7 @@ def test_paper_defaults_keep_english_rock_as_clean_ascii(lyrics_csv, tmp_path):
 
 
 def test_a_test_split_holds_out_other_whole_songs(lyrics_csv, tmp_path):
-    prepared = prepare(lyrics_csv, PrepareOptions(test_fraction=0.1), tmp_path / "prepared")
+    prepared = prepare(lyrics_csv, default_options(test_fraction=0.1), tmp_path / "prepared")
     stats = stats_of(prepared)
     assert (stats["train_songs"], stats["val_songs"], stats["test_songs"]) == (34, 2, 4)
     test_text, train_text = (prepared / "test.txt").read_text(), (prepared / "train.txt").read_text()
@@ -77,29 +77,29 @@ def test_a_test_split_holds_out_other_whole_songs(lyrics_csv, tmp_path):
     ],
 )
 def test_ascii_modes(lyrics_csv, tmp_path, mode, expected):
-    prepared = prepare(lyrics_csv, PrepareOptions(ascii=mode), tmp_path / "prepared")
+    prepared = prepare(lyrics_csv, default_options(ascii=mode), tmp_path / "prepared")
     assert expected in (prepared / "train.txt").read_text()
 
 
 def test_genre_and_language_lists_match_exactly(lyrics_csv, tmp_path):
-    options = PrepareOptions(genres=("Rock", "Metal", "Pop"), languages=("en", "pt"), ascii="keep")
+    options = default_options(genres=("Rock", "Metal", "Pop"), languages=("en", "pt"), ascii="keep")
     stats = stats_of(prepare(lyrics_csv, options, tmp_path / "prepared"))
     assert stats["rows_kept"] == ROCK_EN + 3 + 1  # + Pop, Metal, Rock/pt; "日本語" is kept with ascii=keep
     with pytest.raises(UserError, match="no rows"):  # spelled as the dataset spells it, or nothing matches
-        prepare(lyrics_csv, PrepareOptions(genres=("rock",)), tmp_path / "prepared")
+        prepare(lyrics_csv, default_options(genres=("rock",)), tmp_path / "prepared")
 
 
 def test_prepared_text_is_reused_until_input_or_options_change(lyrics_csv, tmp_path):
     root = tmp_path / "prepared"
-    first = prepare(lyrics_csv, PrepareOptions(), root)
+    first = prepare(lyrics_csv, default_options(), root)
     written = (first / "train.txt").stat().st_mtime_ns
-    assert prepare(lyrics_csv, PrepareOptions(), root) == first
+    assert prepare(lyrics_csv, default_options(), root) == first
     assert (first / "train.txt").stat().st_mtime_ns == written
-    assert prepare(lyrics_csv, PrepareOptions(separator="\n<|song|>\n"), root) != first
+    assert prepare(lyrics_csv, default_options(separator="\n<|song|>\n"), root) != first
     with lyrics_csv.open("a") as file:
         file.write("artist h,new song,Rock,en,new words\n")
     os.utime(lyrics_csv, ns=(written + 10**9, written + 10**9))
-    changed = prepare(lyrics_csv, PrepareOptions(), root)
+    changed = prepare(lyrics_csv, default_options(), root)
     assert changed != first and stats_of(changed)["rows_kept"] == ROCK_EN + 1
     assert not [path for path in root.iterdir() if path.name.startswith(".")]  # no temporary leftovers
 
@@ -124,13 +124,13 @@ def test_bad_input_is_one_clear_error(lyrics_csv, tmp_path, content, options, me
         elif content is not None:
             path.write_text(content)
     with pytest.raises(UserError, match=message.replace("[", r"\[").replace("]", r"\]")):
-        prepare(path, PrepareOptions(**options), tmp_path / "prepared")
+        prepare(path, default_options(**options), tmp_path / "prepared")
 
 
 def test_training_prepares_then_holds_out_whole_songs(compose_config, lyrics_csv, tmp_path):
     prepared_dir = tmp_path / "prepared"
     overrides = ["data=lyrics_csv", f"data.csv={lyrics_csv}", f"data.prepared_dir={prepared_dir}"]
-    train(compose_config(*TINY, *overrides, tiny=False), tmp_path / "run")
+    fit_run(compose_config(*TINY, *overrides, tiny=False), tmp_path / "run")
     train_text, val_text, *_ = load_split(
         "lyrics_csv",
         0.05,
@@ -170,7 +170,7 @@ def test_a_genre_with_a_line_break_keeps_the_error_on_one_line(tmp_path):
     csv = tmp_path / "train.csv"
     csv.write_text('"Genre","Language","Lyrics"\n"\n0","en","words"\n')  # found by hypothesis
     with pytest.raises(UserError) as caught:
-        prepare(csv, PrepareOptions(), tmp_path / "prepared")
+        prepare(csv, default_options(), tmp_path / "prepared")
     assert "\n" not in str(caught.value) and "'\\n0'" in str(caught.value)
 
 
@@ -222,7 +222,7 @@ def first_line_counts(prepared, line: str) -> dict[str, int]:
 
 def test_exact_and_near_duplicates_are_removed_and_counted(csv_with_copies, tmp_path):
     path, songs, copied = csv_with_copies
-    stats = stats_of(prepared := prepare(path, PrepareOptions(), tmp_path / "prepared"))
+    stats = stats_of(prepared := prepare(path, default_options(), tmp_path / "prepared"))
     assert stats["duplicates"] == {"exact": 3 * len(copied), "near": len(copied), "removed": True}
     assert stats["songs"] == 60 and stats["val_songs"] == 3  # the copies took no place in the split pattern
     for index in copied:
@@ -233,7 +233,7 @@ def test_exact_and_near_duplicates_are_removed_and_counted(csv_with_copies, tmp_
 
 def test_kept_duplicates_stay_on_their_originals_side(csv_with_copies, tmp_path):
     path, songs, copied = csv_with_copies
-    stats = stats_of(prepared := prepare(path, PrepareOptions(dedup=False), tmp_path / "prepared"))
+    stats = stats_of(prepared := prepare(path, default_options(dedup=False), tmp_path / "prepared"))
     assert stats["duplicates"] == {"exact": 3 * len(copied), "near": len(copied), "removed": False}
     assert stats["songs"] == 60 + 4 * len(copied)
     for index in copied:

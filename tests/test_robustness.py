@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 from lyricgen import Diverged, UserError
 from lyricgen.data.windows import RandomWindows
 from lyricgen.nn.checkpoints import read_checkpoint
-from lyricgen.training.fit import train
+from lyricgen.training.fit import fit_run
 from lyricgen.training.module import LyricLM
 
 # A 4-layer ReLU RNN at lr 1.5 without clipping: finite after one step, non-finite gradients at the second.
@@ -84,7 +84,7 @@ def test_resume_after_sigkill_is_bit_identical(tiny_overrides, compose_config, t
     # Dropout makes the run depend on the global RNG too, not only on the window sampler.
     model = ["model.num_layers=2", "model.dropout=0.3", "checkpoint.every_n_steps=10", "trainer.val_check_interval=15"]
     reference = compose_config(*model, "trainer.max_steps=50")
-    train(reference, tmp_path / "reference")
+    fit_run(reference, tmp_path / "reference")
 
     run_dir = tmp_path / "killed"
     args = [*tiny_overrides, *model, "trainer.max_steps=100000", f"hydra.run.dir={run_dir}"]
@@ -161,7 +161,7 @@ def test_a_finite_blow_up_is_divergence_too(tmp_path):
 
 
 def guard(vocab_size: int = 90) -> LyricLM:
-    return LyricLM(vocab="".join(chr(32 + i) for i in range(vocab_size)), lr=0.001, hidden_size=4)
+    return LyricLM(vocab="".join(chr(32 + i) for i in range(vocab_size)), network={"hidden_size": 4}, lr=0.001)
 
 
 def test_the_guard_lets_the_papers_loss_spikes_pass_and_stops_a_blow_up():
@@ -182,7 +182,7 @@ def test_the_guard_lets_the_papers_loss_spikes_pass_and_stops_a_blow_up():
 def test_steps_a_grad_scaler_skips_are_not_divergence():
     torch.manual_seed(0)
     ids = torch.randint(20, (5_000,), dtype=torch.uint8)
-    module = LyricLM(vocab="abcdefghijklmnopqrst", lr=0.01, cell="rnn", hidden_size=16, input="embedding")
+    module = LyricLM(vocab="abcdefghijklmnopqrst", network={"hidden_size": 16, "input": "embedding"}, lr=0.01)
     # fp16 gradients of a loss scaled by 2**40 overflow: the scaler skips steps and halves its scale
     precision = MixedPrecision("16-mixed", "cpu", scaler=torch.amp.GradScaler("cpu", init_scale=2.0**40))
     trainer = L.Trainer(
@@ -200,7 +200,7 @@ def test_sigterm_and_ctrl_c_save_the_current_step_and_resume_bit_identically(
     stop, compose_config, tiny_overrides, tmp_path
 ):
     model = ["model.num_layers=2", "model.dropout=0.3", "checkpoint.every_n_steps=7", "trainer.val_check_interval=15"]
-    train(compose_config(*model, "trainer.max_steps=50"), tmp_path / "reference")
+    fit_run(compose_config(*model, "trainer.max_steps=50"), tmp_path / "reference")
     run_dir = tmp_path / "stopped"
     args = [*tiny_overrides, *model, "trainer.max_steps=100000", f"hydra.run.dir={run_dir}"]
     command = [sys.executable, "-m", "lyricgen.train", *args]
@@ -223,7 +223,7 @@ def test_sigterm_and_ctrl_c_save_the_current_step_and_resume_bit_identically(
 def test_a_requeued_job_continues_its_run_and_another_run_is_refused(compose_config, tiny_overrides, tmp_path):
     """SLURM requeues a preempted job by running its command again, into the same run directory."""
     model = ["model.num_layers=2", "model.dropout=0.3", "checkpoint.every_n_steps=7", "trainer.val_check_interval=15"]
-    train(compose_config(*model, "trainer.max_steps=50"), tmp_path / "reference")
+    fit_run(compose_config(*model, "trainer.max_steps=50"), tmp_path / "reference")
     run_dir = tmp_path / "job"
     command = [sys.executable, "-m", "lyricgen.train", *tiny_overrides, *model, "trainer.max_steps=50"]
     command.append(f"hydra.run.dir={run_dir}")
@@ -244,7 +244,7 @@ def test_a_requeued_job_continues_its_run_and_another_run_is_refused(compose_con
 @pytest.mark.slow
 def test_a_checkpoint_that_cannot_be_written_stops_in_one_line_and_keeps_the_previous(compose_config, tmp_path):
     run_dir = tmp_path / "run"
-    train(compose_config(), run_dir)  # 6 steps
+    fit_run(compose_config(), run_dir)  # 6 steps
     before = (run_dir / "checkpoints" / "last.ckpt").read_bytes()
     limit = len(before) // 2  # files may not grow past half a checkpoint: the next save fails
     result = subprocess.run(

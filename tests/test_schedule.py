@@ -6,7 +6,7 @@ import torch
 from conftest import curve
 
 from lyricgen import UserError
-from lyricgen.training.fit import train
+from lyricgen.training.fit import fit_run
 from lyricgen.training.module import LyricLM, lr_factor
 
 
@@ -26,7 +26,7 @@ def test_warmup_rises_linearly_then_each_schedule_takes_over():
 @pytest.mark.parametrize("schedule", ["cosine", "step", "wsd"])
 def test_the_optimiser_follows_the_schedule_and_train_lr_logs_it(compose_config, tmp_path, schedule):
     cfg = compose_config(f"optim.schedule={schedule}", "optim.warmup_steps=2", "optim.lr=0.01", "trainer.max_steps=8")
-    train(cfg, tmp_path / "run")
+    fit_run(cfg, tmp_path / "run")
     logged = curve(tmp_path / "run", "train/lr")
     expected = [(step, 0.01 * lr_factor(schedule, 2, 8, step)) for step in range(8)]
     assert [step for step, _ in logged] == [step for step, _ in expected]
@@ -35,22 +35,22 @@ def test_the_optimiser_follows_the_schedule_and_train_lr_logs_it(compose_config,
 
 
 def test_the_papers_optimiser_keeps_the_rate_constant_and_the_default_decays_it(compose_config, tmp_path):
-    train(compose_config("optim=adam", "optim.lr=0.01"), tmp_path / "paper")
+    fit_run(compose_config("optim=adam", "optim.lr=0.01"), tmp_path / "paper")
     logged = [lr for _, lr in curve(tmp_path / "paper", "train/lr")]
     assert len(logged) == 6 and logged == pytest.approx([0.01] * 6)
-    train(compose_config("optim.lr=0.01"), tmp_path / "default")  # optim=default: wsd decay
+    fit_run(compose_config("optim.lr=0.01"), tmp_path / "default")  # optim=default: wsd decay
     logged = [lr for _, lr in curve(tmp_path / "default", "train/lr")]
     assert logged == pytest.approx([0.01 * lr_factor("wsd", 0, 6, step) for step in range(6)]) and logged[-1] < 0.01
 
 
 def test_an_unknown_schedule_is_refused_in_one_line(compose_config, tmp_path):
     with pytest.raises(UserError, match=r"optim\.schedule"):
-        train(compose_config("optim.schedule=linear"), tmp_path / "run")
+        fit_run(compose_config("optim.schedule=linear"), tmp_path / "run")
 
 
 @pytest.mark.parametrize("decoupled", [False, True])
 def test_decoupled_weight_decay_shrinks_the_weights_by_lr_times_decay_and_l2_does_not(decoupled):
-    module = LyricLM("ab", lr=0.01, weight_decay=0.1, decoupled_weight_decay=decoupled, hidden_size=4)
+    module = LyricLM("ab", {"hidden_size": 4}, lr=0.01, weight_decay=0.1, decoupled_weight_decay=decoupled)
     optimizer = module.configure_optimizers()
     before = [parameter.detach().clone() for parameter in module.parameters()]
     for parameter in module.parameters():
@@ -72,9 +72,9 @@ def test_activation_penalties_are_the_mean_squares_of_the_outputs_and_of_their_c
     torch.manual_seed(0)
     ids = torch.randint(0, 3, (2, 9))
     network = {"cell": cell, "hidden_size": 5, "dropout": 0.5}  # AR reads the dropped-out outputs, TAR the outputs
-    plain = LyricLM("abc", lr=0.01, **network)
+    plain = LyricLM("abc", network, lr=0.01)
     assert penalty_of(plain, ids) == 0.0
-    module = LyricLM("abc", lr=0.01, **network, activation_reg=2.0, temporal_activation_reg=3.0)
+    module = LyricLM("abc", network, lr=0.01, activation_reg=2.0, temporal_activation_reg=3.0)
     module.load_state_dict(plain.state_dict())
     dropped = []  # what the decoder reads in the training step: the top layer's outputs after dropout
     module.model.decoder.register_forward_pre_hook(lambda decoder, args: dropped.append(args[0].detach()))
@@ -90,8 +90,8 @@ def test_activation_penalties_are_the_mean_squares_of_the_outputs_and_of_their_c
 
 def test_activation_penalties_change_the_updates_but_train_loss_logs_the_cross_entropy(compose_config, tmp_path):
     penalties = ("optim.activation_reg=2", "optim.temporal_activation_reg=1")
-    train(compose_config("trainer.max_steps=6"), tmp_path / "plain")
-    train(compose_config("trainer.max_steps=6", *penalties), tmp_path / "penalised")
+    fit_run(compose_config("trainer.max_steps=6"), tmp_path / "plain")
+    fit_run(compose_config("trainer.max_steps=6", *penalties), tmp_path / "penalised")
     plain, penalised = curve(tmp_path / "plain"), curve(tmp_path / "penalised")
     assert plain[0] == penalised[0]  # the same weights and batch at the first step: the same cross-entropy
     assert plain[-1] != penalised[-1]  # the penalties moved the weights differently
@@ -99,4 +99,4 @@ def test_activation_penalties_change_the_updates_but_train_loss_logs_the_cross_e
 
 def test_a_negative_activation_penalty_is_refused_in_one_line(compose_config, tmp_path):
     with pytest.raises(UserError, match=r"optim\.temporal_activation_reg"):
-        train(compose_config("optim.temporal_activation_reg=-1"), tmp_path / "run")
+        fit_run(compose_config("optim.temporal_activation_reg=-1"), tmp_path / "run")

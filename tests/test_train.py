@@ -7,30 +7,30 @@ import torch
 from conftest import curve, error_line, run_module, run_modules
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from lyricgen.nn.charrnn import sample_text
 from lyricgen.nn.checkpoints import load_checkpoint
-from lyricgen.training.fit import train
+from lyricgen.nn.sampling import sample_text
+from lyricgen.training.fit import fit_run
 
 
 def test_loss_falls_on_a_learnable_text(compose_config, tmp_path):
     cfg = compose_config("trainer.max_steps=150", "trainer.val_check_interval=150", "optim.lr=0.02")
-    val_loss = train(cfg, tmp_path / "run")
+    val_loss = fit_run(cfg, tmp_path / "run")
     uniform = math.log(len(set("oh baby baby\nrock and roll all night\nla la la la\nyeah yeah yeah\n")))
     assert val_loss < 0.5 * uniform
 
 
 def test_same_config_gives_the_same_curve(compose_config, tmp_path):
     cfg = compose_config("model.dropout=0.1", "model.num_layers=2", "trainer.max_steps=12")
-    assert train(cfg, tmp_path / "a") == train(cfg, tmp_path / "b")
+    assert fit_run(cfg, tmp_path / "a") == fit_run(cfg, tmp_path / "b")
     assert curve(tmp_path / "a") == curve(tmp_path / "b") and len(curve(tmp_path / "a")) == 12
     assert curve(tmp_path / "a", "train/grad_norm") == curve(tmp_path / "b", "train/grad_norm")
     other_seed = compose_config("model.dropout=0.1", "model.num_layers=2", "trainer.max_steps=12", "seed=1")
-    train(other_seed, tmp_path / "c")
+    fit_run(other_seed, tmp_path / "c")
     assert curve(tmp_path / "c") != curve(tmp_path / "a")
 
 
 def test_checkpoint_alone_generates_text(compose_config, toy_corpus, tmp_path):
-    train(compose_config(), tmp_path / "run")
+    fit_run(compose_config(), tmp_path / "run")
     toy_corpus.unlink()  # no corpus, no config: the checkpoint must carry everything
     for name in ("best.ckpt", "last.ckpt"):
         path = tmp_path / "run" / "checkpoints" / name
@@ -43,19 +43,9 @@ def test_checkpoint_alone_generates_text(compose_config, toy_corpus, tmp_path):
 
 def test_paper_baseline_composes_from_groups(compose_config):
     cfg = compose_config("model=rnn", "optim=adam", "data.batch_size=1", "data.seq_len=200", tiny=False)
-    assert dict(cfg.model) == {
-        "cell": "rnn",
-        "num_layers": 1,
-        "hidden_size": 100,
-        "dropout": 0.0,
-        "input_dropout": 0.0,
-        "nonlinearity": "tanh",
-        "input": "onehot",
-        "embed_dim": 64,
-        "condition": None,
-        "condition_on": "input",
-        "label_dim": 16,
-    }
+    paper = ("rnn", 1, 100, "tanh", "onehot")  # the paper's baseline: 1 layer of 100 tanh units, one-hot input
+    model = cfg.model
+    assert (model.cell, model.num_layers, model.hidden_size, model.nonlinearity, model.input) == paper
     assert cfg.optim.lr == 0.005
     assert (cfg.data.batch_size, cfg.data.seq_len) == (1, 200)
     assert cfg.data.source == "songs_poems"
@@ -166,7 +156,9 @@ def test_one_key_places_every_output_and_tags_are_recorded(tiny_overrides, tmp_p
 
 
 def test_sweepers_get_the_best_validation_loss(compose_config, tmp_path):
-    best = train(compose_config("trainer.max_steps=40", "trainer.val_check_interval=5", "optim.lr=0.3"), tmp_path / "r")
+    best = fit_run(
+        compose_config("trainer.max_steps=40", "trainer.val_check_interval=5", "optim.lr=0.3"), tmp_path / "r"
+    )
     logged = [value for _, value in curve(tmp_path / "r", "val/loss")]
     assert len(logged) == 8 and best == pytest.approx(min(logged))
 
@@ -177,9 +169,9 @@ def test_shakespeare_cpu_runs_on_the_shared_corpus(compose_config, shared_data, 
         "experiment=shakespeare_cpu", *quick, f"data.path={shared_data / 'tinyshakespeare.txt'}", tiny=False
     )
     assert (cfg.data.val_fraction, cfg.trainer.precision, cfg.optim.schedule) == (0.1, "bf16-mixed", "wsd")
-    assert 0 < train(cfg, tmp_path / "run") < 5
+    assert 0 < fit_run(cfg, tmp_path / "run") < 5
 
 
 def test_a_public_domain_songbook_with_non_ascii_text_trains(compose_config, shared_data, tmp_path):
     cfg = compose_config(f"data.path={shared_data / 'pg1279_burns_poems_and_songs.txt'}", "data.seq_len=64")
-    assert 0 < train(cfg, tmp_path / "run") < 6
+    assert 0 < fit_run(cfg, tmp_path / "run") < 6

@@ -7,6 +7,7 @@ k-th kept song of each genre for validation. The result is cached by input and o
 same CSV with the same options reuses it.
 """
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -20,9 +21,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
+from omegaconf import OmegaConf
 
 from lyricgen import UserError
 from lyricgen.atomic import publish_dir
+from lyricgen.config import CONF_DIR
 from lyricgen.data import hygiene
 from lyricgen.data.dedup import SongIndex
 
@@ -46,14 +49,17 @@ _TYPOGRAPHY = str.maketrans(
 
 @dataclass(frozen=True)
 class PrepareOptions:
-    genres: tuple[str, ...] = ("Rock",)  # kept genres, spelled as in the dataset
-    languages: tuple[str, ...] = ("en",)  # kept languages, spelled as in the dataset
-    ascii: str = "strip"  # strip (the paper's) | transliterate | keep
-    separator: str = "\n\n"  # written between songs
-    val_fraction: float = 0.05  # every round(1/val_fraction)-th kept song is held out
-    test_fraction: float = 0.0  # and every round(1/test_fraction)-th, half a period on, for a test split
-    hygiene: bool = True  # drop tablature and chord-chart lines (lyricgen.data.hygiene); the paper's step: False
-    dedup: bool = True  # keep one copy of exact and near-duplicate songs (lyricgen.data.dedup); the paper's step: False
+    """What preparing a CSV depends on: conf/data/lyrics_csv.yaml's keys and the shared data keys
+    (their defaults and meanings are there; options_from_config reads them)."""
+
+    genres: tuple[str, ...]  # kept genres, spelled as in the dataset
+    languages: tuple[str, ...]  # kept languages, spelled as in the dataset
+    ascii: str  # strip (the paper's) | transliterate | keep
+    separator: str  # written between songs
+    val_fraction: float  # every round(1/val_fraction)-th kept song is held out
+    test_fraction: float  # and every round(1/test_fraction)-th, half a period on, for a test split
+    hygiene: bool  # drop tablature and chord-chart lines (lyricgen.data.hygiene)
+    dedup: bool  # keep one copy of exact and near-duplicate songs (lyricgen.data.dedup)
 
 
 def held_out(index: int, val_fraction: float) -> bool:
@@ -308,4 +314,14 @@ def options_from_config(data: Mapping, val_fraction: float, hygiene: bool, test_
         test_fraction=test_fraction,
         hygiene=hygiene,
         dedup=data["dedup"],
+    )
+
+
+def default_options(**changes: object) -> PrepareOptions:
+    """conf/'s defaults (the shared data keys and conf/data/lyrics_csv.yaml) with `changes`: for preparing a
+    CSV outside a run (benchmarks, tests)."""
+    shared, own = (OmegaConf.load(path) for path in (CONF_DIR / "config.yaml", CONF_DIR / "data" / "lyrics_csv.yaml"))
+    data = OmegaConf.merge(shared.data, own)
+    return dataclasses.replace(
+        options_from_config(data, data.val_fraction, data.hygiene, data.test_fraction), **changes
     )

@@ -12,8 +12,10 @@ import random
 from pathlib import Path
 
 import pandas as pd
+from omegaconf import OmegaConf
 
 from lyricgen.atomic import write_atomically
+from lyricgen.config import CONF_DIR
 from lyricgen.data import corpus, lyrics_csv
 
 STRINGS = "eBGDAE"  # a guitar's strings, high to low, as tablature labels its lines
@@ -77,7 +79,7 @@ def build(out_dir: str | Path, fraction: float = 0.01, num_songs: int = 3, seed:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     songs = corpus.builtin_songs_poems()
-    val_fraction = lyrics_csv.PrepareOptions.val_fraction
+    val_fraction = OmegaConf.load(CONF_DIR / "config.yaml").data.val_fraction  # the split training will make
     paths = {"clean": out_dir / "songs_poems.csv", "tab": out_dir / "songs_poems_tab.csv"}
     if not paths["clean"].is_file():
         write_lyrics_csv(songs, paths["clean"])

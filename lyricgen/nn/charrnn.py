@@ -1,29 +1,14 @@
-"""CharRNN, the network, in plain PyTorch: a notebook or another training loop can use it without Lightning.
+"""CharRNN, lyricgen's network, in plain PyTorch: a notebook or another training loop can use it without
+Lightning. Sampling from it: lyricgen.nn.sampling."""
 
-from lyricgen.nn import load_checkpoint, sample_text
-model, vocab = load_checkpoint("outputs/runs/<time>/checkpoints/best.ckpt")
-print(sample_text(model, vocab, prime="I want", length=300, seed=1))
-"""
-
-import math
-import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lyricgen import UserError, charset
 from lyricgen.config import CELLS, CONDITION_ON
 from lyricgen.nn import kernels
-
-if TYPE_CHECKING:  # the memory is optional: generating without one needs no n-gram code
-    from lyricgen.nn.ngram import Mixture
-
-# Printed once when oneDNN is toggled (one_step_kernels); it concerns Intel GPUs only.
-warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN")
 
 CELL_CLASSES = dict(zip(CELLS, (nn.RNN, nn.GRU, nn.LSTM), strict=True))
 
@@ -38,7 +23,7 @@ class CharRNN(nn.Module):
 
     With `labels` (genres, sources) the model is conditioned: a learned `label_dim`-wide embedding of each
     character's label joins its input at every step (condition_on=input), sets the initial state (state),
-    or both; forward, generate and sample_text then take the labels. Without labels nothing changes.
+    or both; forward and sampling then take the labels. Without labels nothing changes.
     """
 
     # Defaults: conf/model/rnn.yaml, the paper's baseline (a test keeps the two equal).
@@ -143,7 +128,7 @@ class CharRNN(nn.Module):
     def runs_on_cpu_kernels(self, ids: torch.Tensor) -> bool:
         """RNN and GRU sequences on a CPU, in full precision (CPU autocast would hand the kernels mixed
         dtypes). A single step (generation) stays one nn.RNN/GRU call: the kernels' per-layer setup costs
-        more than they save there (the paper's best model generated at 2,400 instead of 4,300 chars/s)."""
+        more than they save there (docs/speed.md)."""
         return (
             ids.size(1) > 1
             and ids.device.type == "cpu"
@@ -151,88 +136,6 @@ class CharRNN(nn.Module):
             and not torch.is_autocast_enabled("cpu")
             and self.decoder.weight.dtype in (torch.float32, torch.float64)
         )
-
-    @torch.no_grad()
-    def generate_steps(
-        self,
-        prime: torch.Tensor,
-        length: int,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        generator: torch.Generator | None = None,
-        label: int | None = None,
-        memory: "Mixture | None" = None,
-    ) -> Iterator[torch.Tensor]:
-        """Yield `length` next ids, one (batch,) tensor at a time, continuing each row of `prime`; a
-        conditioned model writes in `label` (an index into self.labels); with a `memory` (lyricgen.nn.ngram)
-        the characters come from the network's predictions mixed with it.
-
-        The prime runs through the network once; each new character then costs one recurrent step on the
-        carried hidden state. temperature=0 picks the most likely character (greedy).
-        """
-        was_training = self.training
-        self.eval()
-        try:
-            logits, hidden = self(prime, labels=self.label_tensor(label, prime))
-            recent = prime
-            for position in range(length):
-                scores = logits[:, -1] if memory is None else memory.next_log_probs(logits[:, -1], recent)
-                next_id = sample_next(scores, temperature, top_k, generator)
-                yield next_id
-                if position < length - 1:  # no step past the last character
-                    step = next_id.unsqueeze(1)
-                    if memory is not None:
-                        recent = torch.cat([recent, step], dim=1)[:, -memory.context :]
-                    with one_step_kernels():
-                        logits, hidden = self(step, hidden, labels=self.label_tensor(label, step))
-        finally:
-            self.train(was_training)
-
-    def label_tensor(self, label: int | None, like: torch.Tensor) -> torch.Tensor | None:
-        """`label` at every position of `like` (batch, seq), for a conditioned model; None for another."""
-        if not self.labels:
-            return None
-        if label is None or not 0 <= label < len(self.labels):
-            raise ValueError(f"this model writes in one of {self.labels}: pass label=<its index>")
-        return torch.full_like(like, label)
-
-    def generate(self, prime: torch.Tensor, length: int, *args: object, **kwargs: object) -> torch.Tensor:
-        """(batch, length) ids continuing each row of `prime`; arguments as for generate_steps."""
-        steps = list(self.generate_steps(prime, length, *args, **kwargs))
-        return torch.stack(steps, dim=1) if steps else prime[:, :0]
-
-
-def one_step_kernels() -> AbstractContextManager:
-    """oneDNN's LSTM wins on whole sequences (training) but loses to torch's native kernel one step at a
-    time, which is how generation runs."""
-    return torch.backends.mkldnn.flags(enabled=False)
-
-
-def sample_next(
-    logits: torch.Tensor, temperature: float, top_k: int | None, generator: torch.Generator | None
-) -> torch.Tensor:
-    """One id per row of logits (batch, vocab), by temperature and optional top-k."""
-    if temperature == 0:
-        return logits.argmax(dim=-1)
-    logits = logits.float() / temperature
-    if not torch.isfinite(logits).all():
-        raise UserError("the model's outputs are not finite: its training diverged")
-    if top_k:
-        kth_best = logits.topk(min(top_k, logits.size(-1)), dim=-1).values[:, -1:]
-        logits = logits.masked_fill(logits < kth_best, -math.inf)
-    probs = logits.softmax(dim=-1)
-    return torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(1).to(logits.device)
-
-
-def label_index(labels: list[str], genre: str | None) -> int | None:
-    """The index of the label asked for; a conditioned model needs one, another takes none."""
-    if genre is None and labels:
-        raise UserError(f"this model writes in a genre: add genre=<one of {', '.join(labels)}>")
-    if genre is not None and not labels:
-        raise UserError(f"genre={genre}: this model was trained without labels (model.condition): drop genre")
-    if genre is not None and genre not in labels:
-        raise UserError(f"genre={genre} is not one of this model's: {', '.join(labels)}")
-    return None if genre is None else labels.index(genre)
 
 
 def sequence_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -242,30 +145,3 @@ def sequence_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     if not logits.is_contiguous() and logits.transpose(0, 1).is_contiguous():
         logits, targets = logits.transpose(0, 1), targets.t()
     return F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
-
-
-def default_prime(vocab: str) -> str:
-    """A line break, as if starting a new song; any character for a text that has none."""
-    return "\n" if "\n" in vocab else vocab[0]
-
-
-def sample_text(
-    model: CharRNN,
-    vocab: str,
-    prime: str | None = None,
-    length: int = 300,
-    temperature: float = 0.8,
-    top_k: int | None = None,
-    seed: int = 0,
-    label: int | None = None,
-    memory: "Mixture | None" = None,
-) -> str:
-    """Text generated after `prime` (default: a line break), reproducible from `seed` without touching
-    the global RNG; in `label` (an index into model.labels) for a conditioned model; from the mixture
-    with a `memory` (lyricgen.nn.ngram). Returns the continuation only."""
-    prime = default_prime(vocab) if prime is None else prime
-    device = model.decoder.weight.device
-    prime_ids = charset.encode(prime, vocab).long().unsqueeze(0).to(device)
-    generator = torch.Generator().manual_seed(seed)
-    ids = model.generate(prime_ids, length, temperature, top_k, generator, label, memory)
-    return charset.decode(ids[0], vocab)

@@ -4,12 +4,15 @@ and moving its weights into a new network (`init_from`'s fine-tuning). No Lightn
 by Lightning is read as the plain dictionary it is."""
 
 import inspect
+from collections.abc import Collection
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from lyricgen import UserError
 from lyricgen.nn.charrnn import CharRNN
+from lyricgen.nn.networks import CHARRNN, build_network, saved_spec
 from lyricgen.rundir import RunDir
 
 
@@ -44,32 +47,28 @@ def read_checkpoint(path: str | Path) -> dict:
         raise UserError(f"cannot load checkpoint {path}: {first_line}") from None
 
 
-def network_options(hyperparameters: dict) -> dict:
-    """The CharRNN arguments among a checkpoint's hyperparameters (which also hold the optimiser's)."""
-    names = list(inspect.signature(CharRNN).parameters)[1:]
-    return {name: hyperparameters[name] for name in names if name in hyperparameters}
-
-
 def network_weights(checkpoint: dict, path: str | Path) -> tuple[dict, str, dict]:
-    """(hyperparameters, vocabulary, CharRNN state dict) of a lyricgen checkpoint's contents: the Lightning
+    """(network spec, vocabulary, network state dict) of a lyricgen checkpoint's contents: the Lightning
     format (hyper_parameters, state_dict under "model."), read without importing Lightning."""
     try:
         hyperparameters = checkpoint["hyper_parameters"]
         prefix = "model."
         weights = {k.removeprefix(prefix): v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
-        return hyperparameters, hyperparameters["vocab"], weights
+        return saved_spec(hyperparameters), hyperparameters["vocab"], weights
     except (KeyError, TypeError) as err:
         raise UserError(f"cannot load checkpoint {path}: not a lyricgen checkpoint ({type(err).__name__})") from None
 
 
-def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[CharRNN, str]:
-    """The network of a lyricgen checkpoint, in eval mode, and its vocabulary."""
-    hyperparameters, vocab, weights = network_weights(read_checkpoint(path), path)
+def load_checkpoint(path: str | Path, device: str = "cpu", trusted: Collection[str] = ()) -> tuple[nn.Module, str]:
+    """The network of a lyricgen checkpoint, in eval mode, and its vocabulary. A network class other than
+    lyricgen's is imported only when `trusted` names it (lyricgen.nn.networks)."""
+    spec, vocab, weights = network_weights(read_checkpoint(path), path)
+    model = build_network(len(vocab), spec, trusted)
     try:
-        model = CharRNN(len(vocab), **network_options(hyperparameters))
         model.load_state_dict(weights)
     except (KeyError, TypeError, RuntimeError) as err:
-        raise UserError(f"cannot load checkpoint {path}: not a lyricgen checkpoint ({type(err).__name__})") from None
+        what = f"not a lyricgen checkpoint of {spec.get('_target_')} ({type(err).__name__})"
+        raise UserError(f"cannot load checkpoint {path}: {what}") from None
     return model.to(device).eval(), vocab
 
 
@@ -88,15 +87,20 @@ def vocabulary_axes(model: CharRNN) -> dict[str, int]:
     return {"decoder.weight": 0, "decoder.bias": 0, first_layer[0]: first_layer[1]}  # one-hot: its first columns
 
 
-def warm_start(model: CharRNN, vocab: str, options: dict, path: str | Path) -> str:
-    """Load a checkpoint's weights into `model`, a CharRNN over `vocab` built with `options`, to train it
-    further on other text: the rows of characters both vocabularies hold are copied by character, the
-    characters the checkpoint lacks keep `model`'s fresh rows (returned), and those it has but `vocab`
-    lacks are dropped (the new text never asks for them). A different structure is refused in one line."""
-    hyperparameters, old_vocab, weights = network_weights(read_checkpoint(path), path)
+def warm_start(model: nn.Module, vocab: str, spec: dict, path: str | Path) -> str:
+    """Load a checkpoint's weights into `model`, a network over `vocab` built from `spec`, to train it
+    further on other text. For a CharRNN the rows of characters both vocabularies hold are copied by
+    character, the characters the checkpoint lacks keep `model`'s fresh rows (returned), and those it has
+    but `vocab` lacks are dropped (the new text never asks for them). Another network needs the same
+    vocabulary. A different structure is refused in one line."""
+    theirs_spec, old_vocab, weights = network_weights(read_checkpoint(path), path)
+    target = spec.get("_target_", CHARRNN)
+    if theirs_spec["_target_"] != target:
+        raise UserError(f"init_from={path} is a {theirs_spec['_target_']}, this run a {target}: drop init_from")
+    if target != CHARRNN:
+        return plugged_in_warm_start(model, vocab, old_vocab, weights, path)
     defaults = {name: p.default for name, p in inspect.signature(CharRNN).parameters.items()}
-    theirs = structure({**defaults, **network_options(hyperparameters)})
-    ours = structure({**defaults, **options})
+    theirs, ours = structure(defaults | theirs_spec), structure(defaults | spec)
     if theirs != ours:
         differ = ", ".join(
             f"{key}={theirs.get(key)} (this run: {ours.get(key)})" for key in ours if theirs.get(key) != ours[key]
@@ -113,3 +117,14 @@ def warm_start(model: CharRNN, vocab: str, options: dict, path: str | Path) -> s
             else:
                 tensor.copy_(weights[name])
     return "".join(char for char in vocab if char not in old_vocab)
+
+
+def plugged_in_warm_start(model: nn.Module, vocab: str, old_vocab: str, weights: dict, path: str | Path) -> str:
+    """warm_start for a network lyricgen does not know the layout of: same vocabulary, same shapes."""
+    if vocab != old_vocab:
+        raise UserError(f"init_from={path}: a plugged-in network fine-tunes on text of the same vocabulary only")
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as err:
+        raise UserError(f"init_from={path} has another network: {str(err).splitlines()[0]}") from None
+    return ""

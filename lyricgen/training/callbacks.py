@@ -14,8 +14,9 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 from lyricgen import Diverged, Interrupted, UserError
 from lyricgen.data.windows import window_texts
-from lyricgen.nn.charrnn import sample_text
+from lyricgen.nn.sampling import sample_text
 from lyricgen.rundir import RunDir
+from lyricgen.training.spikes import BLOCK, HISTORY, GradNormal
 
 Batch = tuple[torch.Tensor, ...]  # inputs, targets, and for a conditioned run each character's label
 
@@ -125,15 +126,17 @@ class SpikeForensics(Callback):
     """Steps whose gradient norm (before clipping) or loss jumps far above their recent history, with the
     text of the batch that set them off: one JSON line each in `<run dir>/spikes.jsonl`, and TensorBoard text.
 
-    "Recent history" is a running mean over ~`history` steps (of the log gradient norm, and of the loss),
-    so a normal step costs two float updates. A step is a spike when its gradient norm exceeds
-    `grad_ratio` times the running (geometric) mean, or its loss exceeds the running mean by `loss_jump`
-    nats. Nothing is recorded during the first `history` steps, while the loss is still falling fast.
+    A gradient spike is what lyricgen.training.spikes defines (the report names the same steps): a norm
+    above `grad_ratio` times the normal one. A loss jump is a loss `loss_jump` nats above its running mean
+    over the last ~BLOCK x HISTORY steps. Nothing is recorded while those first steps come in, as the loss
+    is still falling fast.
     """
 
-    def __init__(self, grad_ratio: float, loss_jump: float, history: int = 100, max_records: int = 1000):
-        self.grad_ratio, self.loss_jump, self.history, self.max_records = grad_ratio, loss_jump, history, max_records
-        self.mean_log_grad = self.mean_loss = 0.0
+    def __init__(self, grad_ratio: float, loss_jump: float, max_records: int = 1000):
+        self.grad_ratio, self.loss_jump, self.max_records = grad_ratio, loss_jump, max_records
+        self.normal_grad = GradNormal()
+        self.history = BLOCK * HISTORY
+        self.mean_loss = 0.0
         self.seen = self.recorded = 0
 
     def on_train_batch_end(
@@ -146,14 +149,11 @@ class SpikeForensics(Callback):
             self.record(trainer, pl_module, batch, loss, grad_norm)
         weight = 1 / min(self.seen + 1, self.history)  # a plain mean until `history` steps are in
         self.mean_loss = loss if self.seen == 0 else self.mean_loss + weight * (loss - self.mean_loss)
-        log_grad = math.log(grad_norm)
-        self.mean_log_grad = (
-            log_grad if self.seen == 0 else self.mean_log_grad + weight * (log_grad - self.mean_log_grad)
-        )
+        self.normal_grad.add(grad_norm)
         self.seen += 1
 
     def is_spike(self, loss: float, grad_norm: float) -> bool:
-        return grad_norm > self.grad_ratio * math.exp(self.mean_log_grad) or loss > self.mean_loss + self.loss_jump
+        return self.normal_grad.is_spike(grad_norm, self.grad_ratio) or loss > self.mean_loss + self.loss_jump
 
     def record(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Batch, loss: float, grad_norm: float):
         entry = {
@@ -162,7 +162,7 @@ class SpikeForensics(Callback):
             "grad_norm": grad_norm,
             "lr": trainer.optimizers[0].param_groups[0]["lr"],
             "typical_loss": self.mean_loss,
-            "typical_grad_norm": math.exp(self.mean_log_grad),
+            "typical_grad_norm": self.normal_grad.level(),
             "windows": window_texts(*batch[:2], pl_module.hparams.vocab),
         }
         if trainer.is_global_zero:

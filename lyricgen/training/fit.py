@@ -23,9 +23,10 @@ from lyricgen import UserError
 from lyricgen.atomic import write_atomically
 from lyricgen.config import flatten, validate
 from lyricgen.data.windows import LyricsDataModule
-from lyricgen.nn.charrnn import sample_text
 from lyricgen.nn.checkpoints import find_checkpoint, read_checkpoint, warm_start
+from lyricgen.nn.networks import network_spec
 from lyricgen.nn.ngram import memory_mixture
+from lyricgen.nn.sampling import sample_text
 from lyricgen.rundir import RunDir
 from lyricgen.training.callbacks import (
     CheckpointOnSignal,
@@ -102,7 +103,7 @@ def build_trainer(cfg: DictConfig, out_dir: Path, resume_step: int = 0) -> L.Tra
         RNGState(),
         FinishAtLastStep(),
         CheckpointOnSignal(),
-        *instantiated(cfg.callbacks, "callbacks"),  # the user's own come last
+        *instantiated(cfg.callbacks, "callbacks"),  # the user's choice comes last
     ]
     try:
         return L.Trainer(
@@ -112,11 +113,12 @@ def build_trainer(cfg: DictConfig, out_dir: Path, resume_step: int = 0) -> L.Tra
         raise UserError(f"trainer: {str(err).strip().splitlines()[0]}") from None
 
 
-def instantiated(specs: ListConfig, key: str, **extra: object) -> list:
-    """Objects made from config entries with a _target_ (hydra.utils.instantiate); a missing package or a
-    wrong argument is one line naming the config key."""
+def instantiated(specs: ListConfig | DictConfig, key: str, **extra: object) -> list:
+    """Objects made from config entries with a _target_ (hydra.utils.instantiate), a list or a dict by
+    name; a missing package or a wrong argument is one line naming the config key."""
     made = []
-    for spec in specs:
+    named = specs.items() if OmegaConf.is_dict(specs) else ((None, spec) for spec in specs)
+    for name, spec in named:
         try:
             made.append(hydra.utils.instantiate(spec, **extra))
         except Exception as err:  # Hydra wraps import and argument errors of every kind
@@ -124,7 +126,8 @@ def instantiated(specs: ListConfig, key: str, **extra: object) -> list:
             while cause.__cause__ is not None:  # the import or argument error under Hydra's wrappers
                 cause = cause.__cause__
             raise UserError(
-                f"{key}: cannot make {spec.get('_target_')}: {str(cause).strip().splitlines()[0]}"
+                f"{key if name is None else f'{key}.{name}'}: cannot make {spec.get('_target_')}: "
+                f"{str(cause).strip().splitlines()[0]}"
             ) from None
     return made
 
@@ -143,7 +146,7 @@ def log_run_config(trainer: L.Trainer, cfg: DictConfig) -> None:
         logger.experiment._get_file_writer().add_summary(summary)
 
 
-def train(cfg: DictConfig, out_dir: Path, ckpt_path: Path | None = None) -> float:
+def fit_run(cfg: DictConfig, out_dir: Path, ckpt_path: Path | None = None) -> float:
     """Train one run into `out_dir`, from scratch or continuing `ckpt_path`; return its best validation
     loss, the one best.ckpt holds (what sweepers minimise)."""
     resume_step = resumable_step(ckpt_path) if ckpt_path else 0  # a checkpoint that cannot be read: said first
@@ -181,15 +184,14 @@ def train(cfg: DictConfig, out_dir: Path, ckpt_path: Path | None = None) -> floa
 def build_module(cfg: DictConfig, vocab: str, labels: list[str]) -> LyricLM:
     plain = OmegaConf.to_container  # hyperparameters must be plain values for weights_only checkpoint loading
     guard = {"guard_ratio": cfg.guard.ratio, "guard_steps": cfg.guard.steps}
-    network = {key: value for key, value in plain(cfg.model).items() if key != "condition"} | {"labels": labels}
-    return LyricLM(vocab=vocab, **network, **plain(cfg.optim), **guard)
+    network = network_spec(plain(cfg.model), labels)
+    return LyricLM(vocab=vocab, network=network, **plain(cfg.optim), **guard)
 
 
 def start_from_checkpoint(module: LyricLM, cfg: DictConfig) -> None:
     """init_from: the weights of another run's checkpoint (fine-tuning); the optimiser starts fresh."""
     path = find_checkpoint(cfg.init_from, cfg.paths.output_dir)
-    options = OmegaConf.to_container(cfg.model) | {"labels": module.model.labels}
-    new = warm_start(module.model, module.hparams.vocab, options, path)
+    new = warm_start(module.model, module.hparams.vocab, module.hparams.network, path)
     fresh = f"; {len(new)} characters it lacks start from fresh rows: {new!r}" if new else ""
     print(f"init_from: weights of {path}{fresh}", file=sys.stderr)
 

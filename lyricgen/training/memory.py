@@ -6,7 +6,7 @@ from pathlib import Path
 
 from lyricgen import UserError
 from lyricgen.config import load_run_config
-from lyricgen.data.splits import in_vocabulary, split_ids
+from lyricgen.data.encoded import in_vocabulary, split_ids
 from lyricgen.nn.ngram import Mixture, memory_mixture
 from lyricgen.rundir import RunDir
 

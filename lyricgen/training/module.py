@@ -8,15 +8,17 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 
-from lyricgen import Diverged
+from lyricgen import Diverged, UserError
 from lyricgen.config import SCHEDULES
-from lyricgen.nn.charrnn import CharRNN, sequence_loss
+from lyricgen.nn.charrnn import sequence_loss
+from lyricgen.nn.networks import build_network
 from lyricgen.nn.ngram import Mixture
 
 
 class LyricLM(L.LightningModule):
-    """Trains a CharRNN with cross-entropy and Adam. Its hyperparameters (vocabulary included) are plain
-    values, so a checkpoint alone is enough to generate text (lyricgen.nn.load_checkpoint).
+    """Trains a network (a CharRNN, or any class keeping lyricgen.nn.networks' contract) with cross-entropy
+    and Adam. Its hyperparameters (vocabulary and network spec included) are plain values, so a checkpoint
+    alone is enough to generate text (lyricgen.nn.load_checkpoint).
 
     The guard stops training when the loss or the gradient norm is not finite, or when the training loss,
     smoothed over `guard_steps` steps, exceeds `guard_ratio` times ln(vocabulary size) — the loss of a
@@ -29,6 +31,7 @@ class LyricLM(L.LightningModule):
     def __init__(
         self,
         vocab: str,
+        network: dict,
         lr: float,
         betas: tuple[float, float] = (0.9, 0.999),
         weight_decay: float = 0.0,
@@ -39,12 +42,13 @@ class LyricLM(L.LightningModule):
         temporal_activation_reg: float = 0.0,
         guard_ratio: float = 2.0,
         guard_steps: int = 50,
-        **network: object,
     ):
-        """`network`: CharRNN's options (cell, num_layers, hidden_size, ...)."""
+        """`network`: the network's spec (lyricgen.nn.networks.network_spec): its class and options."""
         super().__init__()
         self.save_hyperparameters()
-        self.model = CharRNN(len(vocab), **network)
+        self.model = build_network(len(vocab), network, trusted=[network.get("_target_")])
+        if (activation_reg or temporal_activation_reg) and not hasattr(self.model, "run"):
+            raise UserError("optim.activation_reg needs the network's run() (lyricgen.nn.networks): set it to 0")
         self.grad_norm = torch.tensor(math.nan)  # this step's, before clipping: read by the step metrics
         self.step_loss = torch.tensor(math.nan)  # this step's cross-entropy, without penalties: read by them too
         self.skipped_steps = 0  # steps a GradScaler skipped for non-finite gradients
@@ -54,17 +58,22 @@ class LyricLM(L.LightningModule):
             None  # the training text's n-gram memory (lyricgen.nn.ngram), set by lyricgen.training.fit
         )
 
-    def run(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, object, tuple[torch.Tensor, torch.Tensor]]:
-        """CharRNN.run on a batch: (inputs, targets), and each input's label for a conditioned model."""
+    def forward(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """The network's logits for a batch: (inputs, targets), and each input's label for a conditioned model."""
         inputs, _, *labels = batch
-        return self.model.run(inputs, labels=labels[0] if labels else None)
+        return self.model(inputs, labels=labels[0] if labels else None)[0]
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
-        logits, _, outputs = self.run(batch)
+        if self.hparams.activation_reg or self.hparams.temporal_activation_reg:
+            inputs, _, *labels = batch
+            logits, _, outputs = self.model.run(inputs, labels=labels[0] if labels else None)
+            penalty = self.activation_penalty(*outputs)
+        else:
+            logits, penalty = self(batch), 0.0
         loss = sequence_loss(logits, batch[1])
         self.step_loss = loss.detach()
         self.check_loss(float(self.step_loss))
-        return loss + self.activation_penalty(*outputs)
+        return loss + penalty
 
     def activation_penalty(self, output: torch.Tensor, dropped: torch.Tensor) -> torch.Tensor | float:
         """AWD-LSTM's activation regularisation (Merity et al. 2017) on the top layer's outputs (batch, seq,
@@ -125,7 +134,7 @@ class LyricLM(L.LightningModule):
         )
 
     def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
-        logits, targets = self.run(batch)[0], batch[1]
+        logits, targets = self(batch), batch[1]
         if len(batch) == 3:  # a labelled batch: each character's loss, once, for the overall and per-label means
             per_char = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), reduction="none")
             loss = per_char.mean()

@@ -7,15 +7,18 @@ from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, OmegaConf
+from torch import nn
 
 from lyricgen import UserError, charset
-from lyricgen.config import CONF_DIR, load_run_config, validate
+from lyricgen.config import CONF_DIR, load_run_config, run_network, validate
 from lyricgen.data import corpus
-from lyricgen.data.splits import in_vocabulary, split_ids
+from lyricgen.data.encoded import in_vocabulary, split_ids
 from lyricgen.data.windows import VAL_BATCH_SIZE, consecutive_windows
-from lyricgen.nn.charrnn import CharRNN, label_index, sequence_loss
+from lyricgen.nn.charrnn import sequence_loss
 from lyricgen.nn.checkpoints import find_checkpoint, load_checkpoint, pick_device
+from lyricgen.nn.networks import device_of, label_tensor
 from lyricgen.nn.ngram import Mixture
+from lyricgen.nn.sampling import label_index
 from lyricgen.rundir import RunDir
 from lyricgen.training.memory import run_memory
 
@@ -35,7 +38,7 @@ def corpus_config(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> DictC
 
 @torch.no_grad()
 def mean_loss(
-    model: CharRNN, ids: torch.Tensor, seq_len: int, label: int | None = None, memory: Mixture | None = None
+    model: nn.Module, ids: torch.Tensor, seq_len: int, label: int | None = None, memory: Mixture | None = None
 ) -> dict:
     """Scores (cross-entropy in nats per character, bits, characters scored) over consecutive windows of
     `ids`, each scored from a fresh state as validation does (the tail shorter than a window is left
@@ -43,12 +46,12 @@ def mean_loss(
     if len(ids) <= seq_len:
         raise UserError(f"the text has {len(ids)} characters: fewer than one window (data.seq_len+1={seq_len + 1})")
     inputs, targets = consecutive_windows(ids, seq_len).tensors
-    device = model.decoder.weight.device
+    device = device_of(model)
     total = with_memory = 0.0
     for first in range(0, len(inputs), VAL_BATCH_SIZE):
         batch = inputs[first : first + VAL_BATCH_SIZE].to(device)
         batch_targets = targets[first : first + VAL_BATCH_SIZE].to(device)
-        logits, _ = model(batch, labels=model.label_tensor(label, batch))
+        logits, _ = model(batch, labels=label_tensor(model, label, batch))
         total += float(sequence_loss(logits, batch_targets)) * batch.numel()
         if memory is not None:
             with_memory += float(memory.loss(batch, logits, batch_targets)) * batch.numel()
@@ -64,7 +67,7 @@ def scores(loss: float, characters: int, loss_with_memory: float | None = None) 
 
 
 def label_scores(
-    model: CharRNN,
+    model: nn.Module,
     model_vocab: str,
     text: tuple[torch.Tensor, str, torch.Tensor, list],
     seq_len: int,
@@ -93,8 +96,8 @@ def evaluate(cfg: DictConfig, overrides: list[str] = ()) -> dict:
         raise UserError(f"split={cfg.split} is not a split: use split=val or split=test (or text=<file>)")
     path = find_checkpoint(cfg.ckpt, cfg.paths.output_dir)
     device = pick_device(cfg.device)
-    model, model_vocab = load_checkpoint(path, device)
     run_dir = RunDir.of_checkpoint(path).path
+    model, model_vocab = load_checkpoint(path, device, trusted=[run_network(run_dir)])
     data = corpus_config(cfg, run_dir, list(overrides))
     memory = run_memory(run_dir, model_vocab, bool(model.labels)) if cfg.with_memory else None
     result = {"checkpoint": str(path)}

@@ -1,0 +1,123 @@
+"""Sampling text from any network that keeps lyricgen's contract (lyricgen.nn.networks): the prime runs
+through the network once, then each new character costs one step on the carried state.
+
+from lyricgen.nn import load_checkpoint, sample_text
+model, vocab = load_checkpoint("outputs/runs/<time>/checkpoints/best.ckpt")
+print(sample_text(model, vocab, prime="I want", length=300, seed=1))
+"""
+
+import math
+import warnings
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from lyricgen import UserError, charset
+from lyricgen.nn.networks import device_of, label_tensor
+
+if TYPE_CHECKING:  # the memory is optional: generating without one needs no n-gram code
+    from lyricgen.nn.ngram import Mixture
+
+# Printed once when oneDNN is toggled (one_step_kernels); it concerns Intel GPUs only.
+warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN")
+
+
+@torch.no_grad()
+def generate_steps(
+    model: nn.Module,
+    prime: torch.Tensor,
+    length: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    generator: torch.Generator | None = None,
+    label: int | None = None,
+    memory: "Mixture | None" = None,
+) -> Iterator[torch.Tensor]:
+    """Yield `length` next ids, one (batch,) tensor at a time, continuing each row of `prime`; a
+    conditioned model writes in `label` (an index into model.labels); with a `memory` (lyricgen.nn.ngram)
+    the characters come from the network's predictions mixed with it. temperature=0 is greedy."""
+    was_training = model.training
+    model.eval()
+    try:
+        logits, hidden = model(prime, labels=label_tensor(model, label, prime))
+        recent = prime
+        for position in range(length):
+            scores = logits[:, -1] if memory is None else memory.next_log_probs(logits[:, -1], recent)
+            next_id = sample_next(scores, temperature, top_k, generator)
+            yield next_id
+            if position < length - 1:  # no step past the last character
+                step = next_id.unsqueeze(1)
+                if memory is not None:
+                    recent = torch.cat([recent, step], dim=1)[:, -memory.context :]
+                with one_step_kernels():
+                    logits, hidden = model(step, hidden, labels=label_tensor(model, label, step))
+    finally:
+        model.train(was_training)
+
+
+def generate(model: nn.Module, prime: torch.Tensor, length: int, *args: object, **kwargs: object) -> torch.Tensor:
+    """(batch, length) ids continuing each row of `prime`; arguments as for generate_steps."""
+    steps = list(generate_steps(model, prime, length, *args, **kwargs))
+    return torch.stack(steps, dim=1) if steps else prime[:, :0]
+
+
+def one_step_kernels() -> AbstractContextManager:
+    """oneDNN's LSTM wins on whole sequences (training) but loses to torch's native kernel one step at a
+    time, which is how generation runs."""
+    return torch.backends.mkldnn.flags(enabled=False)
+
+
+def sample_next(
+    logits: torch.Tensor, temperature: float, top_k: int | None, generator: torch.Generator | None
+) -> torch.Tensor:
+    """One id per row of logits (batch, vocab), by temperature and optional top-k."""
+    if temperature == 0:
+        return logits.argmax(dim=-1)
+    logits = logits.float() / temperature
+    if not torch.isfinite(logits).all():
+        raise UserError("the model's outputs are not finite: its training diverged")
+    if top_k:
+        kth_best = logits.topk(min(top_k, logits.size(-1)), dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth_best, -math.inf)
+    probs = logits.softmax(dim=-1)
+    return torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(1).to(logits.device)
+
+
+def label_index(labels: list[str], genre: str | None) -> int | None:
+    """The index of the label asked for; a conditioned model needs one, another takes none."""
+    if genre is None and labels:
+        raise UserError(f"this model writes in a genre: add genre=<one of {', '.join(labels)}>")
+    if genre is not None and not labels:
+        raise UserError(f"genre={genre}: this model was trained without labels (model.condition): drop genre")
+    if genre is not None and genre not in labels:
+        raise UserError(f"genre={genre} is not one of this model's: {', '.join(labels)}")
+    return None if genre is None else labels.index(genre)
+
+
+def default_prime(vocab: str) -> str:
+    """A line break, as if starting a new song; any character for a text that has none."""
+    return "\n" if "\n" in vocab else vocab[0]
+
+
+def sample_text(
+    model: nn.Module,
+    vocab: str,
+    prime: str | None = None,
+    length: int = 300,
+    temperature: float = 0.8,
+    top_k: int | None = None,
+    seed: int = 0,
+    label: int | None = None,
+    memory: "Mixture | None" = None,
+) -> str:
+    """Text generated after `prime` (default: a line break), reproducible from `seed` without touching
+    the global RNG; in `label` (an index into model.labels) for a conditioned model; from the mixture
+    with a `memory` (lyricgen.nn.ngram). Returns the continuation only."""
+    prime = default_prime(vocab) if prime is None else prime
+    prime_ids = charset.encode(prime, vocab).long().unsqueeze(0).to(device_of(model))
+    generator = torch.Generator().manual_seed(seed)
+    ids = generate(model, prime_ids, length, temperature, top_k, generator, label, memory)
+    return charset.decode(ids[0], vocab)
