@@ -29,6 +29,11 @@ class Interrupted(UserError):
     """Training was stopped by a signal after saving its state (exit code 128 + the signal's number)."""
 
 
+class NotRequeued(Interrupted):
+    """A cluster job's time ran out and it may not be requeued again (hydra.launcher.max_num_timeout):
+    its state is saved, and resume= continues it."""
+
+
 def one_line_errors(main: Callable[..., T]) -> Callable[..., T]:
     """For the command-line entry points: a UserError becomes `error: ...` on stderr and its exit code."""
 

@@ -86,8 +86,10 @@ def execute(run: Run, out: Path, csvs: dict[str, Path], scale: float, extra: lis
     log = run_dir / "train.log"
     with log.open("a") as output:
         returncode = subprocess.run(command(run, out, csvs, scale, extra), stdout=output, stderr=output).returncode
-    status = {"returncode": returncode, "ended": ended(returncode, log), "seconds": round(time.time() - started, 1)}
-    RunDir(run_dir).status.write_text(json.dumps(status))  # when its process ended: exit code, wall time
+    status_file = RunDir(run_dir).status
+    status = json.loads(status_file.read_text()) if status_file.is_file() else {}  # what the run said of its end
+    status |= {"returncode": returncode, "ended": ended(returncode, log), "seconds": round(time.time() - started, 1)}
+    status_file.write_text(json.dumps(status))  # and when its process ended: exit code, wall time
     print(f"{run.name} seed={run.seed}: exit {returncode} after {status['seconds']:.0f} s", flush=True)
     return status["ended"]
 

@@ -6,7 +6,8 @@ config, its spike forensics and evaluations, and how a checkpoint leads back to 
       config.yaml                        the resolved config: what resume= continues with
       .hydra/                            Hydra's record of the command (hydra.yaml, overrides.yaml)
       spikes.jsonl                       every loss or gradient spike with the text of its batch
-      status.json                        how its process ended (lyricgen.reproduce)
+      status.json                        how it ended: finished, diverged, not requeued (and its
+                                         process's exit code and time, under lyricgen.reproduce)
       evaluation-<split or file>.json    lyricgen.evaluate's numbers
       events.out.tfevents.*, hparams.yaml  TensorBoard's
 """

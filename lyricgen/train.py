@@ -3,7 +3,9 @@ starts a new run, continues one (resume=, ckpt_path=, or a requeued job's own di
 lyricgen.training.fit.fit_run. It imports no Lightning, torch or data code before the config has passed its checks, so
 a mistake on the command line is reported in a fraction of a second rather than after seconds of imports."""
 
+import json
 import math
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -13,7 +15,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from lyricgen import Diverged, Interrupted, UserError, one_line_errors
+from lyricgen import Diverged, Interrupted, NotRequeued, UserError, one_line_errors
+from lyricgen.atomic import write_atomically
 from lyricgen.cli import run_checked
 from lyricgen.config import CONF_DIR, flatten, load_run_config, validate
 from lyricgen.rundir import RunDir
@@ -53,7 +56,12 @@ def rerun(cfg: DictConfig, out_dir: Path) -> tuple[DictConfig, Path, Path]:
             f"{out_dir} already holds another run ({', '.join(differ[:3])} differ): choose another "
             f"hydra.run.dir, or continue that run with resume={out_dir}"
         )
-    print(f"note: {out_dir} already holds this run: continuing it from its last checkpoint", file=sys.stderr)
+    from lyricgen.training.fit import resumable_step  # torch: the command line has passed its checks
+
+    step = resumable_step(RunDir(out_dir).last)
+    print(
+        f"note: {out_dir} already holds this run: continuing it from its last checkpoint (step {step})", file=sys.stderr
+    )
     return cfg, out_dir, RunDir(out_dir).last
 
 
@@ -66,7 +74,7 @@ def run(cfg: DictConfig) -> float:
     out_dir, ckpt_path = Path(hydra_cfg.runtime.output_dir), None
     try:
         validate(cfg)
-        if multirun and cfg.trainer.get("strategy") == "ddp":
+        if multirun and cfg.trainer.get("strategy") == "ddp" and not slurm_started_the_ranks():
             # Lightning's ddp re-runs sys.argv in its child processes, which would relaunch the whole sweep.
             print("note: trainer.strategy=ddp runs as ddp_spawn inside a -m sweep", file=sys.stderr)
             cfg.trainer.strategy = "ddp_spawn"
@@ -75,16 +83,33 @@ def run(cfg: DictConfig) -> float:
             print(OmegaConf.to_yaml(cfg, resolve=True))
         from lyricgen.training.fit import fit_run  # Lightning, torch and the data code: only once the command is sound
 
-        return fit_run(cfg, out_dir, ckpt_path)
-    except Diverged as err:
+        val_loss = fit_run(cfg, out_dir, ckpt_path)
+        record_ending(out_dir, "finished", f"best val/loss {val_loss:.4f}")
+        return val_loss
+    except (Diverged, NotRequeued) as err:
+        record_ending(out_dir, "diverged" if isinstance(err, Diverged) else "not requeued", str(err))
         if not multirun:
             raise
         print(f"error: {err}", file=sys.stderr)
-        return math.inf  # the sweep goes on with its other runs
+        return math.inf  # the sweep goes on with its other runs (lyricgen.sweeps reports this one at its end)
     except UserError as err:
         if ckpt_path is None and not isinstance(err, Interrupted) and not (cfg.resume or cfg.ckpt_path):
             forget_unstarted(out_dir)
         raise
+
+
+def slurm_started_the_ranks() -> bool:
+    """A SLURM job of several tasks (hydra.launcher.tasks_per_node > 1): SLURM started one process per
+    rank, and Lightning's SLURM environment joins them; nothing needs spawning."""
+    return int(os.environ.get("SLURM_NTASKS", "1")) > 1
+
+
+def record_ending(out_dir: Path, state: str, message: str) -> None:
+    """How the run ended, in its status.json (one rank writes it): what a sweep's summary reads."""
+    if int(os.environ.get("SLURM_PROCID", os.environ.get("RANK", "0"))) == 0 and out_dir.is_dir():
+        write_atomically(
+            RunDir(out_dir).status, lambda partial: partial.write_text(json.dumps({"state": state, "message": message}))
+        )
 
 
 def forget_unstarted(out_dir: Path) -> None:

@@ -1,5 +1,6 @@
 """Never lose a run: validated configs, the divergence guard, exact resume after SIGKILL, safe loading."""
 
+import json
 import math
 import os
 import pickle
@@ -77,6 +78,8 @@ def test_a_sweep_goes_on_past_a_diverged_run(tiny_overrides, tmp_path):
     (bad,) = sweep.glob("*optim.lr=1.5*")
     assert (good / "checkpoints" / "last.ckpt").is_file() and curve(good, "val/loss")
     assert curve(bad, "train/diverged") and not curve(good, "train/diverged")
+    assert json.loads((bad / "status.json").read_text())["state"] == "diverged"  # what the sweep's end reads
+    assert result.stderr.strip().splitlines()[-1] == f"sweep {sweep}: 1 diverged, 1 finished"
 
 
 @pytest.mark.slow

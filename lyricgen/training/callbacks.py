@@ -12,7 +12,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from lyricgen import Diverged, Interrupted, UserError
+from lyricgen import Diverged, Interrupted, NotRequeued, UserError
 from lyricgen.data.windows import window_texts
 from lyricgen.nn.sampling import sample_text
 from lyricgen.rundir import RunDir
@@ -207,24 +207,31 @@ class FinishAtLastStep(Callback):
 
 
 class CheckpointOnSignal(Callback):
-    """Ctrl-C (SIGINT) or a cluster's SIGTERM (preemption, time limit): finish the step under way, save
-    last.ckpt at it, and stop with Interrupted, whose message says how to resume. Lightning's own SIGTERM
-    handling stops without saving; this replaces it for the length of the fit."""
+    """Ctrl-C (SIGINT), a cluster's SIGTERM, or submitit's SIGUSR2 (a SLURM preemption or time limit under
+    hydra/launcher=slurm): finish the step under way and save last.ckpt at it. After SIGINT or SIGTERM the
+    run then stops with Interrupted, whose message says how to resume. SIGUSR2 is then handed on to the
+    handler submitit installed, which requeues the job and exits: the requeued job continues from this
+    checkpoint instead of from the last periodic one (submitit alone would exit mid-step, losing up to
+    checkpoint.every_n_steps steps). Lightning's own SIGTERM handling stops without saving; this replaces
+    it for the length of the fit."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
+    REQUEUE = signal.SIGUSR2  # submitit's: taken only where a Python handler (submitit's) is installed for it
 
     def __init__(self) -> None:
         self.received: int | None = None
         self.previous: dict[int, object] = {}
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        handled = [*self.SIGNALS, *([self.REQUEUE] if callable(signal.getsignal(self.REQUEUE)) else [])]
         try:
-            self.previous = {signum: signal.signal(signum, self.note) for signum in self.SIGNALS}
+            self.previous = {signum: signal.signal(signum, self.note) for signum in handled}
         except ValueError:  # not the main thread (e.g. inside a threaded launcher): keep Lightning's handling
             self.previous = {}
 
     def note(self, signum: int, frame: object) -> None:
-        self.received = signum
+        if self.received != self.REQUEUE:  # a requeue asked for stays asked for (SLURM's SIGTERM follows it)
+            self.received = signum
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: object) -> None:
         if self.received is None:
@@ -232,11 +239,17 @@ class CheckpointOnSignal(Callback):
         path = last_checkpoint(trainer)
         trainer.save_checkpoint(path, weights_only=False)
         name = signal.Signals(self.received).name
-        raise Interrupted(
-            f"stopped by {name} after step {trainer.global_step}: saved {path}; "
-            f"continue with: python -m lyricgen.train resume={trainer.default_root_dir}",
-            exit_code=128 + self.received,
-        )
+        stopped = f"stopped by {name} after step {trainer.global_step}: saved {path}"
+        resume = f"continue with: python -m lyricgen.train resume={trainer.default_root_dir}"
+        if self.received == self.REQUEUE:
+            requeue = self.previous[self.REQUEUE]
+            self.teardown(trainer, trainer.lightning_module, "fit")
+            try:
+                requeue(self.REQUEUE, None)  # submitit: requeue the job and exit (on rank 0; the others return)
+            except Exception as err:  # submitit's UncompletedJobError: no requeue left
+                raise NotRequeued(f"{stopped}; {err} ({resume})", 128 + self.received) from None
+            raise Interrupted(f"{stopped}; rank 0 requeues the job", 128 + self.received)
+        raise Interrupted(f"{stopped}; {resume}", exit_code=128 + self.received)
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         for signum, handler in self.previous.items():
