@@ -24,7 +24,7 @@ SlurmUser=root
 SlurmctldPort=$((6817 + RANDOM % 1000))
 SlurmdPort=$((7817 + RANDOM % 1000))
 AuthType=auth/munge
-AuthInfo=socket=$(readlink "$dir/munge")/socket,cred_expire=10
+AuthInfo=socket=$(readlink "$dir/munge")/socket,cred_expire=5
 CredType=cred/munge
 StateSaveLocation=$dir/state
 SlurmdSpoolDir=$dir/spool
@@ -39,6 +39,9 @@ AccountingStorageType=accounting_storage/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 SlurmctldParameters=preempt_send_user_signal
+SchedulerParameters=sched_interval=2,bf_interval=1
+MpiDefault=none
+MailProg=/bin/true
 ReturnToService=2
 MinJobAge=300
 NodeName=$host CPUs=$cpus RealMemory=$memory_mb State=UNKNOWN
@@ -102,16 +105,24 @@ start() {
 
 stop() {
     [ -e "$dir/slurm.conf" ] || { echo "error: no cluster in $dir" >&2; exit 1; }
-    for pidfile in "$dir/slurmd.pid" "$dir/slurmctld.pid"; do
-        [ -s "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
-    done
-    local munge
+    local munge pids=()
     munge=$(readlink "$dir/munge")
-    pkill -f -- "--socket=$munge/socket" 2>/dev/null || true
-    for _ in $(seq 50); do
-        pgrep -f -- "$dir|$munge" >/dev/null || break
+    # Jobs first: a job step whose slurmd is gone would outlive the cluster.
+    export SLURM_CONF=$dir/slurm.conf
+    scancel --full --user="$(id -un)" 2>/dev/null || true
+    for _ in $(seq 100); do
+        [ -z "$(squeue --noheader --states=RUNNING,COMPLETING,PENDING 2>/dev/null)" ] && break
         sleep 0.1
     done
+    for pidfile in "$dir/slurmd.pid" "$dir/slurmctld.pid" "$munge/pid"; do
+        [ -s "$pidfile" ] && pids+=("$(cat "$pidfile")")
+    done
+    kill "${pids[@]}" 2>/dev/null || true
+    for _ in $(seq 50); do  # they exit within a second; then the folders can go
+        kill -0 "${pids[@]}" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -9 "${pids[@]}" 2>/dev/null || true
     rm -rf "$dir" "$munge"
 }
 
