@@ -35,10 +35,17 @@ CHARRNN = "lyricgen.nn.CharRNN"  # model._target_ of lyricgen's own network (lyr
 CELLS = ("rnn", "gru", "lstm")  # model.cell
 INPUTS = ("onehot", "embedding")  # model.input
 NONLINEARITIES = ("tanh", "relu")  # model.nonlinearity (rnn cell)
-SOURCES = ("songs_poems", "text", "lyrics_csv")  # data.source
+SOURCES = ("songs_poems", "songbooks", "text", "lyrics_csv")  # data.source
 ASCII_MODES = ("strip", "transliterate", "keep")  # data.ascii
 SCHEDULES = ("constant", "cosine", "step", "wsd")  # optim.schedule
-CONDITIONS = ("genre", "source")  # model.condition: a lyrics CSV's genres, or data.files' labels
+CONDITIONS = ("genre", "source")  # model.condition: a lyrics CSV's genres, or each text's file (its source)
+
+
+def labelled_by_file(source: str, files: object) -> bool:
+    """Whether a corpus's texts carry their file's label: the songbooks (a book each), data.files."""
+    return source == "songbooks" or (source == "text" and bool(files))
+
+
 CONDITION_ON = ("input", "state", "both")  # model.condition_on
 
 
@@ -343,9 +350,12 @@ class RunSchema:
         condition, source = self.model.get("condition"), self.data.source
         genre_ok = condition != "genre" or source == "lyrics_csv"
         require(genre_ok, "model.condition", "genre", "genres come from a lyrics CSV: add data=lyrics_csv data.csv=...")
-        source_ok = condition != "source" or (source == "text" and self.data.files)
+        source_ok = condition != "source" or labelled_by_file(source, self.data.files)
         require(
-            source_ok, "model.condition", "source", "label texts by file: data=text data.files='{a: a.txt, b: b.txt}'"
+            source_ok,
+            "model.condition",
+            "source",
+            "label texts by file: data=songbooks, or data=text data.files='{a: a.txt, b: b.txt}'",
         )
         require(self.scale > 0, "scale", self.scale, "use a factor > 0")
         require(self.threads is None or self.threads >= 1, "threads", self.threads, "use an integer >= 1, or null")

@@ -80,7 +80,7 @@ def test_help_says_what_each_group_and_key_means(tmp_path):
 def test_evaluate_and_prepare_help_show_only_what_applies_to_them(tmp_path):
     evaluate, prepare = (help_of(module, tmp_path) for module in ("lyricgen.evaluate", "lyricgen.prepare"))
     for text in (evaluate, prepare):
-        assert "  data=lyrics_csv|songs_poems|text" in text
+        assert "  data=lyrics_csv|songbooks|songs_poems|text" in text
         assert not re.search(r"\n  (model|optim|trainer|memory)[.=]", text)
     assert "\n  ckpt=latest " in evaluate and "\n  ckpt=" not in prepare
 

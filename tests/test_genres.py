@@ -6,7 +6,7 @@ import pytest
 from conftest import TINY, curve
 
 from lyricgen import UserError
-from lyricgen.data import idcache
+from lyricgen.data import corpus, idcache
 from lyricgen.data.lyrics_csv import EXPECTED_COLUMNS, default_options, prepare
 from lyricgen.generate import GenerateConfig, generate
 from lyricgen.nn.charrnn import CharRNN
@@ -61,6 +61,35 @@ def test_a_genre_conditioned_csv_run(tmp_path, compose_config):
     fit_run(compose_config(*TINY, *data, "model.condition=genre", tiny=False), tmp_path / "run")
     model, _ = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")
     assert model.labels == ["Pop", "Rock"]
+
+
+SONGBOOKS = ["bundle_of_ballads", "burns", "cowboy", "elizabethan", "english_ballads", "liberty_minstrel"]
+
+
+@pytest.mark.slow
+def test_the_built_in_songbooks_train_a_model_that_writes_in_each_book(tmp_path, compose_config):
+    data = ["data=songbooks", "model.condition=source", "data.val_chars=3000", f"data.prepared_dir={tmp_path}"]
+    fit_run(compose_config(*TINY, *data, tiny=False), tmp_path / "run")
+    model, _ = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    assert model.labels == SONGBOOKS
+    (text,) = generate(GenerateConfig(ckpt=str(tmp_path / "run"), genre="cowboy", prime="Git along", length=30))
+    assert text.startswith("Git along") and len(text) == 39
+
+
+def test_the_packaged_songbooks_are_the_public_domain_texts(shared_data):
+    files = corpus.input_files("songbooks", {})
+    assert list(files) == SONGBOOKS
+    shared = {path.stem: path for path in shared_data.glob("pg*.txt")}
+    by_book = {  # the package's label: the Project Gutenberg file it holds
+        "bundle_of_ballads": "pg2831_bundle_of_ballads",
+        "burns": "pg1279_burns_poems_and_songs",
+        "cowboy": "pg21300_cowboy_songs",
+        "elizabethan": "pg27129_elizabethan_song_lyrics",
+        "english_ballads": "pg22223_english_songs_and_ballads",
+        "liberty_minstrel": "pg22089_liberty_minstrel",
+    }
+    for label, path in files.items():
+        assert corpus.read_text_file(path) == corpus.read_text_file(shared[by_book[label]])
 
 
 @pytest.mark.parametrize("condition_on", ["input", "state", "both"])

@@ -51,4 +51,5 @@ def test_a_built_wheel_trains_and_generates_from_another_directory(tmp_path):
     assert len(sampled.stdout.strip()) >= 20
     scored = run(str(target / "bin" / "lyricgen-evaluate"), "ckpt=latest", "text=toy.txt")
     assert scored.returncode == 0 and "bits/char" in scored.stdout, scored.stderr
+    assert len(list((target / "lyricgen" / "data" / "songbooks").glob("*.txt.gz"))) == 6  # data=songbooks ships too
     assert Path(ROOT / "conf").is_dir()  # the source of the shipped configs stays at the top of the checkout

@@ -4,6 +4,7 @@ A corpus is a list of documents (songs, poems, or one whole text file). Keeping 
 the validation split hold out whole songs instead of cutting one in half.
 """
 
+import gzip
 import re
 import sys
 from importlib import resources
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from lyricgen import UserError
+from lyricgen.config import SOURCES, labelled_by_file
 from lyricgen.data import hygiene as lyrics_hygiene
 from lyricgen.data import lyrics_csv
 
@@ -21,6 +23,9 @@ SONG_SEPARATOR = "\n\n"  # between documents, so the model learns where a song e
 _FORTUNE_ENTRY_END = re.compile(r"^%$", flags=re.MULTILINE)
 _FORTUNE_ATTRIBUTION = re.compile(r"^\s+--\s.*$\n?", flags=re.MULTILINE)
 _OVERSTRIKE = re.compile(r".\x08")
+
+
+SONGBOOKS = Path(__file__).parent / "songbooks"  # six public-domain songbooks, gzipped, one label per book
 
 
 def builtin_songs_poems_file() -> Path:
@@ -36,12 +41,12 @@ def builtin_songs_poems() -> list[str]:
 
 
 def read_text_file(path: str | Path) -> list[str]:
-    """One UTF-8 text file as a single document."""
+    """One UTF-8 text file (gzipped where it ends in .gz) as a single document."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise UserError(f"corpus file not found: {path} (set data.path to an existing UTF-8 text file)")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = gzip.decompress(path.read_bytes()).decode("utf-8") if path.suffix == ".gz" else path.read_text("utf-8")
     except UnicodeDecodeError as err:
         raise UserError(
             f"corpus file is not UTF-8 text: {path} (byte {err.start}); convert it, e.g. iconv -t UTF-8"
@@ -67,13 +72,15 @@ def input_files(source: str, options: dict) -> dict[str, str | Path | None]:
     prepared-data cache, depends on. None stands for a file the config does not name."""
     if source == "songs_poems":
         return {"": builtin_songs_poems_file()}
+    if source == "songbooks":
+        return {path.name.removesuffix(".txt.gz"): path for path in sorted(SONGBOOKS.glob("*.txt.gz"))}
     if source == "text" and options.get("files"):
         return dict(options["files"])
     if source == "text":
         return {"": options.get("path")}
     if source == "lyrics_csv":
         return {"": options.get("csv")}
-    raise UserError(f"unknown data.source '{source}' (choose songs_poems, text or lyrics_csv)")
+    raise UserError(f"unknown data.source '{source}' (choose one of {', '.join(SOURCES)})")
 
 
 def load_split(
@@ -82,7 +89,7 @@ def load_split(
     """The training, validation and test text of the configured corpus: data.source and its options.
     With `hygiene`, tablature and chord-chart lines are dropped first (lyricgen.data.hygiene)."""
     files = input_files(source, options)
-    if source == "text" and options.get("files"):
+    if labelled_by_file(source, options.get("files")):
         return split_labelled_files(files, hygiene, val_fraction, test_fraction)
     if source == "lyrics_csv":  # split by song while preparing, so the split is cached with the text
         options_ = lyrics_csv.options_from_config(options, val_fraction, hygiene, test_fraction)

@@ -160,7 +160,9 @@ def build(
     texts = corpus.load_split(source, val_fraction, hygiene, test_fraction, **options)._asdict()
     runs = texts.pop("runs")
     if labelled and runs is None:
-        raise UserError("model.condition needs labelled text: data=lyrics_csv (genres) or data=text data.files={...}")
+        raise UserError(
+            "model.condition needs labelled text: data=songbooks, data=lyrics_csv (genres), or data=text data.files=..."
+        )
     labels = sorted({label for split_runs in runs.values() for label, _ in split_runs}) if labelled else []
     if len(labels) > 255:
         raise UserError(f"{len(labels)} labels: a conditioned model takes at most 255")

@@ -10,7 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from lyricgen import UserError, charset
-from lyricgen.config import CONF_DIR, load_run_config, run_network, validate
+from lyricgen.config import CONF_DIR, labelled_by_file, load_run_config, run_network, validate
 from lyricgen.data import corpus
 from lyricgen.data.encoded import in_vocabulary, split_ids
 from lyricgen.data.windows import VAL_BATCH_SIZE, consecutive_windows
@@ -108,7 +108,7 @@ def evaluate(cfg: DictConfig, overrides: list[str] = ()) -> dict:
         label = label_index(model.labels, cfg.genre)
         return result | {"scored": f"text {cfg.text}"} | mean_loss(model, ids, data.seq_len, label, memory)
     result["scored"] = f"{cfg.split} split of data={data.source}"
-    labelled = bool(model.labels) or bool(data.source == "text" and data.get("files"))
+    labelled = bool(model.labels) or labelled_by_file(data.source, data.get("files"))
     ids, vocab, label_ids, names = split_ids(data, cfg.split, labelled)
     if label_ids is None:
         return result | mean_loss(model, in_vocabulary(ids, vocab, model_vocab), data.seq_len, memory=memory)
