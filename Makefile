@@ -19,7 +19,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test test-fast lint format bench reproduce tensorboard clean
+.PHONY: help install train play test test-fast lint format bench reproduce tensorboard clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -35,7 +35,16 @@ $(INSTALLED): pyproject.toml
 train: install ## train the default model on the built-in corpus and print a sample
 	$(BIN)/python -m lyricgen.train $(ARGS)
 
-test: install ## run the whole test suite
+# The playground's extra (Gradio, ~50 packages), installed by the targets that need it only
+PLAY_INSTALLED := $(VENV)/.play-installed
+$(PLAY_INSTALLED): $(INSTALLED)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[$(EXTRAS),play]'
+	touch $@
+
+play: $(PLAY_INSTALLED) ## the lyrics playground in the browser (installs its extra the first time)
+	$(BIN)/python -m lyricgen.play $(ARGS)
+
+test: $(PLAY_INSTALLED) ## run the whole test suite
 	$(BIN)/python -m pytest
 
 test-fast: install ## run the tests not marked slow

@@ -7,17 +7,24 @@ network alone.
 """
 
 import sys
+from collections.abc import Iterator
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
+from torch import nn
 
 from lyricgen import UserError, charset, one_line_errors
 from lyricgen.config import as_typed, run_network
 from lyricgen.nn.checkpoints import find_checkpoint, load_checkpoint, pick_device
+from lyricgen.nn.networks import device_of
 from lyricgen.nn.sampling import default_prime, generate_steps, label_index
 from lyricgen.rundir import RunDir
+
+if TYPE_CHECKING:
+    from lyricgen.nn.ngram import Mixture
 
 
 def option(default: object, meaning: str) -> object:
@@ -73,40 +80,55 @@ def clean_prime(prime: str, vocab: str, unknown: str) -> str:
     return "".join(char for char in prime if char in vocab)
 
 
-def generate(cfg: GenerateConfig) -> list[str]:
-    """Samples (prime + continuation), printed as they are produced when cfg.stream."""
+def check(cfg: GenerateConfig) -> None:
+    """One line for settings no sampler can use."""
     if cfg.temperature < 0 or cfg.length < 0 or cfg.num_samples < 1:
         raise UserError("temperature and length must be >= 0 and num_samples >= 1")
     if cfg.stream and cfg.num_samples != 1:
         raise UserError("stream=true prints one sample as it is produced: set num_samples=1")
     if cfg.unknown not in ("error", "skip"):
         raise UserError(f"unknown={cfg.unknown} is not an option: use unknown=error or unknown=skip")
-    device = pick_device(cfg.device)
+
+
+def load(cfg: GenerateConfig) -> tuple[nn.Module, str, "Mixture | None"]:
+    """The checkpoint's network (on cfg.device), its vocabulary, and its run's n-gram memory when asked
+    for and at hand."""
     path = find_checkpoint(cfg.ckpt, cfg.paths.output_dir)
     trusted = [cfg.network, run_network(RunDir.of_checkpoint(path).path)]
-    model, vocab = load_checkpoint(path, device, trusted)
+    model, vocab = load_checkpoint(path, pick_device(cfg.device), trusted)
     memory = None
     if cfg.with_memory:  # imported here: reading a corpus pulls in pandas and hydra, which plain sampling does without
         from lyricgen.training.memory import run_memory
 
         memory = run_memory(RunDir.of_checkpoint(path).path, vocab, bool(model.labels))
+    return model, vocab, memory
+
+
+def sampled(cfg: GenerateConfig, model: nn.Module, vocab: str, memory: "Mixture | None") -> Iterator[list[str]]:
+    """Each sample's text as it is produced: the primes first, then each sample's next character."""
+    check(cfg)
     label = label_index(model.labels, cfg.genre)
     prime = clean_prime(cfg.prime, vocab, cfg.unknown) or default_prime(vocab)
-    prime_ids = charset.encode(prime, vocab).long().to(device).expand(cfg.num_samples, -1)
+    prime_ids = charset.encode(prime, vocab).long().to(device_of(model)).expand(cfg.num_samples, -1)
     generator = torch.Generator().manual_seed(cfg.seed)
     temperature = 0.0 if cfg.greedy else cfg.temperature
-    steps = generate_steps(model, prime_ids, cfg.length, temperature, cfg.top_k, generator, label, memory)
-    new_ids = []
-    if cfg.stream:
-        print(prime, end="", flush=True)
-    for next_ids in steps:
-        new_ids.append(next_ids)
+    yield [prime] * cfg.num_samples
+    for next_ids in generate_steps(model, prime_ids, cfg.length, temperature, cfg.top_k, generator, label, memory):
+        yield [vocab[int(index)] for index in next_ids]
+
+
+def generate(cfg: GenerateConfig) -> list[str]:
+    """Samples (prime + continuation), printed as they are produced when cfg.stream."""
+    check(cfg)
+    parts: list[list[str]] = [[] for _ in range(cfg.num_samples)]
+    for pieces in sampled(cfg, *load(cfg)):
+        for part, piece in zip(parts, pieces, strict=True):
+            part.append(piece)
         if cfg.stream:
-            print(vocab[int(next_ids[0])], end="", flush=True)
+            print(pieces[0], end="", flush=True)
     if cfg.stream:
         print()
-    columns = torch.stack(new_ids, dim=1) if new_ids else prime_ids[:, :0]
-    return [prime + charset.decode(row, vocab) for row in columns]
+    return ["".join(part) for part in parts]
 
 
 def help_text() -> str:

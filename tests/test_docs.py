@@ -37,6 +37,7 @@ MAKE_NOT_RUN = {
     "lint": "CI runs it before the suite",
     "bench": "the benchmarks take up to an hour; their results are in benchmarks/results",
     "tensorboard": "a server that runs until stopped (tests/test_tensorboard.py serves a run)",
+    "play": "a server that runs until stopped (tests/test_play.py drives it in a browser)",
 }
 TINY = {  # key: value, appended to a training command that does not set the key itself
     "model.hidden_size": "16",
