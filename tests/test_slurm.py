@@ -142,10 +142,12 @@ def test_a_sweep_runs_each_job_in_its_own_run_dir_and_reports_a_diverging_one(cl
     assert "optim.lr=0.002" in text and "optim.lr=0.003" in text
 
 
-def note_of_continuing(run_dir: Path, job: str) -> int:
-    """The step the requeued job said it continued from (its log, which the requeued run rewrote)."""
+def saved_and_continued(run_dir: Path, job: str) -> tuple[int, int]:
+    """(the step the signalled job saved at, the step its requeued run continued from), from its log."""
     log = (run_dir / ".submitit" / job / f"{job}_0_log.err").read_text()
-    return int(re.search(r"already holds this run: continuing it from its last checkpoint \(step (\d+)\)", log)[1])
+    saved = re.search(r"note: stopped by SIGUSR2 after step (\d+): saved", log)
+    continued = re.search(r"already holds this run: continuing it from its last checkpoint \(step (\d+)\)", log)
+    return int(saved[1]), int(continued[1])
 
 
 def test_a_preempted_job_is_requeued_and_continues_bit_for_bit(cluster, tmp_path):
@@ -164,7 +166,8 @@ def test_a_preempted_job_is_requeued_and_continues_bit_for_bit(cluster, tmp_path
     finished(process)
     completed(cluster, [job])
     assert restarts(cluster, job) == 1
-    assert note_of_continuing(run_dir, job) % 50 != 0  # saved at the signal's step, not the last periodic one
+    saved, continued = saved_and_continued(run_dir, job)
+    assert 50 <= saved == continued  # from the step the signal came at, not the last periodic checkpoint
     assert reference.wait(timeout=120) == 0
     requeued, uninterrupted = dict(curve(run_dir)), dict(curve(tmp_path / "reference"))
     assert sorted(requeued) == list(range(5000)) and requeued == uninterrupted  # every step, bit for bit

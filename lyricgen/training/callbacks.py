@@ -4,6 +4,7 @@ spike forensics, the RNG state in checkpoints, a final checkpoint, and a checkpo
 import json
 import math
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -244,6 +245,7 @@ class CheckpointOnSignal(Callback):
         if self.received == self.REQUEUE:
             requeue = self.previous[self.REQUEUE]
             self.teardown(trainer, trainer.lightning_module, "fit")
+            print(f"note: {stopped}; the cluster's requeue takes over", file=sys.stderr, flush=True)  # in the job's log
             try:
                 requeue(self.REQUEUE, None)  # submitit: requeue the job and exit (on rank 0; the others return)
             except Exception as err:  # submitit's UncompletedJobError: no requeue left
