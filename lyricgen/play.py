@@ -8,10 +8,12 @@ with weights_only=True, and keeps the models it loaded. Needs the `play` extra (
 """
 
 import functools
+import math
 import os
 import shlex
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -26,6 +28,9 @@ from lyricgen.rundir import RunDir
 
 MAX_LENGTH = 5000  # characters a page asks for at most: longer samples are for lyricgen.generate
 COMPARED = 4  # samples side by side
+# The page is sent the text at most this often: an update per character costs the page more than sampling
+# the character does, and the stream would fall behind the sampler (the closing note of the playground).
+REFRESH_S = 0.05
 
 
 @dataclass
@@ -167,10 +172,12 @@ def build(play: PlayConfig) -> "gradio.Blocks":  # noqa: F821 (imported inside: 
     def write(*fields: object) -> Iterator[tuple[str, str, str, object]]:
         try:
             cfg = settings(output_dir, *fields)
-            parts = []
+            parts, shown = [], -math.inf
             for pieces in sampled(cfg, *model_for(cfg)):
                 parts.append(pieces[0])
-                yield "".join(parts), command_line(cfg), "", None
+                if time.monotonic() - shown >= REFRESH_S:  # the page keeps up with the sampler
+                    yield "".join(parts), command_line(cfg), "", None
+                    shown = time.monotonic()
             yield "".join(parts), command_line(cfg), "", write_sample(cfg, "".join(parts))
         except UserError as err:
             yield "", "", f"**error:** {err}", None
