@@ -86,7 +86,7 @@ def best_bpc(run: Path) -> float | None:
         return None
     scores = [state.get("best_model_score") for key, state in states.items() if "ModelCheckpoint" in str(key)]
     score = next((float(score) for score in scores if score is not None), None)
-    return None if score is None else score / 0.6931471805599453
+    return None if score is None else score / math.log(2)
 
 
 @functools.lru_cache(maxsize=4)
