@@ -120,6 +120,7 @@ def load_run_config(run_dir: str | Path) -> DictConfig:
         "condition": None,
         "condition_on": "input",
         "label_dim": 16,
+        "label_dropout": 0.0,
         "input_dropout": 0.0,
     }
     added |= {"guard": defaults.guard, "spikes": defaults.spikes, "paths": defaults.paths, "tags": [], "callbacks": {}}
@@ -182,11 +183,12 @@ class ModelSchema:
     condition: Condition | None = MISSING
     condition_on: ConditionOn = MISSING
     label_dim: int = MISSING
+    label_dropout: float = MISSING
 
     def __post_init__(self) -> None:
         for key in ("num_layers", "hidden_size", "embed_dim", "label_dim"):
             require(getattr(self, key) >= 1, f"model.{key}", getattr(self, key), "use an integer >= 1")
-        for key in ("dropout", "input_dropout"):
+        for key in ("dropout", "input_dropout", "label_dropout"):
             require(0 <= getattr(self, key) < 1, f"model.{key}", getattr(self, key), "use a probability in [0, 1)")
 
 

@@ -42,6 +42,7 @@ class GenerateConfig:
     ckpt: str = option("latest", "a .ckpt file, a run directory, or latest (the newest run under paths.output_dir)")
     prime: str = option("\n", "text the samples continue, taken literally")
     genre: str | None = option(None, "a conditioned model's label to write in (a genre, or a data.files source)")
+    guidance: float = option(1.0, "with genre=, for a model with label dropout: >1 writes the genre more strongly")
     length: int = option(500, "characters generated after the prime")
     temperature: float = option(0.8, "> 0; lower is more conservative; 0 is greedy; [0.5,1.0]: a sample for each")
     greedy: bool = option(False, "always pick the most likely character (same as temperature=0)")
@@ -107,13 +108,14 @@ def load(cfg: GenerateConfig) -> tuple[nn.Module, str, "Mixture | None"]:
 def sampled(cfg: GenerateConfig, model: nn.Module, vocab: str, memory: "Mixture | None") -> Iterator[list[str]]:
     """Each sample's text as it is produced: the primes first, then each sample's next character."""
     check(cfg)
-    label = label_index(model.labels, cfg.genre)
+    label = label_index(model, cfg.genre)
     prime = clean_prime(cfg.prime, vocab, cfg.unknown) or default_prime(vocab)
     prime_ids = charset.encode(prime, vocab).long().to(device_of(model)).expand(cfg.num_samples, -1)
     generator = torch.Generator().manual_seed(cfg.seed)
     temperature = 0.0 if cfg.greedy else cfg.temperature
     yield [prime] * cfg.num_samples
-    for next_ids in generate_steps(model, prime_ids, cfg.length, temperature, cfg.top_k, generator, label, memory):
+    steps = generate_steps(model, prime_ids, cfg.length, temperature, cfg.top_k, generator, label, memory, cfg.guidance)
+    for next_ids in steps:
         yield [vocab[int(index)] for index in next_ids]
 
 

@@ -9,12 +9,15 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
+from genres import GENRES, SONG_CHARS, WRONG_SHARE, songs, standin_songs
+from judge import NgramJudge
 from references import BabyGPT, SkeletonRNN, nanogpt_lr, raw_steps, skeleton_steps, train_baby_gpt
 from time_to_quality import best_by_minute, summary_bits, verdicts
 from train_speed import BATCHES, MODELS, TARGETS, VOCAB, targets
 
 from lyricgen.nn.charrnn import CharRNN
 
+SONGBOOK_LABELS = [book for members in GENRES.values() for book in members]
 TINY = {"cell": "gru", "num_layers": 2, "hidden_size": 8, "dropout": 0.2}
 
 
@@ -81,3 +84,21 @@ def test_time_to_quality_counts_only_points_inside_each_budget_and_names_every_m
         "met: make train <= 2.5 bits/char within 180 s "
         "(2.47 bits/char with its n-gram memory, 2.55 for the network alone, in 170.0 s from process start)"
     )
+
+
+def test_the_judge_tells_styles_apart_from_their_training_text_alone():
+    judge = NgramJudge(
+        {"shout": "WE WILL ROCK YOU\n" * 50, "whisper": "we will rock you\n" * 50, "la": "la la la\n" * 80}
+    )
+    assert judge.classify("ROCK WILL") == "shout" and judge.classify("rock will") == "whisper"
+    assert judge.accuracy(["la la", "we rock", "la"], "la") == pytest.approx(2 / 3)
+
+
+def test_the_genre_standin_regroups_every_song_once_with_a_share_of_wrong_labels():
+    books = {book: "".join(f"{book} song {i}\n" * 100 + "\n\n" for i in range(60)) for book in SONGBOOK_LABELS}
+    by_genre = standin_songs(books)
+    placed = [pair for pairs in by_genre.values() for pair in pairs]
+    assert sorted(placed) == sorted((song, book) for book, text in books.items() for song in songs(text))
+    wrong = [book not in GENRES[genre] for genre, pairs in by_genre.items() for _, book in pairs]
+    assert abs(sum(wrong) / len(wrong) - WRONG_SHARE) < 0.06  # 360 songs: 3 standard deviations
+    assert all(len(song) >= SONG_CHARS for song, _ in placed)

@@ -1,19 +1,27 @@
 """One model, many genres: labelled corpora (a CSV's genres, labelled files), conditioned training, per-label
 validation, and generation in the label asked for."""
 
+from functools import partial
+
 import pandas as pd
 import pytest
-from conftest import TINY, curve
+import torch
+from conftest import CONF_DIR, TINY, curve
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
-from lyricgen import UserError
+from lyricgen import UserError, charset
 from lyricgen.data import corpus, idcache
 from lyricgen.data.lyrics_csv import EXPECTED_COLUMNS, default_options, prepare
 from lyricgen.generate import GenerateConfig, generate
 from lyricgen.nn.charrnn import CharRNN
 from lyricgen.nn.checkpoints import load_checkpoint
+from lyricgen.nn.sampling import sample_text
 from lyricgen.report import write_report
 from lyricgen.training.fit import fit_run
+from lyricgen.training.scoring import evaluate, has_labels, mean_loss
 
+VOCAB = "ab \nxyz"
 SHOUTED = "OH YEAH ROCK AND ROLL ALL NIGHT\nWE WILL ROCK THE TOWN\n\n" * 40  # two styles a label must tell apart
 WHISPERED = "oh yeah rock and roll all night\nwe will rock the town\n\n" * 40
 
@@ -147,3 +155,65 @@ def test_an_unconditioned_model_is_unchanged(compose_config, tmp_path):
     assert model.rnn.input_size == model.vocab_size  # no label columns: the kernels' one-hot lookup path
     plain = CharRNN(model.vocab_size, cell="rnn", hidden_size=8)  # a CharRNN as it was before labels existed
     assert {k: v.shape for k, v in model.state_dict().items()} == {k: v.shape for k, v in plain.state_dict().items()}
+
+
+def test_label_dropout_trains_whole_windows_with_the_null_label_at_its_rate():
+    torch.manual_seed(0)
+    model = CharRNN(5, hidden_size=8, labels=["a", "b"], label_dropout=0.3)
+    ids, labels = torch.zeros(4000, 3, dtype=torch.long), torch.ones(4000, 3, dtype=torch.long)
+    model.eval()
+    null = model(ids[:1], labels=torch.full_like(labels[:1], model.null_label))[0][0]
+    labelled = model(ids[:1], labels=labels[:1])[0][0]
+    model.train()
+    trained = model(ids, labels=labels)[0]  # no other dropout: each row is one of the two, whole
+    is_null = torch.isclose(trained, null, atol=1e-6).flatten(1).all(1)
+    assert (is_null | torch.isclose(trained, labelled, atol=1e-6).flatten(1).all(1)).all()
+    assert abs(is_null.float().mean().item() - 0.3) < 0.025  # 3.4 standard deviations of 4000 draws
+    model.eval()
+    assert torch.allclose(model(ids, labels=labels)[0], labelled, atol=1e-6)  # evaluation: none
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_guidance_mixes_the_conditional_and_unconditional_predictions(cell):
+    torch.manual_seed(0)
+    model = CharRNN(len(VOCAB), cell=cell, hidden_size=16, labels=["a", "b"], label_dropout=0.5)
+    write = partial(sample_text, model, VOCAB, prime="ab", length=120, temperature=1.0, seed=3)
+    conditional, unconditional = write(label=1), write(label=None)
+    assert conditional != unconditional
+    assert write(label=1, guidance=0.0) == unconditional  # through the doubled batch: its null half
+    assert write(label=1, guidance=1 - 1e-6) == conditional  # ... and its labelled half
+    assert write(label=1, guidance=4.0) not in (conditional, unconditional)
+    ids = charset.encode(VOCAB * 20, VOCAB)
+    score = partial(mean_loss, model, ids, 16)
+    assert score(label=1, guidance=0.0)["loss"] == pytest.approx(score(label=None)["loss"], abs=1e-6)
+    assert score(label=1, guidance=1 - 1e-6)["loss"] == pytest.approx(score(label=1)["loss"], abs=1e-5)
+
+
+def test_guidance_and_writing_without_a_genre_need_label_dropout(tmp_path, compose_config, styles):
+    fit_run(compose_config(*styles, "model.condition=source", "trainer.max_steps=2"), tmp_path / "plain")
+    dropped = compose_config(*styles, "model.condition=source", "model.label_dropout=0.2", "trainer.max_steps=2")
+    fit_run(dropped, tmp_path / "dropped")
+    with pytest.raises(UserError, match=r"guidance=2.0 needs a model trained with label dropout \(model.label_dropout"):
+        generate(GenerateConfig(ckpt=str(tmp_path / "plain"), genre="upper", guidance=2.0, length=5))
+    with pytest.raises(UserError, match=r"guidance=2.0 steers towards a label: add genre=<one of lower, upper>"):
+        generate(GenerateConfig(ckpt=str(tmp_path / "dropped"), guidance=2.0, length=5))
+    (text,) = generate(GenerateConfig(ckpt=str(tmp_path / "dropped"), prime="o", length=5))  # no genre: the null label
+    assert len(text) == 6
+    model, _ = load_checkpoint(tmp_path / "dropped" / "checkpoints" / "last.ckpt")
+    assert model.null_label == 2 and model.label_embedding.num_embeddings == 3
+
+
+def test_an_unconditioned_model_is_scored_genre_by_genre_on_a_csv_of_several(tmp_path, compose_config):
+    rows = [("a", f"r{i}", "Rock", "en", f"LOUD GUITARS {i}\n" * 5) for i in range(40)]
+    rows += [("b", f"p{i}", "Pop", "en", f"sweet baby {i}\n" * 5) for i in range(40)]
+    pd.DataFrame(rows, columns=EXPECTED_COLUMNS).to_csv(tmp_path / "train.csv", index=False)
+    data = ["data=lyrics_csv", f"data.csv={tmp_path / 'train.csv'}", "data.genres=[Rock,Pop]", "data.seq_len=16"]
+    fit_run(compose_config(*TINY, *data, "trainer.max_steps=2", tiny=False), tmp_path / "run")
+    overrides = [f"ckpt={tmp_path / 'run'}", "with_memory=false"]
+    with initialize_config_dir(str(CONF_DIR), version_base=None):
+        result = evaluate(compose("evaluate", overrides=overrides), overrides)
+    per_label = result["per_label"]
+    assert list(per_label) == ["Pop", "Rock"]
+    weighted = sum(entry["loss"] * entry["characters"] for entry in per_label.values()) / result["characters"]
+    assert result["loss"] == pytest.approx(weighted) and per_label["Pop"]["loss"] != per_label["Rock"]["loss"]
+    assert not has_labels(OmegaConf.create({"source": "lyrics_csv", "genres": ["Rock"]}))  # one genre: one number

@@ -23,7 +23,10 @@ class CharRNN(nn.Module):
 
     With `labels` (genres, sources) the model is conditioned: a learned `label_dim`-wide embedding of each
     character's label joins its input at every step (condition_on=input), sets the initial state (state),
-    or both; forward and sampling then take the labels. Without labels nothing changes.
+    or both; forward and sampling then take the labels. Without labels nothing changes. With
+    `label_dropout` a share of the training windows get the null label (`null_label`, one past the real
+    ones) instead of theirs, so the same model also learns the unlabelled text: it can then write without
+    a genre, and sampling can use the difference between the two for guidance (lyricgen.nn.sampling).
     """
 
     # Defaults: conf/model/rnn.yaml, the paper's baseline (a test keeps the two equal).
@@ -41,6 +44,7 @@ class CharRNN(nn.Module):
         labels: Sequence[str] = (),
         label_dim: int = 16,
         condition_on: str = "input",
+        label_dropout: float = 0.0,
     ):
         super().__init__()
         self.vocab_size = vocab_size
@@ -48,7 +52,9 @@ class CharRNN(nn.Module):
         self.labels, self.condition_on = list(labels), condition_on
         if condition_on not in CONDITION_ON:
             raise ValueError(f"condition_on={condition_on!r}: use one of {CONDITION_ON}")
-        self.label_embedding = nn.Embedding(len(labels), label_dim) if labels else None
+        self.label_dropout = label_dropout
+        self.null_label = len(self.labels) if labels and label_dropout else None
+        self.label_embedding = nn.Embedding(len(labels) + (self.null_label is not None), label_dim) if labels else None
         on_input = bool(labels) and condition_on in ("input", "both")
         self.label_state = (
             nn.Linear(label_dim, num_layers * hidden_size) if labels and condition_on in ("state", "both") else None
@@ -83,6 +89,8 @@ class CharRNN(nn.Module):
         activation regularisation (lyricgen.training.module) penalises."""
         if self.labels and labels is None:
             raise ValueError(f"this model is conditioned on labels {self.labels}: pass labels")
+        if self.training and self.null_label is not None:
+            labels = self.with_null_labels(labels)
         if hidden is None and self.label_state is not None:
             hidden = self.initial_state(labels[:, 0])
         if self.runs_on_cpu_kernels(ids):
@@ -96,6 +104,11 @@ class CharRNN(nn.Module):
         output, hidden = self.rnn(self.with_labels(self.dropped_input(self.encode_input(ids)), labels), hidden)
         dropped = kernels.dropout(output, self.dropout, self.training)
         return self.decoder(dropped), hidden, (output, dropped)
+
+    def with_null_labels(self, labels: torch.Tensor) -> torch.Tensor:
+        """Label dropout: each window (a row of labels) is given the null label with probability label_dropout."""
+        dropped = torch.rand(len(labels), 1, device=labels.device) < self.label_dropout
+        return labels.masked_fill(dropped, self.null_label)
 
     def dropped_input(self, inputs: torch.Tensor) -> torch.Tensor:
         """Input dropout while training: single elements of each step's input vector are zeroed at random,

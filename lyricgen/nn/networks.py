@@ -6,7 +6,9 @@ The contract a network keeps (CharRNN keeps it; so must a plug-in):
   character's label index (batch, seq), and returns logits (batch, seq, vocab) and the state to carry on
   from, which generation passes back in one character at a time;
 - `run(...)`, only needed for activation regularisation: forward plus the top layer's outputs before and
-  after dropout.
+  after dropout;
+- `null_label`, only needed to write without a label and for guidance: the label index that stands for
+  no label (CharRNN's with model.label_dropout), None or absent otherwise.
 
 A checkpoint stores the network's import path and its plain options, never a pickled object, so it
 loads with `torch.load(weights_only=True)`. Loading imports lyricgen's own classes; another class only
@@ -15,7 +17,8 @@ when the caller names it (the run's config, or generate's network=): importing a
 
 import importlib
 import inspect
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -74,14 +77,33 @@ def saved_spec(hyperparameters: dict) -> dict:
     return {"_target_": CHARRNN} | {name: hyperparameters[name] for name in names if name in hyperparameters}
 
 
+@contextmanager
+def evaluating(model: nn.Module) -> Iterator[nn.Module]:
+    """The model in eval mode (no dropout of any kind) for the block, then back in the mode it was in."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
 def device_of(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
+def null_label(model: nn.Module) -> int | None:
+    """The label index that stands for no label, for a model trained with label dropout; else None."""
+    return getattr(model, "null_label", None)
+
+
 def label_tensor(model: nn.Module, label: int | None, like: torch.Tensor) -> torch.Tensor | None:
-    """`label` at every position of `like` (batch, seq), for a conditioned model; None for another."""
+    """`label` at every position of `like` (batch, seq), for a conditioned model (label None: its null
+    label, if it has one); None for another."""
     if not model.labels:
         return None
-    if label is None or not 0 <= label < len(model.labels):
+    if label is None and null_label(model) is not None:
+        label = null_label(model)
+    elif label is None or not 0 <= label < len(model.labels):
         raise ValueError(f"this model writes in one of {model.labels}: pass label=<its index>")
     return torch.full_like(like, label)

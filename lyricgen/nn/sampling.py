@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from lyricgen import UserError, charset
-from lyricgen.nn.networks import device_of, label_tensor
+from lyricgen.nn.networks import device_of, evaluating, label_tensor, null_label
 
 if TYPE_CHECKING:  # the memory is optional: generating without one needs no n-gram code
     from lyricgen.nn.ngram import Mixture
@@ -35,14 +35,15 @@ def generate_steps(
     generator: torch.Generator | None = None,
     label: int | None = None,
     memory: "Mixture | None" = None,
+    guidance: float = 1.0,
 ) -> Iterator[torch.Tensor]:
     """Yield `length` next ids, one (batch,) tensor at a time, continuing each row of `prime`; a
-    conditioned model writes in `label` (an index into model.labels); with a `memory` (lyricgen.nn.ngram)
-    the characters come from the network's predictions mixed with it. temperature=0 is greedy."""
-    was_training = model.training
-    model.eval()
-    try:
-        logits, hidden = model(prime, labels=label_tensor(model, label, prime))
+    conditioned model writes in `label` (an index into model.labels; None: without one, for a model with
+    a null label), with `guidance` (guided_logits); with a `memory` (lyricgen.nn.ngram) the characters
+    come from the network's predictions mixed with it. temperature=0 is greedy."""
+    check_guidance(model, label, guidance)
+    with evaluating(model):
+        logits, hidden = guided_logits(model, prime, None, label, guidance)
         recent = prime
         for position in range(length):
             scores = logits[:, -1] if memory is None else memory.next_log_probs(logits[:, -1], recent)
@@ -53,9 +54,35 @@ def generate_steps(
                 if memory is not None:
                     recent = torch.cat([recent, step], dim=1)[:, -memory.context :]
                 with one_step_kernels():
-                    logits, hidden = model(step, hidden, labels=label_tensor(model, label, step))
-    finally:
-        model.train(was_training)
+                    logits, hidden = guided_logits(model, step, hidden, label, guidance)
+
+
+def guided_logits(
+    model: nn.Module, ids: torch.Tensor, hidden: object, label: int | None, guidance: float = 1.0
+) -> tuple[torch.Tensor, object]:
+    """The network's logits for `ids` (batch, seq) written in `label`, and the state to carry on from.
+    With guidance g != 1 (classifier-free guidance), the rows run twice in one batch, in the label and in
+    the null label, and the logits are unconditional + g x (conditional - unconditional): g=0 is the
+    unconditional model, g=1 the conditional one, g>1 leans further towards what sets the label apart."""
+    if guidance == 1:
+        return model(ids, hidden, labels=label_tensor(model, label, ids))
+    labels = torch.cat([label_tensor(model, label, ids), label_tensor(model, None, ids)])
+    logits, hidden = model(torch.cat([ids, ids]), hidden, labels=labels)
+    conditional, unconditional = logits.chunk(2)
+    return torch.lerp(unconditional, conditional, guidance), hidden  # exact at g=0 and g=1
+
+
+def check_guidance(model: nn.Module, label: int | None, guidance: float) -> None:
+    """One line for guidance the model cannot give: it needs a label and a null label to steer from."""
+    if guidance == 1:
+        return
+    if null_label(model) is None:
+        raise UserError(
+            f"guidance={guidance} needs a model trained with label dropout (model.label_dropout > 0, with "
+            "model.condition): it steers away from the unlabelled text such a model also learns"
+        )
+    if label is None:
+        raise UserError(f"guidance={guidance} steers towards a label: add genre=<one of {', '.join(model.labels)}>")
 
 
 def generate(model: nn.Module, prime: torch.Tensor, length: int, *args: object, **kwargs: object) -> torch.Tensor:
@@ -86,9 +113,11 @@ def sample_next(
     return torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(1).to(logits.device)
 
 
-def label_index(labels: list[str], genre: str | None) -> int | None:
-    """The index of the label asked for; a conditioned model needs one, another takes none."""
-    if genre is None and labels:
+def label_index(model: nn.Module, genre: str | None) -> int | None:
+    """The index of the label asked for; a conditioned model needs one unless it has a null label (it
+    was trained with label dropout), another takes none."""
+    labels = model.labels
+    if genre is None and labels and null_label(model) is None:
         raise UserError(f"this model writes in a genre: add genre=<one of {', '.join(labels)}>")
     if genre is not None and not labels:
         raise UserError(f"genre={genre}: this model was trained without labels (model.condition): drop genre")
@@ -112,12 +141,13 @@ def sample_text(
     seed: int = 0,
     label: int | None = None,
     memory: "Mixture | None" = None,
+    guidance: float = 1.0,
 ) -> str:
     """Text generated after `prime` (default: a line break), reproducible from `seed` without touching
-    the global RNG; in `label` (an index into model.labels) for a conditioned model; from the mixture
-    with a `memory` (lyricgen.nn.ngram). Returns the continuation only."""
+    the global RNG; in `label` (an index into model.labels) for a conditioned model, with `guidance`
+    (guided_logits); from the mixture with a `memory` (lyricgen.nn.ngram). Returns the continuation only."""
     prime = default_prime(vocab) if prime is None else prime
     prime_ids = charset.encode(prime, vocab).long().unsqueeze(0).to(device_of(model))
     generator = torch.Generator().manual_seed(seed)
-    ids = generate(model, prime_ids, length, temperature, top_k, generator, label, memory)
+    ids = generate(model, prime_ids, length, temperature, top_k, generator, label, memory, guidance)
     return charset.decode(ids[0], vocab)

@@ -16,9 +16,9 @@ from lyricgen.data.encoded import in_vocabulary, split_ids
 from lyricgen.data.windows import VAL_BATCH_SIZE, consecutive_windows
 from lyricgen.nn.charrnn import sequence_loss
 from lyricgen.nn.checkpoints import find_checkpoint, load_checkpoint, pick_device
-from lyricgen.nn.networks import device_of, label_tensor
+from lyricgen.nn.networks import device_of, evaluating
 from lyricgen.nn.ngram import Mixture
-from lyricgen.nn.sampling import label_index
+from lyricgen.nn.sampling import check_guidance, guided_logits, label_index
 from lyricgen.rundir import RunDir
 from lyricgen.training.memory import run_memory
 
@@ -38,11 +38,18 @@ def corpus_config(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> DictC
 
 @torch.no_grad()
 def mean_loss(
-    model: nn.Module, ids: torch.Tensor, seq_len: int, label: int | None = None, memory: Mixture | None = None
+    model: nn.Module,
+    ids: torch.Tensor,
+    seq_len: int,
+    label: int | None = None,
+    memory: Mixture | None = None,
+    guidance: float = 1.0,
 ) -> dict:
     """Scores (cross-entropy in nats per character, bits, characters scored) over consecutive windows of
     `ids`, each scored from a fresh state as validation does (the tail shorter than a window is left
-    out); a conditioned model writes in `label`. With a `memory`, the mixture's scores too."""
+    out); a conditioned model writes in `label`, with `guidance` (lyricgen.nn.sampling.guided_logits).
+    With a `memory`, the mixture's scores too."""
+    check_guidance(model, label, guidance)
     if len(ids) <= seq_len:
         raise UserError(f"the text has {len(ids)} characters: fewer than one window (data.seq_len+1={seq_len + 1})")
     inputs, targets = consecutive_windows(ids, seq_len).tensors
@@ -51,7 +58,8 @@ def mean_loss(
     for first in range(0, len(inputs), VAL_BATCH_SIZE):
         batch = inputs[first : first + VAL_BATCH_SIZE].to(device)
         batch_targets = targets[first : first + VAL_BATCH_SIZE].to(device)
-        logits, _ = model(batch, labels=label_tensor(model, label, batch))
+        with evaluating(model):
+            logits, _ = guided_logits(model, batch, None, label, guidance)
         total += float(sequence_loss(logits, batch_targets)) * batch.numel()
         if memory is not None:
             with_memory += float(memory.loss(batch, logits, batch_targets)) * batch.numel()
@@ -73,10 +81,12 @@ def label_scores(
     seq_len: int,
     drop: bool,
     memory: Mixture | None = None,
+    guidance: float = 1.0,
 ) -> dict[str, dict]:
     """Each label's held-out characters, in order, scored on their own (in that label, for a conditioned
     model). `text`: (ids, vocabulary, each character's label, label names); `drop`: characters the model
-    never saw are dropped instead of refused (a model trained on one label only); `memory` as for mean_loss."""
+    never saw are dropped instead of refused (a model trained on one label only); `memory` and `guidance`
+    as for mean_loss."""
     ids, vocab, label_ids, names = text
     results = {}
     for index, name in enumerate(names):
@@ -84,14 +94,21 @@ def label_scores(
             raise UserError(f"the corpus has label {name!r}, which this model does not know: {', '.join(model.labels)}")
         own = in_vocabulary(ids[label_ids == index], vocab, model_vocab, drop)
         label = model.labels.index(name) if model.labels else None
-        results[name] = mean_loss(model, own, seq_len, label, memory)
+        results[name] = mean_loss(model, own, seq_len, label, memory, guidance)
     return results
+
+
+def has_labels(data: DictConfig) -> bool:
+    """Whether a corpus's characters carry labels any model can be scored by: a book each (songbooks,
+    data.files), or each song's genre in a lyrics CSV that keeps several."""
+    several_genres = data.source == "lyrics_csv" and len(data.get("genres") or ()) > 1
+    return labelled_by_file(data.source, data.get("files")) or several_genres
 
 
 def evaluate(cfg: DictConfig, overrides: list[str] = ()) -> dict:
     """The numbers of one evaluation; see conf/evaluate.yaml for the options. `overrides`: the command
-    line's, which say whether to score the run's own corpus. A labelled corpus (data.files, or any corpus
-    of a conditioned model) is also scored label by label."""
+    line's, which say whether to score the run's own corpus. A labelled corpus (has_labels, or any corpus
+    of a conditioned model) is also scored label by label, whether or not the model was trained on labels."""
     if cfg.split not in SPLITS:
         raise UserError(f"split={cfg.split} is not a split: use split=val or split=test (or text=<file>)")
     path = find_checkpoint(cfg.ckpt, cfg.paths.output_dir)
@@ -105,15 +122,15 @@ def evaluate(cfg: DictConfig, overrides: list[str] = ()) -> dict:
         text = "".join(corpus.read_text_file(cfg.text))
         vocab = charset.build_vocab(text)
         ids = in_vocabulary(charset.encode(text, vocab), vocab, model_vocab)
-        label = label_index(model.labels, cfg.genre)
-        return result | {"scored": f"text {cfg.text}"} | mean_loss(model, ids, data.seq_len, label, memory)
+        label = label_index(model, cfg.genre)
+        scored = mean_loss(model, ids, data.seq_len, label, memory, cfg.guidance)
+        return result | {"scored": f"text {cfg.text}"} | scored
     result["scored"] = f"{cfg.split} split of data={data.source}"
-    labelled = bool(model.labels) or labelled_by_file(data.source, data.get("files"))
-    ids, vocab, label_ids, names = split_ids(data, cfg.split, labelled)
+    ids, vocab, label_ids, names = split_ids(data, cfg.split, bool(model.labels) or has_labels(data))
     if label_ids is None:
         return result | mean_loss(model, in_vocabulary(ids, vocab, model_vocab), data.seq_len, memory=memory)
     text = (ids, vocab, label_ids, names)
-    per_label = label_scores(model, model_vocab, text, data.seq_len, drop=False, memory=memory)
+    per_label = label_scores(model, model_vocab, text, data.seq_len, drop=False, memory=memory, guidance=cfg.guidance)
     characters = sum(entry["characters"] for entry in per_label.values())
     overall = {
         key: sum(entry[key] * entry["characters"] for entry in per_label.values()) / characters
