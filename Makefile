@@ -61,7 +61,7 @@ format: install ## apply ruff's fixes and formatting
 bench: install ## measure speed; results go to benchmarks/results/*.json
 	cd benchmarks && ../$(BIN)/python train_speed.py && ../$(BIN)/python generate_speed.py \
 	  && ../$(BIN)/python prepare_speed.py && ../$(BIN)/python data_speed.py && ../$(BIN)/python time_to_quality.py \
-	  && ../$(BIN)/python gpu_speed.py
+	  && ../$(BIN)/python stacked_speed.py && ../$(BIN)/python gpu_speed.py
 
 reproduce: install ## the paper's protocol (conf/protocol/paper.yaml), JOBS at a time, then report
 	$(BIN)/python -m lyricgen.reproduce $(REPRODUCE_DIR) --jobs $(JOBS) --scale $(SCALE) \

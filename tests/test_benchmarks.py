@@ -12,10 +12,11 @@ sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
 from genres import GENRES, SONG_CHARS, WRONG_SHARE, songs, standin_songs
 from judge import NgramJudge
 from references import BabyGPT, SkeletonRNN, nanogpt_lr, raw_steps, skeleton_steps, train_baby_gpt
+from stacked_speed import StackedAdam, StackedRNN, member_losses
 from time_to_quality import best_by_minute, summary_bits, verdicts
 from train_speed import BATCHES, MODELS, TARGETS, VOCAB, targets
 
-from lyricgen.nn.charrnn import CharRNN
+from lyricgen.nn.charrnn import CharRNN, sequence_loss
 
 SONGBOOK_LABELS = [book for members in GENRES.values() for book in members]
 TINY = {"cell": "gru", "num_layers": 2, "hidden_size": 8, "dropout": 0.2}
@@ -102,3 +103,44 @@ def test_the_genre_standin_regroups_every_song_once_with_a_share_of_wrong_labels
     wrong = [book not in GENRES[genre] for genre, pairs in by_genre.items() for _, book in pairs]
     assert abs(sum(wrong) / len(wrong) - WRONG_SHARE) < 0.06  # 360 songs: 3 standard deviations
     assert all(len(song) >= SONG_CHARS for song, _ in placed)
+
+
+@pytest.mark.parametrize("nonlinearity", ["relu", "tanh"])
+def test_stacked_members_get_each_the_loss_and_gradients_they_would_get_alone(nonlinearity):
+    torch.manual_seed(0)
+    members = [CharRNN(VOCAB, num_layers=3, hidden_size=12, nonlinearity=nonlinearity) for _ in range(3)]
+    stacked = StackedRNN(members)
+    ids = torch.randint(VOCAB, (3, 2, 17))
+    losses = member_losses(stacked(ids[..., :-1]), ids[..., 1:])
+    losses.sum().backward()
+    named = dict(stacked.named_parameters())
+    for index, member in enumerate(members):
+        alone = sequence_loss(member(ids[index, :, :-1])[0], ids[index, :, 1:])
+        alone.backward()
+        assert float(losses[index]) == pytest.approx(float(alone), rel=1e-6)
+        for layer in range(3):
+            for stacked_name, own_name in (("w_ih", "weight_ih"), ("w_hh", "weight_hh"), ("b_hh", "bias_hh")):
+                own = getattr(member.rnn, f"{own_name}_l{layer}").grad
+                assert torch.allclose(named[f"{stacked_name}.{layer}"].grad[index], own, atol=1e-7)
+        assert torch.allclose(stacked.decoder_weight.grad[index], member.decoder.weight.grad, atol=1e-7)
+
+
+def test_stacked_adam_steps_each_member_as_adam_with_its_own_rate_and_clipping():
+    torch.manual_seed(0)
+    members = [CharRNN(VOCAB, num_layers=2, hidden_size=8, nonlinearity="relu") for _ in range(2)]
+    stacked = StackedRNN(members)
+    rates, clips = torch.tensor([0.01, 0.003]), torch.tensor([0.5, 100.0])  # the first clips, the second not
+    optimizer = StackedAdam(list(stacked.parameters()), rates, clips)
+    ids = torch.randint(VOCAB, (2, 1, 21))
+    for _ in range(3):
+        member_losses(stacked(ids[..., :-1]), ids[..., 1:]).sum().backward()
+        optimizer.step()
+    for index, member in enumerate(members):
+        adam = torch.optim.Adam(member.parameters(), lr=float(rates[index]))
+        for _ in range(3):
+            sequence_loss(member(ids[index, :, :-1])[0], ids[index, :, 1:]).backward()
+            torch.nn.utils.clip_grad_norm_(member.parameters(), float(clips[index]))
+            adam.step()
+            adam.zero_grad()
+        assert torch.allclose(stacked.decoder_weight[index], member.decoder.weight, atol=1e-6)
+        assert torch.allclose(stacked.w_hh[1][index], member.rnn.weight_hh_l1, atol=1e-6)
