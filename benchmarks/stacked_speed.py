@@ -23,7 +23,7 @@ from references import raw_steps
 from torch.autograd.function import once_differentiable
 
 from lyricgen.nn.charrnn import CharRNN
-from lyricgen.nn.kernels import dropout
+from lyricgen.nn.kernels import dropout, elman_steps, elman_steps_backward
 
 RESULTS = Path(__file__).parent / "results"
 VOCAB, HIDDEN, LAYERS, SEQ_LEN, DROPOUT = 96, 100, 4, 200, 0.2
@@ -41,9 +41,7 @@ class StackedElman(torch.autograd.Function):
         states = h0.new_empty(seq + 1, members, batch, h0.size(-1))
         states[0] = h0
         states[1:] = project(inputs, w_ih, bias)
-        activate, w_hh_t, h = (torch.relu_ if relu else torch.tanh_), w_hh.transpose(1, 2).contiguous(), h0
-        for state in states[1:].unbind(0):
-            h = activate(state.baddbmm_(h, w_hh_t))
+        elman_steps(states, w_hh.transpose(1, 2).contiguous(), relu, Tensor.baddbmm_)
         ctx.save_for_backward(inputs, states, w_ih, w_hh)
         ctx.relu = relu
         return states[1:]
@@ -52,14 +50,8 @@ class StackedElman(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_out: Tensor) -> tuple:
         inputs, states, w_ih, w_hh = ctx.saved_tensors
-        out = states[1:]
-        slope = out.sign() if ctx.relu else 1 - out * out
         grad_pre = grad_out.clone(memory_format=torch.contiguous_format)
-        carry = None
-        for grad_t, slope_t in reversed(list(zip(grad_pre.unbind(0), slope.unbind(0), strict=True))):
-            if carry is not None:
-                grad_t.baddbmm_(carry, w_hh)
-            carry = grad_t.mul_(slope_t)
+        carry = elman_steps_backward(grad_pre, states[1:], w_hh, ctx.relu, Tensor.baddbmm_)
         by_member = grad_pre.transpose(0, 1).reshape(w_hh.size(0), -1, w_hh.size(1))  # (K, seq * batch, hidden)
         previous = states[:-1].transpose(0, 1).reshape_as(by_member)
         grad_inputs, grad_w_ih = project_backward(inputs, w_ih, by_member, ctx.needs_input_grad[0])

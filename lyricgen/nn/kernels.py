@@ -11,6 +11,8 @@ Weights are nn.RNN/nn.GRU's own parameters, so checkpoints and the CUDA path (cu
 tests check outputs and gradients against nn.RNN/nn.GRU.
 """
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -45,10 +47,7 @@ class ElmanLayer(torch.autograd.Function):
     def forward(ctx, inputs: Tensor, h0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor, relu: bool):
         states = with_initial_state(h0, len(inputs))
         project_input(inputs, w_ih, b_ih + b_hh, out=flat(states[1:]))  # each step adds its recurrent part
-        activate = torch.relu_ if relu else torch.tanh_
-        w_hh_t, h = w_hh.t(), h0
-        for state in states[1:].unbind(0):
-            h = activate(state.addmm_(h, w_hh_t))
+        elman_steps(states, w_hh.t(), relu)
         ctx.save_for_backward(inputs, states, w_ih, w_hh)
         ctx.relu = relu
         return states[1:]
@@ -57,18 +56,35 @@ class ElmanLayer(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_out: Tensor) -> tuple:
         inputs, states, w_ih, w_hh = ctx.saved_tensors
-        out = states[1:]
-        # d act / d pre-activation for all steps at once (relu's outputs are >= 0: sign is its slope)
-        slope = out.sign() if ctx.relu else 1 - out * out
         grad_pre = grad_out.clone(memory_format=torch.contiguous_format)  # completed step by step from the end
-        carry = None  # d loss / d the next step's pre-activation
-        for grad_t, slope_t in reversed(per_step(grad_pre, slope)):
-            if carry is not None:
-                grad_t.addmm_(carry, w_hh)
-            carry = grad_t.mul_(slope_t)
+        carry = elman_steps_backward(grad_pre, states[1:], w_hh, ctx.relu)
         grad_inputs, grad_w_ih, grad_b = project_input_backward(inputs, w_ih, flat(grad_pre), ctx.needs_input_grad[0])
         grad_w_hh = flat(grad_pre).t() @ flat(states[:-1])
         return grad_inputs, carry @ w_hh, grad_w_ih, grad_w_hh, grad_b, grad_b, None
+
+
+def elman_steps(states: Tensor, w_hh_t: Tensor, relu: bool, multiply_add: Callable = Tensor.addmm_) -> None:
+    """ElmanLayer's recurrence, in place: states[t + 1] holds step t's input projection and becomes its
+    output, act(projection + states[t] W_hh^T). `multiply_add(out, a, b)` adds a @ b to out in place:
+    addmm_ for one run, baddbmm_ for stacked runs (benchmarks/stacked_speed.py)."""
+    activate, h = (torch.relu_ if relu else torch.tanh_), states[0]
+    for state in states[1:].unbind(0):
+        h = activate(multiply_add(state, h, w_hh_t))
+
+
+def elman_steps_backward(
+    grad_pre: Tensor, out: Tensor, w_hh: Tensor, relu: bool, multiply_add: Callable = Tensor.addmm_
+) -> Tensor:
+    """elman_steps' backward through time, in place: grad_pre holds d loss / d each output and becomes d loss
+    / d each pre-activation; returns d loss / d the first step's pre-activation (the carry into h0)."""
+    # d act / d pre-activation for all steps at once (relu's outputs are >= 0: sign is its slope)
+    slope = out.sign() if relu else 1 - out * out
+    carry = None  # d loss / d the next step's pre-activation
+    for grad_t, slope_t in reversed(per_step(grad_pre, slope)):
+        if carry is not None:
+            multiply_add(grad_t, carry, w_hh)
+        carry = grad_t.mul_(slope_t)
+    return carry
 
 
 class GRULayer(torch.autograd.Function):
