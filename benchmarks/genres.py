@@ -53,7 +53,7 @@ MODELS = {
     "conditioned": ["model.condition=source"],
     "label_dropout": ["model.condition=source", f"model.label_dropout={LABEL_DROPOUT}"],
 }
-GUIDANCE = (0.0, 1.0, 2.0, 4.0)
+GUIDANCE = (0.0, 0.5, 1.0, 2.0, 4.0)
 PIECE_CHARS = 300  # judged pieces: samples and held-out text alike
 PIECES = 40  # held-out pieces and samples judged per label
 TEMPERATURE = 0.8
