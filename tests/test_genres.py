@@ -160,6 +160,7 @@ def test_an_unconditioned_model_is_unchanged(compose_config, tmp_path):
 def test_label_dropout_trains_whole_windows_with_the_null_label_at_its_rate():
     torch.manual_seed(0)
     model = CharRNN(5, hidden_size=8, labels=["a", "b"], label_dropout=0.3)
+    torch.nn.init.normal_(model.label_embedding.weight)  # as if trained: each label gives other predictions
     ids, labels = torch.zeros(4000, 3, dtype=torch.long), torch.ones(4000, 3, dtype=torch.long)
     model.eval()
     null = model(ids[:1], labels=torch.full_like(labels[:1], model.null_label))[0][0]
@@ -177,6 +178,7 @@ def test_label_dropout_trains_whole_windows_with_the_null_label_at_its_rate():
 def test_guidance_mixes_the_conditional_and_unconditional_predictions(cell):
     torch.manual_seed(0)
     model = CharRNN(len(VOCAB), cell=cell, hidden_size=16, labels=["a", "b"], label_dropout=0.5)
+    torch.nn.init.normal_(model.label_embedding.weight)  # as if trained: labels that change the predictions
     write = partial(sample_text, model, VOCAB, prime="ab", length=120, temperature=1.0, seed=3)
     conditional, unconditional = write(label=1), write(label=None)
     assert conditional != unconditional
@@ -217,3 +219,11 @@ def test_an_unconditioned_model_is_scored_genre_by_genre_on_a_csv_of_several(tmp
     weighted = sum(entry["loss"] * entry["characters"] for entry in per_label.values()) / result["characters"]
     assert result["loss"] == pytest.approx(weighted) and per_label["Pop"]["loss"] != per_label["Rock"]["loss"]
     assert not has_labels(OmegaConf.create({"source": "lyrics_csv", "genres": ["Rock"]}))  # one genre: one number
+
+
+@pytest.mark.parametrize("condition_on", ["input", "state", "both"])
+def test_a_conditioned_model_starts_out_predicting_the_same_for_every_label(condition_on):
+    model = CharRNN(5, cell="gru", hidden_size=8, labels=["a", "b", "c"], condition_on=condition_on)
+    ids = torch.randint(5, (2, 7))
+    first, *others = (model(ids, labels=torch.full_like(ids, label))[0] for label in range(3))
+    assert all(torch.equal(first, other) for other in others)
