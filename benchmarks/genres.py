@@ -143,17 +143,15 @@ def pieces(text: str) -> list[str]:
     return [text[start : start + PIECE_CHARS] for start in range(0, len(text) - PIECE_CHARS, PIECE_CHARS)][:PIECES]
 
 
-def samples(checkpoint: Path, label: str, guidance: float) -> list[str]:
+def samples(model: torch.nn.Module, vocab: str, label: str, guidance: float) -> list[str]:
     """PIECES samples of PIECE_CHARS characters in `label`, after a line break, generated as one batch."""
-    model, vocab = load_checkpoint(checkpoint)
     prime = charset.encode("\n", vocab).long().expand(PIECES, 1)
     generator = torch.Generator().manual_seed(0)
     ids = generate(model, prime, PIECE_CHARS, TEMPERATURE, None, generator, model.labels.index(label), None, guidance)
     return [charset.decode(row, vocab) for row in ids]
 
 
-def bpc_by_label(checkpoint: Path, val: tuple, seq_len: int, guidance: float = 1.0) -> dict[str, float]:
-    model, vocab = load_checkpoint(checkpoint)
+def bpc_by_label(model: torch.nn.Module, vocab: str, val: tuple, seq_len: int, guidance: float = 1.0) -> dict:
     scored = label_scores(model, vocab, val, seq_len, drop=False, guidance=guidance)
     return {label: entry["bpc"] for label, entry in scored.items()}
 
@@ -167,12 +165,12 @@ def measure(name: str, spec: dict, seeds: list[int], seq_len: int) -> dict:
     result["bpc"], result["guided_bpc"], result["judge_on_samples"] = {}, {}, {}
     for seed in seeds:
         for model in MODELS:
-            checkpoint = WORK / name / model / f"seed={seed}" / "checkpoints" / "best.ckpt"
-            result["bpc"].setdefault(model, {})[seed] = bpc_by_label(checkpoint, val, seq_len)
-        guided = WORK / name / "label_dropout" / f"seed={seed}" / "checkpoints" / "best.ckpt"
+            trained = load_checkpoint(WORK / name / model / f"seed={seed}" / "checkpoints" / "best.ckpt")
+            result["bpc"].setdefault(model, {})[seed] = bpc_by_label(*trained, val, seq_len)
+        guided = load_checkpoint(WORK / name / "label_dropout" / f"seed={seed}" / "checkpoints" / "best.ckpt")
         for g in GUIDANCE:
-            result["guided_bpc"].setdefault(str(g), {})[seed] = bpc_by_label(guided, val, seq_len, g)
-            judged = {label: judge.accuracy(samples(guided, label, g), label) for label in val[3]}
+            result["guided_bpc"].setdefault(str(g), {})[seed] = bpc_by_label(*guided, val, seq_len, g)
+            judged = {label: judge.accuracy(samples(*guided, label, g), label) for label in val[3]}
             result["judge_on_samples"].setdefault(str(g), {})[seed] = judged
         print(f"measured {name} seed {seed}", flush=True)
     return result

@@ -25,7 +25,7 @@ from torch.autograd.function import once_differentiable
 from train_speed import VOCAB, lyricgen_rate
 
 from lyricgen.nn.charrnn import CharRNN
-from lyricgen.nn.kernels import dropout, elman_steps, elman_steps_backward
+from lyricgen.nn.kernels import dropout, elman_steps, elman_steps_backward, with_initial_state
 
 HIDDEN, LAYERS, SEQ_LEN, DROPOUT = 100, 4, 200, 0.2
 MEMBERS = (1, 2, 4, 8, 16, 32)
@@ -38,9 +38,7 @@ class StackedElman(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, inputs: Tensor, h0: Tensor, w_ih: Tensor, w_hh: Tensor, bias: Tensor, relu: bool) -> Tensor:
-        seq, members, batch = inputs.shape[:3]
-        states = h0.new_empty(seq + 1, members, batch, h0.size(-1))
-        states[0] = h0
+        states = with_initial_state(h0, len(inputs))
         states[1:] = project(inputs, w_ih, bias)
         elman_steps(states, w_hh.transpose(1, 2).contiguous(), relu, Tensor.baddbmm_)
         ctx.save_for_backward(inputs, states, w_ih, w_hh)

@@ -55,14 +55,14 @@ def mean_loss(
     inputs, targets = consecutive_windows(ids, seq_len).tensors
     device = device_of(model)
     total = with_memory = 0.0
-    for first in range(0, len(inputs), VAL_BATCH_SIZE):
-        batch = inputs[first : first + VAL_BATCH_SIZE].to(device)
-        batch_targets = targets[first : first + VAL_BATCH_SIZE].to(device)
-        with evaluating(model):
+    with evaluating(model):
+        for first in range(0, len(inputs), VAL_BATCH_SIZE):
+            batch = inputs[first : first + VAL_BATCH_SIZE].to(device)
+            batch_targets = targets[first : first + VAL_BATCH_SIZE].to(device)
             logits, _ = guided_logits(model, batch, None, label, guidance)
-        total += float(sequence_loss(logits, batch_targets)) * batch.numel()
-        if memory is not None:
-            with_memory += float(memory.loss(batch, logits, batch_targets)) * batch.numel()
+            total += float(sequence_loss(logits, batch_targets)) * batch.numel()
+            if memory is not None:
+                with_memory += float(memory.loss(batch, logits, batch_targets)) * batch.numel()
     return scores(total / targets.numel(), targets.numel(), None if memory is None else with_memory / targets.numel())
 
 
