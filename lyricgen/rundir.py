@@ -12,8 +12,12 @@ config, its spike forensics and evaluations, and how a checkpoint leads back to 
       events.out.tfevents.*, hparams.yaml  TensorBoard's
 """
 
+import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from lyricgen.atomic import write_atomically
 
 HYDRA_SUBDIR = ".hydra"  # hydra.output_subdir of a run
 
@@ -57,3 +61,10 @@ class RunDir:
 
     def evaluation(self, name: str) -> Path:
         return self.path / f"evaluation-{name}.json"
+
+    def record_ending(self, state: str, message: str) -> None:
+        """How the run ended, in its status.json (one rank writes it): what a sweep's summary reads."""
+        if int(os.environ.get("SLURM_PROCID", os.environ.get("RANK", "0"))) == 0 and self.path.is_dir():
+            write_atomically(
+                self.status, lambda partial: partial.write_text(json.dumps({"state": state, "message": message}))
+            )

@@ -3,7 +3,6 @@ starts a new run, continues one (resume=, ckpt_path=, or a requeued job's own di
 lyricgen.training.fit.fit_run. It imports no Lightning, torch or data code before the config has passed its checks, so
 a mistake on the command line is reported in a fraction of a second rather than after seconds of imports."""
 
-import json
 import math
 import os
 import shutil
@@ -16,7 +15,6 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from lyricgen import Diverged, Interrupted, NotRequeued, UserError, one_line_errors
-from lyricgen.atomic import write_atomically
 from lyricgen.cli import run_checked
 from lyricgen.config import CONF_DIR, flatten, load_run_config, validate
 from lyricgen.rundir import RunDir
@@ -69,47 +67,54 @@ def rerun(cfg: DictConfig, out_dir: Path) -> tuple[DictConfig, Path, Path]:
 @one_line_errors
 def run(cfg: DictConfig) -> float:
     """The Hydra task: one run (or one job of a sweep)."""
-    hydra_cfg = HydraConfig.get()
-    multirun = hydra_cfg.mode == RunMode.MULTIRUN
-    out_dir, ckpt_path = Path(hydra_cfg.runtime.output_dir), None
+    out_dir, ckpt_path = Path(HydraConfig.get().runtime.output_dir), None
     try:
-        validate(cfg)
-        if multirun and cfg.trainer.get("strategy") == "ddp" and not slurm_started_the_ranks():
-            # Lightning's ddp re-runs sys.argv in its child processes, which would relaunch the whole sweep.
-            print("note: trainer.strategy=ddp runs as ddp_spawn inside a -m sweep", file=sys.stderr)
-            cfg.trainer.strategy = "ddp_spawn"
-        cfg, out_dir, ckpt_path = chosen_run(cfg, hydra_cfg)
-        if cfg.extras.print_config:
-            print(OmegaConf.to_yaml(cfg, resolve=True))
+        cfg, out_dir, ckpt_path = prepare(cfg)
         from lyricgen.training.fit import fit_run  # Lightning, torch and the data code: only once the command is sound
 
-        val_loss = fit_run(cfg, out_dir, ckpt_path)
-        record_ending(out_dir, "finished", f"best val/loss {val_loss:.4f}")
-        return val_loss
+        result = fit_run(cfg, out_dir, ckpt_path)
     except (Diverged, NotRequeued) as err:
-        record_ending(out_dir, "diverged" if isinstance(err, Diverged) else "not requeued", str(err))
-        if not multirun:
-            raise
-        print(f"error: {err}", file=sys.stderr)
-        return math.inf  # the sweep goes on with its other runs (lyricgen.sweeps reports this one at its end)
+        result = err
     except UserError as err:
         if ckpt_path is None and not isinstance(err, Interrupted) and not (cfg.resume or cfg.ckpt_path):
             forget_unstarted(out_dir)
         raise
+    return ending(out_dir, result)
+
+
+def prepare(cfg: DictConfig) -> tuple[DictConfig, Path, Path | None]:
+    """(config, run dir, checkpoint to continue or None) of the job Hydra has set up: its config checked,
+    and a new run, a resume or a rerun chosen. What lyricgen.stacking runs for each member of a stack."""
+    hydra_cfg = HydraConfig.get()
+    validate(cfg)
+    if hydra_cfg.mode == RunMode.MULTIRUN and cfg.trainer.get("strategy") == "ddp" and not slurm_started_the_ranks():
+        # Lightning's ddp re-runs sys.argv in its child processes, which would relaunch the whole sweep.
+        print("note: trainer.strategy=ddp runs as ddp_spawn inside a -m sweep", file=sys.stderr)
+        cfg.trainer.strategy = "ddp_spawn"
+    cfg, out_dir, ckpt_path = chosen_run(cfg, hydra_cfg)
+    if cfg.extras.print_config:
+        print(OmegaConf.to_yaml(cfg, resolve=True))
+    return cfg, out_dir, ckpt_path
+
+
+def ending(out_dir: Path, result: float | Diverged | NotRequeued) -> float:
+    """How a run ended, in its status.json; what the sweeper gets: its best validation loss, or inf for a
+    diverged run of a sweep (the sweep goes on with its other runs, and lyricgen.sweeps reports this one
+    at its end). A single run that diverged fails with the reason."""
+    if not isinstance(result, UserError):
+        RunDir(out_dir).record_ending("finished", f"best val/loss {result:.4f}")
+        return result
+    RunDir(out_dir).record_ending("diverged" if isinstance(result, Diverged) else "not requeued", str(result))
+    if HydraConfig.get().mode != RunMode.MULTIRUN:
+        raise result
+    print(f"error: {result}", file=sys.stderr)
+    return math.inf
 
 
 def slurm_started_the_ranks() -> bool:
     """A SLURM job of several tasks (hydra.launcher.tasks_per_node > 1): SLURM started one process per
     rank, and Lightning's SLURM environment joins them; nothing needs spawning."""
     return int(os.environ.get("SLURM_NTASKS", "1")) > 1
-
-
-def record_ending(out_dir: Path, state: str, message: str) -> None:
-    """How the run ended, in its status.json (one rank writes it): what a sweep's summary reads."""
-    if int(os.environ.get("SLURM_PROCID", os.environ.get("RANK", "0"))) == 0 and out_dir.is_dir():
-        write_atomically(
-            RunDir(out_dir).status, lambda partial: partial.write_text(json.dumps({"state": state, "message": message}))
-        )
 
 
 def forget_unstarted(out_dir: Path) -> None:

@@ -84,6 +84,18 @@ class RandomWindows(IterableDataset):
             step += 1
 
 
+class StackedWindows(IterableDataset):
+    """The batches of several runs' RandomWindows, step by step, stacked: (inputs, targets), each (runs,
+    batch, seq_len). Each run draws exactly the windows it draws alone (a stacked run's members)."""
+
+    def __init__(self, runs: list[RandomWindows]):
+        self.runs = runs
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
+        for batches in zip(*self.runs, strict=True):
+            yield tuple(torch.stack(parts) for parts in zip(*batches, strict=True))
+
+
 def consecutive_windows(ids: torch.Tensor, seq_len: int, label_ids: torch.Tensor | None = None) -> TensorDataset:
     """Non-overlapping windows covering `ids`: a fixed, deterministic validation set (with each input
     character's label when `label_ids` is given)."""

@@ -48,19 +48,30 @@ class ElmanLayer(torch.autograd.Function):
         states = with_initial_state(h0, len(inputs))
         project_input(inputs, w_ih, b_ih + b_hh, out=flat(states[1:]))  # each step adds its recurrent part
         elman_steps(states, w_hh.t(), relu)
-        ctx.save_for_backward(inputs, states, w_ih, w_hh)
-        ctx.relu = relu
-        return states[1:]
+        return saved_for_backward(ctx, inputs, states, w_ih, w_hh, relu)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out: Tensor) -> tuple:
-        inputs, states, w_ih, w_hh = ctx.saved_tensors
-        grad_pre = grad_out.clone(memory_format=torch.contiguous_format)  # completed step by step from the end
+        inputs, states, w_ih, w_hh, grad_pre = saved_with_gradient(ctx, grad_out)
         carry = elman_steps_backward(grad_pre, states[1:], w_hh, ctx.relu)
         grad_inputs, grad_w_ih, grad_b = project_input_backward(inputs, w_ih, flat(grad_pre), ctx.needs_input_grad[0])
         grad_w_hh = flat(grad_pre).t() @ flat(states[:-1])
         return grad_inputs, carry @ w_hh, grad_w_ih, grad_w_hh, grad_b, grad_b, None
+
+
+def saved_for_backward(ctx, inputs: Tensor, states: Tensor, w_ih: Tensor, w_hh: Tensor, relu: bool) -> Tensor:
+    """An Elman recurrence's forward end (ElmanLayer, and nn.stacked's StackedElman): what its backward
+    needs saved; returns the outputs, states[1:]."""
+    ctx.save_for_backward(inputs, states, w_ih, w_hh)
+    ctx.relu = relu
+    return states[1:]
+
+
+def saved_with_gradient(ctx, grad_out: Tensor) -> tuple[Tensor, ...]:
+    """An Elman recurrence's backward start: (inputs, states, w_ih, w_hh) as saved, and a contiguous copy
+    of d loss / d its outputs, which the backward steps complete from the end."""
+    return *ctx.saved_tensors, grad_out.clone(memory_format=torch.contiguous_format)
 
 
 def elman_steps(states: Tensor, w_hh_t: Tensor, relu: bool, multiply_add: Callable = Tensor.addmm_) -> None:
@@ -227,9 +238,15 @@ def dropout(x: Tensor, p: float, training: bool) -> Tensor:
     one Bernoulli sample per element, which made dropout a large share of a step of the paper's 4-layer
     model (docs/speed.md). The keep probability is rounded to a multiple of 1/65536 (0.8 stays 0.8 to
     within 1e-5) and kept values are scaled by its exact inverse, so the expectation is unchanged."""
-    keep = round((1 - p) * 65536)  # kept where a uniform 16-bit value is below this
-    if not training or p == 0 or x.device.type != "cpu" or keep == 0:
+    if not training or p == 0 or x.device.type != "cpu" or round((1 - p) * 65536) == 0:
         return F.dropout(x, p, training)
-    words = torch.empty(-(-x.numel() // 4), dtype=torch.int64).random_(-(2**63), None)
-    bits = words.view(torch.int16)[: x.numel()].view(x.shape)
-    return x * (bits < keep - 32768).to(x.dtype).mul_(65536 / keep)
+    return x * dropout_mask(x.shape, p, x.dtype)
+
+
+def dropout_mask(shape: torch.Size, p: float, dtype: torch.dtype, generator: torch.Generator | None = None) -> Tensor:
+    """dropout's scaled keep mask of `shape`, drawn from `generator` (the global RNG by default): a stacked
+    run draws each member's masks from the member's own generator, as its solo run draws them."""
+    keep = round((1 - p) * 65536)  # kept where a uniform 16-bit value is below this
+    words = torch.empty(-(-shape.numel() // 4), dtype=torch.int64).random_(-(2**63), None, generator=generator)
+    bits = words.view(torch.int16)[: shape.numel()].view(shape)
+    return (bits < keep - 32768).to(dtype).mul_(65536 / keep)

@@ -45,7 +45,9 @@ class StepMetrics(Callback):
     from) and when training fails, which marks a diverged run with train/diverged.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, progress_bar: bool = True) -> None:
+        """progress_bar: show train/loss in Lightning's progress bar (a stacked run's members have none)."""
+        self.progress_bar = progress_bar
         self.pending: list[tuple[int, torch.Tensor, torch.Tensor, float]] = []  # (step, loss, grad norm, lr)
         self.timer = (0, time.perf_counter())  # (step, time) at the last write
         self.chars_per_step = 0
@@ -65,7 +67,8 @@ class StepMetrics(Callback):
         self.pending.append((trainer.global_step - 1, pl_module.step_loss, pl_module.grad_norm, self.lr))
         self.chars_per_step = batch[1].numel()
         if trainer.should_stop or trainer.global_step % trainer.log_every_n_steps == 0:
-            pl_module.log("train/loss", self.pending[-1][1], prog_bar=True, logger=False)
+            if self.progress_bar:
+                pl_module.log("train/loss", self.pending[-1][1], prog_bar=True, logger=False)
             self.write(trainer)
 
     def write(self, trainer: L.Trainer) -> None:

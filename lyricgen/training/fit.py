@@ -133,11 +133,10 @@ def instantiated(specs: ListConfig | DictConfig, key: str, **extra: object) -> l
 
 
 @rank_zero_only
-def log_run_config(trainer: L.Trainer, cfg: DictConfig) -> None:
+def log_run_config(logger: TensorBoardLogger | None, cfg: DictConfig) -> None:
     """Put every config value in TensorBoard's HPARAMS tab, linked to the validation curves, so a sweep's
     runs can be compared by what was varied (without writing fake metric points). Other loggers (and no
     logger, or fast_dev_run's) get nothing."""
-    logger = tensorboard(trainer)
     if logger is None:
         return
     flat = flatten(OmegaConf.to_container(cfg, resolve=True))
@@ -149,28 +148,13 @@ def log_run_config(trainer: L.Trainer, cfg: DictConfig) -> None:
 def fit_run(cfg: DictConfig, out_dir: Path, ckpt_path: Path | None = None) -> float:
     """Train one run into `out_dir`, from scratch or continuing `ckpt_path`; return its best validation
     loss, the one best.ckpt holds (what sweepers minimise)."""
-    resume_step = resumable_step(ckpt_path) if ckpt_path else 0  # a checkpoint that cannot be read: said first
-    if resume_step >= cfg.trainer.max_steps:
-        raise UserError(
-            f"{out_dir} already ran its {resume_step} steps (trainer.max_steps={cfg.trainer.max_steps}): "
-            f"to train it longer, add trainer.max_steps=<more than {resume_step}>"
-        )
-    validate(cfg)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if rank_zero_only.rank == 0:  # what `resume=` continues with; under DDP one rank writes it
-        write_atomically(RunDir(out_dir).config, lambda partial: partial.write_text(OmegaConf.to_yaml(cfg)))
+    resume_step = start_of(cfg, out_dir, ckpt_path)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     tune_process()
-    L.seed_everything(cfg.seed, verbose=False)
-    datamodule = LyricsDataModule(**cfg.data, seed=cfg.seed, labelled=cfg.model.condition is not None)
-    datamodule.setup("fit")  # the model's size depends on the vocabulary (and the labels)
-    model = build_module(cfg, datamodule.vocab, datamodule.labels)
-    model.memory = memory_mixture(datamodule.train_ids, len(datamodule.vocab), **cfg.memory)
-    if cfg.init_from and ckpt_path is None:  # a resumed run's weights come from its own checkpoint
-        start_from_checkpoint(model, cfg)
+    datamodule, model = build_run(cfg, ckpt_path)
     trainer = build_trainer(cfg, out_dir, resume_step)
-    log_run_config(trainer, cfg)
+    log_run_config(tensorboard(trainer), cfg)
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     val_loss = float(trainer.callback_metrics["val/loss"])
     best = trainer.checkpoint_callback.best_model_score  # under ddp_spawn it stays in the workers
@@ -179,6 +163,35 @@ def fit_run(cfg: DictConfig, out_dir: Path, ckpt_path: Path | None = None) -> fl
         losses = (val_loss, None if with_memory is None else float(with_memory))
         print_summary(model, out_dir, losses, trainer.global_step, cfg)
     return val_loss if best is None else min(val_loss, float(best))
+
+
+def start_of(cfg: DictConfig, out_dir: Path, ckpt_path: Path | None) -> int:
+    """The step the run starts from (0, or its checkpoint's), once it is known to have steps left; its
+    config.yaml written (what `resume=` continues with)."""
+    resume_step = resumable_step(ckpt_path) if ckpt_path else 0  # a checkpoint that cannot be read: said first
+    if resume_step >= cfg.trainer.max_steps:
+        raise UserError(
+            f"{out_dir} already ran its {resume_step} steps (trainer.max_steps={cfg.trainer.max_steps}): "
+            f"to train it longer, add trainer.max_steps=<more than {resume_step}>"
+        )
+    validate(cfg)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if rank_zero_only.rank == 0:  # under DDP one rank writes it
+        write_atomically(RunDir(out_dir).config, lambda partial: partial.write_text(OmegaConf.to_yaml(cfg)))
+    return resume_step
+
+
+def build_run(cfg: DictConfig, ckpt_path: Path | None) -> tuple[LyricsDataModule, LyricLM]:
+    """The run's data and module, seeded: the same config builds the same initial weights, and leaves the
+    global RNG (dropout's) in the same state, whether the run trains alone or stacked."""
+    L.seed_everything(cfg.seed, verbose=False)
+    datamodule = LyricsDataModule(**cfg.data, seed=cfg.seed, labelled=cfg.model.condition is not None)
+    datamodule.setup("fit")  # the model's size depends on the vocabulary (and the labels)
+    model = build_module(cfg, datamodule.vocab, datamodule.labels)
+    model.memory = memory_mixture(datamodule.train_ids, len(datamodule.vocab), **cfg.memory)
+    if cfg.init_from and ckpt_path is None:  # a resumed run's weights come from its own checkpoint
+        start_from_checkpoint(model, cfg)
+    return datamodule, model
 
 
 def build_module(cfg: DictConfig, vocab: str, labels: list[str]) -> LyricLM:
