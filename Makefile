@@ -8,8 +8,9 @@ TORCH ?= torch==2.13.0
 EXTRAS ?= dev,scale
 # extra Hydra overrides: make train ARGS="model=gru optim.lr=0.001"
 ARGS ?=
-# make reproduce: runs at a time (one thread each), fraction of every run's iterations (0.1: a quick
-# pass), where it runs (run the same command again to continue it), and optional filters
+# make reproduce: groups at a time (each group's seeds stacked in one process, one thread), fraction of
+# every run's iterations (0.1: a quick pass), where it runs (run the same command again to continue it),
+# and optional filters
 JOBS ?= 2
 SCALE ?= 1.0
 REPRODUCE_DIR ?= outputs/reproduce/paper
@@ -26,10 +27,14 @@ help: ## list the targets
 
 install: $(INSTALLED) ## create .venv and install lyricgen with its dev tools (idempotent)
 
+# The checkout goes on the path as it is (editable_mode=compat): Hydra finds launchers by listing the
+# hydra_plugins folders on the path, which setuptools' default editable import hook cannot list.
+EDITABLE := --config-settings editable_mode=compat
+
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check $(TORCH)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[$(EXTRAS)]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check $(EDITABLE) -e '.[$(EXTRAS)]'
 	touch $@
 
 train: install ## train the default model on the built-in corpus and print a sample
@@ -38,7 +43,7 @@ train: install ## train the default model on the built-in corpus and print a sam
 # The playground's extra (Gradio, ~50 packages), installed by the targets that need it only
 PLAY_INSTALLED := $(VENV)/.play-installed
 $(PLAY_INSTALLED): $(INSTALLED)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[$(EXTRAS),play]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check $(EDITABLE) -e '.[$(EXTRAS),play]'
 	touch $@
 
 play: $(PLAY_INSTALLED) ## the lyrics playground in the browser (installs its extra the first time)

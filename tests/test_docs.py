@@ -169,7 +169,9 @@ class Workspace:
         if "hydra.searchpath" in keys:  # a network of the user's own: its model keys are its own
             keys |= {key for key in TINY if key.startswith("model.")}
         experiment = any(arg.startswith("experiment=") for arg in args)
-        steps = ("trainer.max_steps", "trainer.val_check_interval")  # an experiment's come from scale=
+        # an experiment's length comes from scale=; its batch and window are the experiment (a sweep of one
+        # stacks at its batch 1)
+        steps = ("trainer.max_steps", "trainer.val_check_interval", "data.batch_size", "data.seq_len")
         tiny = [
             f"{key}={value}" for key, value in TINY.items() if key not in keys and not (experiment and key in steps)
         ]

@@ -1,0 +1,178 @@
+"""`hydra/launcher=stacked`: a -m sweep's jobs of one shape train stacked, several in one process
+(lyricgen.training.stacked), each still its own run in its own directory; the rest run one by one as the
+basic launcher runs them. `python -m lyricgen.train -m hydra/launcher=stacked seed=0,1,2,3,4
+experiment=paper_baseline` trains the five seeds as one stack.
+
+Jobs stack when their networks have the same shape (a CharRNN with the rnn cell on one-hot input,
+unconditioned: what lyricgen.nn.stacked computes) and they share batch and window size, length,
+validation and checkpoint intervals, logging interval and threads; they may differ in everything else a
+sweep varies: seed, optimiser settings and schedule, dropout, clipping, guard, corpus, memory. Each group
+holds at most `max_members` jobs; `n_jobs` groups (or unstackable jobs) run at a time, each in a process
+of its own. A job that cannot stack runs alone, as do jobs whose batches are larger than
+`max_batch_size`, where stacking stops paying (benchmarks/results/stacked.md).
+"""
+
+import math
+import multiprocessing
+import sys
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, run_job, setup_globals
+from hydra.plugins.launcher import Launcher
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from lyricgen import Diverged, UserError, one_line_errors
+
+# trainer options a stack runs with (the rest of a job's trainer config makes it run alone)
+STACKED_TRAINER = {
+    "accelerator": ("cpu", "auto"),
+    "devices": (1, "auto"),
+    "precision": ("32-true", "32", 32),
+}
+SHARED_TRAINER = ("max_steps", "val_check_interval", "log_every_n_steps", "enable_progress_bar")
+PER_MEMBER_TRAINER = ("gradient_clip_val", "gradient_clip_algorithm")
+IGNORED_TRAINER = ("check_val_every_n_epoch", "num_sanity_val_steps", "enable_model_summary")
+PER_MEMBER_MODEL = ("dropout",)
+
+
+def stack_key(cfg: DictConfig, max_batch_size: int) -> tuple | None:
+    """What jobs must share to stack (None: this job runs alone)."""
+    model, trainer = OmegaConf.to_container(cfg.model, resolve=True), OmegaConf.to_container(cfg.trainer, resolve=True)
+    network = (
+        model.get("_target_") == "lyricgen.nn.CharRNN"
+        and model.get("cell") == "rnn"
+        and model.get("input") == "onehot"
+        and not model.get("condition")
+        and not model.get("input_dropout")
+    )
+    plain = not (cfg.resume or cfg.ckpt_path or cfg.init_from or cfg.callbacks or cfg.logger.get("extra"))
+    optim = not (cfg.optim.get("activation_reg") or cfg.optim.get("temporal_activation_reg"))
+    options = all(trainer.get(key, allowed[0]) in allowed for key, allowed in STACKED_TRAINER.items())
+    known = set(STACKED_TRAINER) | set(SHARED_TRAINER) | set(PER_MEMBER_TRAINER) | set(IGNORED_TRAINER)
+    if not (network and plain and optim and options and set(trainer) <= known) or cfg.data.batch_size > max_batch_size:
+        return None
+    shape = tuple(sorted((key, str(value)) for key, value in model.items() if key not in PER_MEMBER_MODEL))
+    shared = tuple(str(trainer.get(key)) for key in SHARED_TRAINER)
+    return shape, shared, cfg.data.batch_size, cfg.data.seq_len, cfg.checkpoint.every_n_steps, cfg.threads
+
+
+def plan(configs: Sequence[DictConfig], max_members: int, max_batch_size: int) -> list[list[int]]:
+    """The jobs (indices) grouped: each stackable shape's jobs in groups of at most max_members, in the
+    order the sweep gave them, and each other job alone."""
+    groups: dict[tuple, list[list[int]]] = {}
+    batches: list[list[int]] = []
+    for index, cfg in enumerate(configs):
+        key = stack_key(cfg, max_batch_size)
+        if key is None:
+            batches.append([index])
+            continue
+        chunks = groups.setdefault(key, [])
+        if not chunks or len(chunks[-1]) >= max_members:
+            chunks.append([])
+            batches.append(chunks[-1])
+        chunks[-1].append(index)
+    return batches
+
+
+class StackedLauncher(Launcher):
+    def __init__(self, max_members: int = 8, n_jobs: int = 1, max_batch_size: int = 1) -> None:
+        if max_members < 1 or n_jobs < 1:
+            raise UserError("hydra.launcher.max_members and hydra.launcher.n_jobs must be at least 1")
+        self.max_members, self.n_jobs, self.max_batch_size = max_members, n_jobs, max_batch_size
+        self.config: DictConfig | None = None
+        self.task_function: TaskFunction | None = None
+        self.hydra_context: HydraContext | None = None
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        setup_globals()
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+        configs = [self.job_config(initial_job_idx + index, list(item)) for index, item in enumerate(job_overrides)]
+        batches = plan(configs, self.max_members, self.max_batch_size)
+        for batch in batches:
+            kind = f"{len(batch)} stacked" if len(batch) > 1 else "alone"
+            jobs = "; ".join(" ".join(filter_overrides(job_overrides[index])) for index in batch)
+            print(f"[stacked launcher] {kind}: {jobs}", file=sys.stderr)
+        runs = [lambda batch=batch: self.run_batch(configs, batch) for batch in batches]
+        returns: dict[int, JobReturn] = {}
+        for batch, results in zip(batches, in_processes(runs, self.n_jobs), strict=True):
+            returns |= dict(zip(batch, results, strict=True))
+        return [returns[index] for index in range(len(configs))]
+
+    def job_config(self, index: int, overrides: list[str]) -> DictConfig:
+        config = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
+        with open_dict(config):
+            config.hydra.job.id = config.hydra.job.num = index
+        return config
+
+    def job(self, config: DictConfig, task: Callable) -> JobReturn:
+        return run_job(
+            hydra_context=self.hydra_context,
+            task_function=task,
+            config=config,
+            job_dir_key="hydra.sweep.dir",
+            job_subdir_key="hydra.sweep.subdir",
+        )
+
+    def run_batch(self, configs: Sequence[DictConfig], batch: list[int]) -> list[JobReturn]:
+        """One job alone, as the basic launcher runs it, or a group trained stacked."""
+        if len(batch) == 1:
+            return [self.job(configs[batch[0]], self.task_function)]
+        from lyricgen.train import ending, prepare  # the training command: only in the process that trains
+
+        prepared = [self.job(configs[index], one_line_errors(prepare)) for index in batch]
+        training = [ret for ret in prepared if ret.status == JobStatus.COMPLETED and not has_diverged(ret)]
+        for ret in prepared:
+            if ret in training:
+                continue
+            if ret.status == JobStatus.COMPLETED:  # diverged in an earlier launch: its result stands
+                ret.return_value = math.inf
+        if training:
+            from lyricgen.training.stacked import fit_stacked  # torch and Lightning: once the jobs are sound
+
+            results = one_line_errors(fit_stacked)([ret.return_value for ret in training])
+            for ret, result in zip(training, results, strict=True):
+                ret.return_value = finished(ret, result, ending)
+        return prepared
+
+
+def has_diverged(ret: JobReturn) -> bool:
+    from lyricgen.rundir import RunDir
+
+    status = RunDir(ret.return_value[1]).status
+    return status.is_file() and '"diverged"' in status.read_text()
+
+
+def finished(ret: JobReturn, result: float | Diverged, ending: Callable) -> float:
+    """The job's result as its solo run ends: its status.json, and what the sweeper gets."""
+    from hydra.core.hydra_config import HydraConfig
+
+    HydraConfig.instance().set_config(ret.hydra_cfg)
+    if isinstance(result, Diverged):  # the stack recorded it when it happened
+        print(f"error: {result}", file=sys.stderr)
+        return math.inf
+    return ending(ret.return_value[1], result)
+
+
+def in_processes(runs: list[Callable[[], list[JobReturn]]], n_jobs: int) -> list[list[JobReturn]]:
+    """Each run's results, `n_jobs` runs at a time in forked processes (one: in this process). Forked,
+    so the runs need not be picklable; this process has not started torch's threads."""
+    if n_jobs == 1 or len(runs) == 1:
+        return [run() for run in runs]
+    global PENDING
+    PENDING = runs
+    with ProcessPoolExecutor(n_jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+        return list(pool.map(run_pending, range(len(runs))))
+
+
+PENDING: list[Callable[[], list[JobReturn]]] = []  # the runs a forked worker picks by index
+
+
+def run_pending(index: int) -> list[JobReturn]:
+    return PENDING[index]()

@@ -1,0 +1,209 @@
+"""Stacked runs (hydra/launcher=stacked): a -m sweep's same-shape jobs trained in one process, each run
+still indistinguishable in form from its solo run, and equal to it in numbers up to float rounding."""
+
+import json
+import signal
+import sys
+
+import pytest
+import torch
+from conftest import ROOT, TOY_LYRICS, curve, run_module, stopped_midway
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from lyricgen.nn.charrnn import CharRNN, sequence_loss
+from lyricgen.nn.stacked import member_losses, stacked_logits
+from lyricgen.stacking import plan, stack_key
+
+STACKED = "hydra/launcher=stacked"
+
+
+def sweep_args(corpus, *extra: str, seeds: str = "0,1", dropout: str = "0.0,0.3") -> list[str]:
+    """A small batch-1 sweep on the toy lyrics: jobs of one shape that differ in seed and dropout (4 by
+    default), with checkpoints and validations on the way."""
+    return [
+        "-m",
+        "model=rnn",
+        "model.num_layers=2",
+        "model.hidden_size=24",
+        f"seed={seeds}",
+        f"model.dropout={dropout}",
+        "optim.lr=0.003",
+        "data=text",
+        f"data.path={corpus}",
+        f"data.prepared_dir={corpus.parent / 'prepared'}",
+        "data.batch_size=1",
+        "data.seq_len=32",
+        "data.val_chars=2000",
+        "trainer.max_steps=30",
+        "trainer.val_check_interval=10",
+        "checkpoint.every_n_steps=10",
+        "trainer.enable_progress_bar=false",
+        "threads=1",
+        "sample_length=40",
+        *extra,
+    ]
+
+
+def job_dirs(sweep):
+    return sorted(path.parent for path in sweep.glob("*/config.yaml"))
+
+
+def tags(run_dir) -> set[str]:
+    """Every scalar and text tag of a run's TensorBoard events."""
+    found = EventAccumulator(str(run_dir)).Reload().Tags()
+    return set(found["scalars"]) | set(found["tensors"])
+
+
+def weights(run_dir, name: str = "last") -> dict[str, torch.Tensor]:
+    return torch.load(run_dir / "checkpoints" / f"{name}.ckpt", weights_only=False)["state_dict"]
+
+
+@pytest.fixture(scope="module")
+def sweeps(tmp_path_factory) -> tuple:
+    """The same 8-job sweep stacked and alone (two stacks of 4, tanh and relu, whose members differ in seed
+    and clipping), made once: (stacked result, solo result, their sweep directories)."""
+    root = tmp_path_factory.mktemp("sweeps")
+    corpus = root / "toy.txt"
+    corpus.write_text(TOY_LYRICS, encoding="utf-8")
+    args = sweep_args(corpus, "model.nonlinearity=tanh,relu", "trainer.gradient_clip_val=0.5,null", dropout="0.3")
+    stacked = run_module("lyricgen.train", *args, STACKED, f"hydra.sweep.dir={root / 'stacked'}", cwd=ROOT)
+    solo = run_module("lyricgen.train", *args, f"hydra.sweep.dir={root / 'solo'}", cwd=ROOT)
+    assert stacked.returncode == 0 and solo.returncode == 0, stacked.stderr[-3000:] + solo.stderr[-3000:]
+    return stacked, solo, root / "stacked", root / "solo"
+
+
+def test_stacked_members_train_as_their_solo_runs(sweeps):
+    """Curves step by step, validation and final weights of each member against its solo run.
+    Not bit for bit: the stack multiplies with batched matmuls (baddbmm, bmm) and sums its loss and bias
+    gradients in another order than a solo run (addmm, mm), which rounds differently in the last bits
+    (losses differ by ~5e-7). Adam divides each update by its gradient's running scale, which lets a
+    weight whose gradient is near zero move a rounding difference up to lr: weights agree to 1e-4 after
+    30 steps at lr 0.003 (measured ~2e-5 at most)."""
+    stacked, solo, stacked_dir, solo_dir = sweeps
+    assert stacked.stderr.count("[stacked launcher] 4 stacked") == 2
+    pairs = list(zip(job_dirs(stacked_dir), job_dirs(solo_dir), strict=True))
+    assert len(pairs) == 8
+    for stacked_run, solo_run in pairs:
+        assert stacked_run.name == solo_run.name
+        for tag in ("train/loss", "val/loss", "val/loss_with_memory", "train/lr"):
+            ours, theirs = curve(stacked_run, tag), curve(solo_run, tag)
+            assert [step for step, _ in ours] == [step for step, _ in theirs], (stacked_run.name, tag)
+            assert [v for _, v in ours] == pytest.approx([v for _, v in theirs], abs=1e-5), (stacked_run.name, tag)
+        grad_norms = [value for _, value in curve(stacked_run, "train/grad_norm")]
+        assert grad_norms == pytest.approx([value for _, value in curve(solo_run, "train/grad_norm")], rel=1e-4)
+        own, alone = weights(stacked_run), weights(solo_run)
+        assert own.keys() == alone.keys()
+        for name in own:
+            assert torch.allclose(own[name], alone[name], atol=1e-4), name
+        assert json.loads((stacked_run / "status.json").read_text())["state"] == "finished"
+    assert stacked.stdout.count("run dir:") == solo.stdout.count("run dir:") == 8
+
+
+def test_a_stacked_run_is_a_run_like_any_other(sweeps):
+    """The same files, checkpoint keys, TensorBoard tags and Hydra records as a solo run; resume= continues a
+    member alone, and generate, evaluate and report read it."""
+    _, _, stacked_dir, solo_dir = sweeps
+    member, alone = job_dirs(stacked_dir)[0], job_dirs(solo_dir)[0]
+
+    def listing(run_dir):
+        return sorted(str(path.relative_to(run_dir)) for path in run_dir.rglob("*") if "tfevents" not in path.name)
+
+    assert listing(member) == listing(alone)
+    ours, theirs = (torch.load(d / "checkpoints" / "last.ckpt", weights_only=False) for d in (member, alone))
+    assert ours.keys() == theirs.keys() and ours["global_step"] == theirs["global_step"] == 30
+    assert ours["hyper_parameters"] == theirs["hyper_parameters"]
+    assert ours["callbacks"].keys() == theirs["callbacks"].keys()
+    assert ours["optimizer_states"][0]["state"].keys() == theirs["optimizer_states"][0]["state"].keys()
+    assert torch.equal(ours["torch_rng_state"], theirs["torch_rng_state"])  # the same dropout draws, in order
+    assert tags(member) == tags(alone)
+    resumed = run_module("lyricgen.train", f"resume='{member}'", "trainer.max_steps=40", cwd=ROOT)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert [step for step, _ in curve(member)] == list(range(40))
+    generated = run_module("lyricgen.generate", f"ckpt='{member}'", "length=30", cwd=ROOT)
+    evaluated = run_module("lyricgen.evaluate", f"ckpt='{member}'", cwd=ROOT)
+    report = run_module("lyricgen.report", str(stacked_dir), cwd=ROOT)
+    for result in (generated, evaluated, report):
+        assert result.returncode == 0, result.stderr[-3000:]
+    assert "seeds" in (stacked_dir / "report.md").read_text()
+
+
+def test_a_diverging_member_stops_alone_and_what_cannot_stack_runs_alone(toy_corpus, tmp_path):
+    """rnn jobs stack (one of them diverges: it stops, the other finishes); GRU jobs run one by one."""
+    args = sweep_args(toy_corpus, "model.cell=rnn,gru", "optim.lr=0.01,1000", seeds="0", dropout="0.0")
+    result = run_module("lyricgen.train", *args, STACKED, f"hydra.sweep.dir={tmp_path}", cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "[stacked launcher] 2 stacked" in result.stderr and result.stderr.count("[stacked launcher] alone") == 2
+    assert "2 diverged, 2 finished" in result.stderr
+    for run_dir in job_dirs(tmp_path):
+        status = json.loads((run_dir / "status.json").read_text())
+        diverged = "optim.lr=1000" in run_dir.name
+        assert status["state"] == ("diverged" if diverged else "finished"), run_dir.name
+        steps = [step for step, _ in curve(run_dir)]
+        assert (steps[-1] < 29) if diverged else steps == list(range(30))
+        if diverged:
+            assert "train/diverged" in tags(run_dir)
+
+
+@pytest.mark.slow
+def test_a_killed_stacked_sweep_resumes_where_it_stopped(toy_corpus, tmp_path):
+    """SIGKILL after the first checkpoints, the same command again: each member continues from its
+    last.ckpt and ends exactly where the uninterrupted stack ends (the same arithmetic, the same order)."""
+    args = sweep_args(toy_corpus, "trainer.max_steps=600", "checkpoint.every_n_steps=50", dropout="0.2")
+    command = [sys.executable, "-m", "lyricgen.train", *args, STACKED, f"hydra.sweep.dir={tmp_path / 'killed'}"]
+    stopped_midway(command, tmp_path / "killed" / "seed=1", signal.SIGKILL, cwd=ROOT).wait(timeout=120)
+    assert not (tmp_path / "killed" / "seed=1" / "status.json").exists(), "killed after it ended: no resume tested"
+    again = run_module("lyricgen.train", *args, STACKED, f"hydra.sweep.dir={tmp_path / 'killed'}", cwd=ROOT)
+    whole = run_module("lyricgen.train", *args, STACKED, f"hydra.sweep.dir={tmp_path / 'whole'}", cwd=ROOT)
+    assert again.returncode == 0 and whole.returncode == 0, again.stderr[-3000:] + whole.stderr[-3000:]
+    assert again.stderr.count("continuing it from its last checkpoint") == 2
+    for seed in (0, 1):
+        name = f"seed={seed}"
+        resumed, uninterrupted = tmp_path / "killed" / name, tmp_path / "whole" / name
+        assert curve(resumed) == curve(uninterrupted)
+        assert [step for step, _ in curve(resumed)] == list(range(600))
+        assert all(
+            torch.equal(a, b) for a, b in zip(weights(resumed).values(), weights(uninterrupted).values(), strict=True)
+        )
+
+
+def test_the_plan_groups_same_shape_jobs(compose_config):
+    paper = ["model=rnn", "data.batch_size=1"]
+    configs = [
+        compose_config(*paper, "seed=0"),
+        compose_config(*paper, "seed=1", "optim.lr=0.1", "model.dropout=0.3", "trainer.gradient_clip_val=null"),
+        compose_config(*paper, "model.hidden_size=32"),  # another shape
+        compose_config("model=gru", "data.batch_size=1"),  # no stacked GRU
+        compose_config(*paper, "seed=2"),
+        compose_config("model=rnn", "data.batch_size=32"),  # above max_batch_size
+        compose_config(*paper, "trainer.max_steps=99"),  # another length
+        compose_config(*paper, "seed=3"),
+    ]
+    assert plan(configs, max_members=3, max_batch_size=1) == [[0, 1, 4], [2], [3], [5], [6], [7]]
+    assert plan(configs, max_members=8, max_batch_size=32) == [[0, 1, 4, 7], [2], [3], [5], [6]]
+    assert stack_key(compose_config(*paper, "model.input=embedding"), 1) is None
+    assert stack_key(compose_config(*paper, "+trainer.accumulate_grad_batches=2"), 1) is None
+
+
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+def test_the_stacked_network_gives_each_member_its_own_loss_gradient_and_dropout(nonlinearity):
+    """With each member's dropout generator started where its solo run's global RNG stands, member k of
+    the stack computes what CharRNN k computes alone, dropout masks included."""
+    torch.manual_seed(0)
+    vocab = 11
+    members = [
+        CharRNN(vocab, num_layers=3, hidden_size=12, nonlinearity=nonlinearity, dropout=p) for p in (0.2, 0, 0.5)
+    ]
+    starts = [torch.Generator().manual_seed(seed) for seed in range(3)]
+    generators = [torch.Generator().set_state(start.get_state()) for start in starts]
+    ids = torch.randint(vocab, (3, 2, 17))
+    losses = member_losses(stacked_logits(members, ids[..., :-1], generators), ids[..., 1:])
+    losses.sum().backward()
+    stacked_grads = [[p.grad.clone() for p in member.parameters()] for member in members]
+    for index, member in enumerate(members):
+        member.zero_grad()
+        torch.set_rng_state(starts[index].get_state())  # a solo run's dropout draws from the global RNG
+        alone = sequence_loss(member(ids[index, :, :-1])[0], ids[index, :, 1:])
+        alone.backward()
+        assert float(losses[index].detach()) == pytest.approx(float(alone.detach()), rel=1e-6)
+        for stacked_grad, param in zip(stacked_grads[index], member.parameters(), strict=True):
+            assert torch.allclose(stacked_grad, param.grad, atol=1e-6)
