@@ -1,85 +1,44 @@
-"""How much K same-shape runs gain by training as one stacked model in one process: the paper's best model
-(4 ReLU layers of 100, one-hot input, dropout 0.2, batch 1, 200-character windows), one thread.
+"""How much K same-shape runs gain by training stacked in one process (hydra/launcher=stacked): the
+paper's best model (4 ReLU layers of 100, one-hot input, dropout 0.2, batch 1, 200-character windows),
+one thread.
 
 Run: `python benchmarks/stacked_speed.py [steps] [rounds]` (default 300, 3). Writes
-benchmarks/results/stacked.json and stacked.md. Side by side in one process, round after round: one solo
-run (the real Trainer and LyricLM, as train_speed.py measures it), the same model in a plain PyTorch loop
-(lyricgen's CPU kernels, Adam, clipping: a solo step without Lightning), then K members stacked for
-each K in MEMBERS: each layer's K weight matrices in one (K, ...) tensor and one batched matmul per
-character and layer for all K (StackedElman, the stacked form of lyricgen.nn.kernels.ElmanLayer), each
-member with its own Adam state, learning rate and clipping. Summed characters per second are compared.
-
-This measures the stacked step only: the trainer, per-member run directories and the Hydra launcher
-that would run a sweep this way are not built.
+benchmarks/results/stacked.json and stacked.md. Side by side in one process, round after round:
+- runs as `lyricgen.train` trains them (experiment=paper_best on the built-in corpus, its checkpoints,
+  step metrics and run directory): one solo run (lyricgen.training.fit), then K runs stacked
+  (lyricgen.training.stacked, what the launcher runs) for each K in RUNS; each run's rate is the median
+  of its logged perf/chars_per_s, summed over the stack's members;
+- the step alone, without Lightning: the solo model in a plain PyTorch loop (lyricgen's CPU kernels,
+  Adam, clipping), and K members stacked in a plain loop (StackedRNN below: stacked parameters and one
+  Adam for all) for each K in MEMBERS: the ceiling a stacked trainer could reach.
 """
 
+import contextlib
+import io
+import shutil
 import statistics
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from common import RESULTS, write_result
+from hydra import compose, initialize_config_dir
 from references import raw_steps
-from torch.autograd.function import once_differentiable
-from train_speed import VOCAB, lyricgen_rate
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from train_speed import VOCAB
 
+from lyricgen.config import CONF_DIR
 from lyricgen.nn.charrnn import CharRNN
-from lyricgen.nn.kernels import dropout, elman_steps, elman_steps_backward, with_initial_state
+from lyricgen.nn.kernels import dropout
+from lyricgen.nn.stacked import StackedElman, member_losses
+from lyricgen.training.fit import fit_run
+from lyricgen.training.stacked import fit_stacked
 
 HIDDEN, LAYERS, SEQ_LEN, DROPOUT = 100, 4, 200, 0.2
 MEMBERS = (1, 2, 4, 8, 16, 32)
 Tensor = torch.Tensor
-
-
-class StackedElman(torch.autograd.Function):
-    """K nn.RNN layers at once, time-major: inputs (seq, K, batch, features) or (seq, K, batch) one-hot
-    indices, weights (K, ...). Each step: one baddbmm for all K members' h W_hh^T, then the activation."""
-
-    @staticmethod
-    def forward(ctx, inputs: Tensor, h0: Tensor, w_ih: Tensor, w_hh: Tensor, bias: Tensor, relu: bool) -> Tensor:
-        states = with_initial_state(h0, len(inputs))
-        states[1:] = project(inputs, w_ih, bias)
-        elman_steps(states, w_hh.transpose(1, 2).contiguous(), relu, Tensor.baddbmm_)
-        ctx.save_for_backward(inputs, states, w_ih, w_hh)
-        ctx.relu = relu
-        return states[1:]
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_out: Tensor) -> tuple:
-        inputs, states, w_ih, w_hh = ctx.saved_tensors
-        grad_pre = grad_out.clone(memory_format=torch.contiguous_format)
-        carry = elman_steps_backward(grad_pre, states[1:], w_hh, ctx.relu, Tensor.baddbmm_)
-        by_member = grad_pre.transpose(0, 1).reshape(w_hh.size(0), -1, w_hh.size(1))  # (K, seq * batch, hidden)
-        previous = states[:-1].transpose(0, 1).reshape_as(by_member)
-        grad_inputs, grad_w_ih = project_backward(inputs, w_ih, by_member, ctx.needs_input_grad[0])
-        return grad_inputs, carry.bmm(w_hh), grad_w_ih, by_member.transpose(1, 2).bmm(previous), by_member.sum(1), None
-
-
-def project(inputs: Tensor, w_ih: Tensor, bias: Tensor) -> Tensor:
-    """inputs @ w_ih^T + bias for every step and member: (seq, K, batch, hidden); one-hot: a lookup."""
-    seq, members, batch = inputs.shape[:3]
-    if inputs.is_floating_point():
-        flat = inputs.transpose(0, 1).reshape(members, seq * batch, -1)
-        projected = torch.baddbmm(bias.unsqueeze(1), flat, w_ih.transpose(1, 2))
-    else:
-        table = w_ih.transpose(1, 2) + bias.unsqueeze(1)  # (K, vocab, hidden)
-        ids = inputs.transpose(0, 1).reshape(members, -1)
-        projected = table[torch.arange(members).unsqueeze(1), ids]
-    return projected.view(members, seq, batch, -1).transpose(0, 1)
-
-
-def project_backward(inputs: Tensor, w_ih: Tensor, grad: Tensor, needs_input_grad: bool) -> tuple:
-    """d loss / d (inputs or None, w_ih) of project, from grad (K, seq * batch, hidden)."""
-    seq, members, batch = inputs.shape[:3]
-    if not inputs.is_floating_point():
-        ids = inputs.transpose(0, 1).reshape(members, -1)
-        table = grad.new_zeros(members, w_ih.size(2), w_ih.size(1))
-        return None, table.scatter_add_(1, ids.unsqueeze(2).expand_as(grad), grad).transpose(1, 2)
-    flat = inputs.transpose(0, 1).reshape(members, seq * batch, -1)
-    grad_inputs = grad.bmm(w_ih).view(members, seq, batch, -1).transpose(0, 1) if needs_input_grad else None
-    return grad_inputs, grad.transpose(1, 2).bmm(flat)
 
 
 class StackedRNN(torch.nn.Module):
@@ -105,16 +64,10 @@ class StackedRNN(torch.nn.Module):
         for layer in range(self.layers):
             if layer:
                 x = dropout(x, self.dropout, self.training)
-            bias = self.b_ih[layer] + self.b_hh[layer]
-            x = StackedElman.apply(x, h0, self.w_ih[layer], self.w_hh[layer], bias, self.relu)
+            weights = (self.w_ih[layer], self.w_hh[layer], self.b_ih[layer], self.b_hh[layer])
+            x = StackedElman.apply(x, h0, *weights, self.relu)
         x = dropout(x, self.dropout, self.training).transpose(0, 1).reshape(ids.size(0), -1, x.size(-1))
         return torch.baddbmm(self.decoder_bias.unsqueeze(1), x, self.decoder_weight.transpose(1, 2))
-
-
-def member_losses(logits: Tensor, targets: Tensor) -> Tensor:
-    """Each member's mean cross-entropy: (K,). targets (K, batch, seq), rows time-major as the logits."""
-    flat_targets = targets.permute(0, 2, 1).reshape(targets.size(0), -1)
-    return F.cross_entropy(logits.transpose(1, 2), flat_targets, reduction="none").mean(1)
 
 
 class StackedAdam:
@@ -146,54 +99,94 @@ class StackedAdam:
         return norms
 
 
-def stacked_steps(members: int, ids: Tensor, steps: int) -> tuple[int, float]:
-    """(characters trained summed over members, seconds) for `steps` stacked iterations at batch 1."""
+def stacked_steps(members: int, ids: Tensor, steps: int, batch: int = 1) -> tuple[int, float]:
+    """(characters trained summed over members, seconds) for `steps` stacked iterations."""
     torch.manual_seed(0)
     model = StackedRNN([paper_best() for _ in range(members)])
     optimizer = StackedAdam(list(model.parameters()), torch.full((members,), 0.001), torch.full((members,), 1.0))
     generator = torch.Generator().manual_seed(0)
     start = time.perf_counter()
     for _ in range(steps):
-        starts = torch.randint(len(ids) - SEQ_LEN - 1, (members,), generator=generator)
-        chunk = torch.stack([ids[s : s + SEQ_LEN + 1] for s in starts.tolist()]).long().unsqueeze(1)
+        starts = torch.randint(len(ids) - SEQ_LEN - 1, (members * batch,), generator=generator)
+        chunk = torch.stack([ids[s : s + SEQ_LEN + 1] for s in starts.tolist()]).long().view(members, batch, -1)
         losses = member_losses(model(chunk[..., :-1]), chunk[..., 1:])
         losses.sum().backward()  # members share no parameter: each gets its own loss's gradient
         optimizer.step()
         losses.tolist()
-    return steps * members * SEQ_LEN, time.perf_counter() - start
+    return steps * members * batch * SEQ_LEN, time.perf_counter() - start
+
+
+def crossover(ids: Tensor, steps: int) -> list[dict]:
+    """8 stacked against one solo step, both in plain loops, at growing batch sizes: where stacking stops
+    paying (hydra.launcher.max_batch_size). Steps shrink with the batch to keep each measurement short."""
+    rows = []
+    for batch in CROSSOVER_BATCHES:
+        count = max(steps // batch, 10)
+        torch.manual_seed(0)
+        chars, seconds = raw_steps(paper_best(), ids, batch=batch, seq_len=SEQ_LEN, steps=count)
+        solo = chars / seconds
+        chars, seconds = stacked_steps(8, ids, max(count // 8, 5), batch)
+        rows.append({"batch": batch, "solo": solo, "stacked_8": chars / seconds, "gain": chars / seconds / solo})
+    return rows
 
 
 def paper_best() -> CharRNN:
     return CharRNN(VOCAB, num_layers=LAYERS, hidden_size=HIDDEN, dropout=DROPOUT, nonlinearity="relu")
 
 
-GOAL = 4.0  # 8 stacked members against one solo run (issue: 8 seeds in at most twice the time of one)
+GOAL = 4.0  # 8 stacked runs against one solo run (8 seeds in at most twice the time of one)
+RUNS = (1, 2, 4, 8, 16)
+CROSSOVER_BATCHES = (1, 4, 16, 64)
+SCRATCH = Path(tempfile.gettempdir()) / "lyricgen-bench" / "stacked"
+
+
+def run_rate(members: int, steps: int) -> float:
+    """chars/s, summed over the runs, of `members` runs of experiment=paper_best trained as lyricgen.train
+    trains them: alone (1) or stacked; seeds 0..members-1, no validation until the last step."""
+    overrides = ["experiment=paper_best", "threads=1", "memory.order=0", f"trainer.max_steps={steps}"]
+    overrides += [f"trainer.val_check_interval={steps}", f"checkpoint.every_n_steps={steps}", "data.val_chars=2000"]
+    overrides += ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
+    overrides += [f"data.prepared_dir={SCRATCH / 'prepared'}"]
+    with initialize_config_dir(str(CONF_DIR), version_base=None):
+        configs = [compose("config", [*overrides, f"seed={seed}"]) for seed in range(members)]
+    runs = [(cfg, SCRATCH / f"{members}" / f"seed={seed}", None) for seed, cfg in enumerate(configs)]
+    shutil.rmtree(SCRATCH / f"{members}", ignore_errors=True)
+    with contextlib.redirect_stdout(io.StringIO()):  # each run's closing summary and sample
+        fit_run(*runs[0][:2]) if members == 1 else fit_stacked(runs)
+    return sum(logged_rate(run_dir) for _, run_dir, _ in runs)
+
+
+def logged_rate(run_dir: Path) -> float:
+    events = EventAccumulator(str(run_dir)).Reload()
+    return statistics.median(event.value for event in events.Scalars("perf/chars_per_s"))
 
 
 def main(steps: int = 300, rounds: int = 3) -> None:
-    """Each round measures solo (Lightning), solo (plain loop) and every K stacked; medians over rounds."""
+    """Each round measures solo and stacked runs, then the solo and stacked plain loops; medians over rounds."""
     torch.set_num_threads(1)
     ids = torch.randint(VOCAB, (200_000,), dtype=torch.uint8)
-    options = {"cell": "rnn", "num_layers": LAYERS, "hidden_size": HIDDEN, "nonlinearity": "relu", "dropout": DROPOUT}
     rates: dict[str, list[float]] = {}
     for _ in range(rounds):
+        for members in RUNS:
+            name = "solo run (lyricgen.train)" if members == 1 else f"{members} stacked runs (hydra/launcher=stacked)"
+            rates.setdefault(name, []).append(run_rate(members, steps))
         torch.manual_seed(0)
-        rates.setdefault("solo run (lyricgen, Lightning)", []).append(lyricgen_rate(options, ids, 1, SEQ_LEN, steps))
         chars, seconds = raw_steps(paper_best(), ids, batch=1, seq_len=SEQ_LEN, steps=steps)
-        rates.setdefault("solo, plain PyTorch loop", []).append(chars / seconds)
+        rates.setdefault("solo step, plain PyTorch loop", []).append(chars / seconds)
         for members in MEMBERS:
             chars, seconds = stacked_steps(members, ids, max(steps // members, 10))
-            rates.setdefault(f"{members} stacked (plain loop)", []).append(chars / seconds)
+            rates.setdefault(f"{members} stacked steps, plain loop", []).append(chars / seconds)
     medians = {name: statistics.median(values) for name, values in rates.items()}
-    solo, plain = medians["solo run (lyricgen, Lightning)"], medians["solo, plain PyTorch loop"]
+    crossings = crossover(ids, steps)
+    solo, plain = medians["solo run (lyricgen.train)"], medians["solo step, plain PyTorch loop"]
     rows = [
         {"run": name, "chars_per_s": rate, "vs_solo_run": rate / solo, "vs_plain_loop": rate / plain}
         for name, rate in medians.items()
     ]
-    eight = medians["8 stacked (plain loop)"]
     result = {"model": "paper best: rnn relu 4x100, one-hot, dropout 0.2, batch 1 x 200", "steps": steps}
-    result |= {"rounds": rounds, "rows": rows, "goal": GOAL, "eight_vs_solo_run": eight / solo}
-    result["eight_vs_plain_loop"] = eight / plain
+    result |= {"rounds": rounds, "rows": rows, "goal": GOAL, "crossover": crossings}
+    result |= {"eight_vs_solo_run": medians["8 stacked runs (hydra/launcher=stacked)"] / solo}
+    result |= {"eight_steps_vs_solo_run": medians["8 stacked steps, plain loop"] / solo}
     write_result("stacked", result)
     (RESULTS / "stacked.md").write_text(markdown(result))
     print(markdown(result))
@@ -201,8 +194,8 @@ def main(steps: int = 300, rounds: int = 3) -> None:
 
 def markdown(result: dict) -> str:
     lines = [
-        f"Training chars/s summed over members, {result['model']}, one thread; median of {result['rounds']} rounds "
-        f"of {result['steps']} steps (stacked: steps / K, at least 10), side by side in one process.",
+        f"Training chars/s summed over runs, {result['model']}, one thread; median of {result['rounds']} rounds "
+        f"of {result['steps']} steps (plain-loop stacks: steps / K, at least 10), side by side in one process.",
         "",
         "| run | chars/s | vs one solo run | vs the solo plain loop |",
         "|---|---|---|---|",
@@ -211,12 +204,22 @@ def markdown(result: dict) -> str:
         f"| {row['run']} | {row['chars_per_s']:,.0f} | {row['vs_solo_run']:.2f}x | {row['vs_plain_loop']:.2f}x |"
         for row in result["rows"]
     ]
+    lines += [
+        "",
+        "Where stacking stops paying: 8 stacked against one solo step at each batch size (plain loops, one round):",
+        "",
+        "| batch | solo chars/s | 8 stacked chars/s | gain |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {row['batch']} | {row['solo']:,.0f} | {row['stacked_8']:,.0f} | {row['gain']:.2f}x |"
+        for row in result["crossover"]
+    ]
     verdict = "met" if result["eight_vs_solo_run"] >= result["goal"] else "missed"
     lines += [
         "",
-        f"- goal, 8 stacked members at {result['goal']:.0f}x one solo run: the stacked step alone reaches "
-        f"{result['eight_vs_solo_run']:.2f}x a solo run and {result['eight_vs_plain_loop']:.2f}x its plain loop "
-        f"({verdict} against the run; a stacked trainer adds its own per-step overhead, shared by the members).",
+        f"- goal, 8 stacked runs at {result['goal']:.0f}x one solo run: {result['eight_vs_solo_run']:.2f}x "
+        f"({verdict}); the stacked step alone, without a trainer, reaches {result['eight_steps_vs_solo_run']:.2f}x.",
     ]
     return "\n".join(lines) + "\n"
 

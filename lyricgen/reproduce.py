@@ -1,9 +1,11 @@
 """Run the paper's protocol — every experiment, corpus and seed — `jobs` at a time, then report:
 `python -m lyricgen.reproduce outputs/reproduce/full --jobs 2` (what `make reproduce JOBS=2` runs).
 
-Each run is its own `python -m lyricgen.train` process with one thread, in `<out>/<name>/seed=<s>/`, its
-output in `train.log` there. The protocol can be stopped and started again: a run that ended (finished
-or diverged) is kept, an interrupted one resumes from its last checkpoint, a missing one starts.
+Each group's seeds train stacked in one process with one thread (`python -m lyricgen.train -m
+hydra/launcher=stacked seed=...`: runs of one shape share every batch-1 step), each run in
+`<out>/<name>/seed=<s>/`, the group's output in `<out>/<name>/sweep.log`. The protocol can be stopped
+and started again: a run that ended (finished or diverged) is kept, an interrupted one continues from
+its last checkpoint, a missing one starts.
 """
 
 import argparse
@@ -23,7 +25,7 @@ from lyricgen.data import standin
 from lyricgen.rundir import RunDir
 
 PROTOCOLS = CONF_DIR / "protocol"
-DIVERGED_LINE = "error: training diverged"  # a diverged run (exit 1) is a result too, and is not run again
+ENDINGS = ("finished", "diverged")  # a diverged run is a result too, and is not run again
 
 
 @dataclass(frozen=True)
@@ -56,42 +58,43 @@ def load_protocol(name_or_path: str, seeds: list[int] | None = None, only: list[
     ]
 
 
-def command(run: Run, out: Path, csvs: dict[str, Path], scale: float, extra: list[str]) -> list[str]:
-    """The `python -m lyricgen.train` command line of one run: fresh, or resumed where it stopped."""
-    run_dir = run.directory(out)
-    if RunDir(run_dir).last.is_file():
-        return [sys.executable, "-m", "lyricgen.train", f"resume='{run_dir}'"]
-    corpus = ["data=lyrics_csv", f"data.csv='{csvs[run.corpus]}'", f"data.prepared_dir='{out / 'prepared'}'"]
+def command(name: str, runs: list[Run], out: Path, csvs: dict[str, Path], scale: float, extra: list[str]) -> list[str]:
+    """The `python -m lyricgen.train -m` command of one group's runs (one corpus and args, several seeds):
+    stacked in one process; a run already in its directory continues from its last checkpoint."""
+    first = runs[0]
+    seeds = ",".join(str(run.seed) for run in runs)
+    corpus = ["data=lyrics_csv", f"data.csv='{csvs[first.corpus]}'", f"data.prepared_dir='{out / 'prepared'}'"]
     quiet = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
-    settings = [f"seed={run.seed}", f"scale={scale}", "threads=1", f"hydra.run.dir='{run_dir}'"]
-    return [sys.executable, "-m", "lyricgen.train", *run.args, *corpus, *settings, *quiet, *extra]
+    where = [f"hydra.sweep.dir='{out / name}'", "hydra.sweep.subdir='seed=${seed}'"]
+    settings = [f"seed={seeds}", f"scale={scale}", "threads=1", *where]
+    stacked = ["-m", "hydra/launcher=stacked"]
+    return [sys.executable, "-m", "lyricgen.train", *stacked, *first.args, *corpus, *settings, *quiet, *extra]
 
 
 def has_ended(run: Run, out: Path) -> bool:
     """Finished, or diverged: a run that needs nothing more."""
     status = RunDir(run.directory(out)).status
-    return status.is_file() and json.loads(status.read_text())["ended"]
+    return status.is_file() and json.loads(status.read_text()).get("ended", False)
 
 
-def ended(returncode: int, log: Path) -> bool:
-    return returncode == 0 or (returncode == 1 and DIVERGED_LINE in log.read_text())
-
-
-def execute(run: Run, out: Path, csvs: dict[str, Path], scale: float, extra: list[str]) -> bool:
-    """Run one run as its own process, record how it ended, and return whether it ended (finished or
-    diverged): a run that did not is retried by the next call of the protocol."""
-    run_dir = run.directory(out)
-    run_dir.mkdir(parents=True, exist_ok=True)
+def execute(name: str, runs: list[Run], out: Path, csvs: dict[str, Path], scale: float, extra: list[str]) -> int:
+    """Train one group's runs in one process, record how each ended, and return how many did not end
+    (finished or diverged): those are continued by the next call of the protocol."""
+    (out / name).mkdir(parents=True, exist_ok=True)
     started = time.time()
-    log = run_dir / "train.log"
-    with log.open("a") as output:
-        returncode = subprocess.run(command(run, out, csvs, scale, extra), stdout=output, stderr=output).returncode
-    status_file = RunDir(run_dir).status
-    status = json.loads(status_file.read_text()) if status_file.is_file() else {}  # what the run said of its end
-    status |= {"returncode": returncode, "ended": ended(returncode, log), "seconds": round(time.time() - started, 1)}
-    status_file.write_text(json.dumps(status))  # and when its process ended: exit code, wall time
-    print(f"{run.name} seed={run.seed}: exit {returncode} after {status['seconds']:.0f} s", flush=True)
-    return status["ended"]
+    line = command(name, runs, out, csvs, scale, extra)
+    with (out / name / "sweep.log").open("a") as output:
+        returncode = subprocess.run(line, stdout=output, stderr=output).returncode
+    seconds = round(time.time() - started, 1)
+    for run in runs:
+        status_file = RunDir(run.directory(out)).status
+        status = json.loads(status_file.read_text()) if status_file.is_file() else {}  # what the run said of its end
+        status |= {"returncode": returncode, "ended": status.get("state") in ENDINGS, "seconds": seconds}
+        if status_file.parent.is_dir():
+            status_file.write_text(json.dumps(status))  # and when its process ended: exit code, wall time
+    seeds = ",".join(str(run.seed) for run in runs)
+    print(f"{name} seed={seeds}: exit {returncode} after {seconds:.0f} s", flush=True)
+    return sum(not has_ended(run, out) for run in runs)
 
 
 def reproduce(runs: list[Run], out: Path, jobs: int, scale: float, extra: list[str]) -> int:
@@ -99,9 +102,15 @@ def reproduce(runs: list[Run], out: Path, jobs: int, scale: float, extra: list[s
     out = out.resolve()  # runs record their corpus paths: absolute ones work from anywhere
     csvs = standin.build(out / "corpora")
     pending = [run for run in runs if not has_ended(run, out)]
-    print(f"{len(runs) - len(pending)} of {len(runs)} runs already ended; running {len(pending)}, {jobs} at a time")
+    groups: dict[str, list[Run]] = {}
+    for run in pending:
+        groups.setdefault(run.name, []).append(run)
+    print(
+        f"{len(runs) - len(pending)} of {len(runs)} runs already ended; running {len(pending)} in {len(groups)} "
+        f"groups, {jobs} at a time"
+    )
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        return sum(not ok for ok in pool.map(lambda run: execute(run, out, csvs, scale, extra), pending))
+        return sum(pool.map(lambda item: execute(*item, out, csvs, scale, extra), groups.items()))
 
 
 @one_line_errors
@@ -109,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m lyricgen.reproduce", description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path, help="the protocol's directory; run again to continue it")
     parser.add_argument("--protocol", default="paper", help="conf/protocol/<name>.yaml or a .yaml path")
-    parser.add_argument("--jobs", type=int, default=1, help="runs at a time, one thread each")
+    parser.add_argument("--jobs", type=int, default=1, help="groups at a time, one process and thread each")
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of every run's iterations")
     parser.add_argument("--seeds", type=lambda text: [int(s) for s in text.split(",")], help="e.g. 0,1: every group")
     parser.add_argument("--only", type=lambda text: text.split(","), help="e.g. baseline,baseline_tab")
