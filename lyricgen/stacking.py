@@ -168,11 +168,20 @@ def in_processes(runs: list[Callable[[], list[JobReturn]]], n_jobs: int) -> list
     global PENDING
     PENDING = runs
     with ProcessPoolExecutor(n_jobs, mp_context=multiprocessing.get_context("fork")) as pool:
-        return list(pool.map(run_pending, range(len(runs))))
+        results = list(pool.map(run_pending, range(len(runs))))
+    for result in results:
+        if isinstance(result, int):  # a job's one-line error (already printed): the sweep stops, as without -m
+            sys.exit(result)
+    return results
 
 
 PENDING: list[Callable[[], list[JobReturn]]] = []  # the runs a forked worker picks by index
 
 
-def run_pending(index: int) -> list[JobReturn]:
-    return PENDING[index]()
+def run_pending(index: int) -> list[JobReturn] | int:
+    """A forked worker's run: its results, or the exit code of a job that stopped with a one-line error
+    (a worker that exits would break the pool)."""
+    try:
+        return PENDING[index]()
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else 1

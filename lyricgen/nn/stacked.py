@@ -38,7 +38,7 @@ class StackedElman(torch.autograd.Function):
     ) -> Tensor:
         states = with_initial_state(h0, len(inputs))
         states[1:] = project(inputs, w_ih, b_ih + b_hh)
-        elman_steps(states, w_hh.transpose(1, 2).contiguous(), relu, Tensor.baddbmm_)
+        elman_steps(states, w_hh.transpose(1, 2), relu, Tensor.baddbmm_)  # transposed, as a solo run passes it
         return saved_for_backward(ctx, inputs, states, w_ih, w_hh, relu)
 
     @staticmethod
@@ -48,8 +48,8 @@ class StackedElman(torch.autograd.Function):
         carry = elman_steps_backward(grad_pre, states[1:], w_hh, ctx.relu, Tensor.baddbmm_)
         by_member = grad_pre.transpose(0, 1).reshape(w_hh.size(0), -1, w_hh.size(1))  # (K, seq * batch, hidden)
         previous = states[:-1].transpose(0, 1).reshape_as(by_member)
-        grad_inputs, grad_w_ih = project_backward(inputs, w_ih, by_member, ctx.needs_input_grad[0])
-        grad_w_hh, grad_b = by_member.transpose(1, 2).bmm(previous), by_member.sum(1)
+        grad_inputs, grad_w_ih, grad_b = project_backward(inputs, w_ih, by_member, ctx.needs_input_grad[0])
+        grad_w_hh = by_member.transpose(1, 2).bmm(previous)
         # Two bias gradients that share no memory: each member's are views of them, and clipping scales a
         # member's gradients in place, which would scale one shared tensor twice.
         return grad_inputs, carry.bmm(w_hh), grad_w_ih, grad_w_hh, grad_b, grad_b.clone(), None
@@ -69,15 +69,34 @@ def project(inputs: Tensor, w_ih: Tensor, bias: Tensor) -> Tensor:
 
 
 def project_backward(inputs: Tensor, w_ih: Tensor, grad: Tensor, needs_input_grad: bool) -> tuple:
-    """d loss / d (inputs or None, w_ih) of project, from grad (K, seq * batch, hidden)."""
+    """d loss / d (inputs or None, w_ih, bias) of project, from grad (K, seq * batch, hidden): each
+    member's sums in the order kernels.project_input_backward sums a solo run's, so they are its bits."""
     seq, members, batch = inputs.shape[:3]
     if not inputs.is_floating_point():
         ids = inputs.transpose(0, 1).reshape(members, -1)
         table = grad.new_zeros(members, w_ih.size(2), w_ih.size(1))
-        return None, table.scatter_add_(1, ids.unsqueeze(2).expand_as(grad), grad).transpose(1, 2)
+        table.scatter_add_(1, ids.unsqueeze(2).expand_as(grad), grad)
+        return None, table.transpose(1, 2), table.sum(1)
     flat = inputs.transpose(0, 1).reshape(members, seq * batch, -1)
     grad_inputs = grad.bmm(w_ih).view(members, seq, batch, -1).transpose(0, 1) if needs_input_grad else None
-    return grad_inputs, grad.transpose(1, 2).bmm(flat)
+    return grad_inputs, grad.transpose(1, 2).bmm(flat), grad.sum(1)
+
+
+class StackedDecoder(torch.autograd.Function):
+    """Each member's linear decoder, x (K, rows, hidden) -> (K, rows, vocab), whose weight gradient is
+    computed as a solo run's nn.Linear computes it (grad^T @ x, not x^T @ grad then transposed), so it
+    rounds the same way."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+        ctx.save_for_backward(x, weight)
+        return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        x, weight = ctx.saved_tensors
+        return grad.bmm(weight), grad.transpose(1, 2).bmm(x), grad.sum(1)
 
 
 def stacked(tensors: Sequence[Tensor]) -> Tensor:
@@ -114,10 +133,12 @@ def stacked_logits(members: Sequence[CharRNN], ids: Tensor, generators: Sequence
         x = StackedElman.apply(x, h0, w_ih, w_hh, b_ih, b_hh, relu)
     x = stacked_dropout(x, on_top, generators).transpose(0, 1).reshape(ids.size(0), -1, first.hidden_size)
     decoder_weight, decoder_bias = stacked(m.decoder.weight for m in members), stacked(m.decoder.bias for m in members)
-    return torch.baddbmm(decoder_bias.unsqueeze(1), x, decoder_weight.transpose(1, 2))
+    return StackedDecoder.apply(x, decoder_weight, decoder_bias)
 
 
 def member_losses(logits: Tensor, targets: Tensor) -> Tensor:
-    """Each member's mean cross-entropy (K,), as sequence_loss gives it alone; targets (K, batch, seq)."""
+    """Each member's mean cross-entropy (K,), as sequence_loss gives it alone; targets (K, batch, seq).
+    One call per member, on its (seq * batch, vocab) rows as a solo run lays them out: one call over all
+    members sums in another order and rounds differently in the last bit."""
     flat_targets = targets.permute(0, 2, 1).reshape(targets.size(0), -1)
-    return F.cross_entropy(logits.transpose(1, 2), flat_targets, reduction="none").mean(1)
+    return torch.stack([F.cross_entropy(own, wanted) for own, wanted in zip(logits, flat_targets, strict=True)])

@@ -222,7 +222,9 @@ class CheckpointOnSignal(Callback):
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
     REQUEUE = signal.SIGUSR2  # submitit's: taken only where a Python handler (submitit's) is installed for it
 
-    def __init__(self) -> None:
+    def __init__(self, how_to_continue: str | None = None) -> None:
+        """how_to_continue: what the stop's message tells (default: resume= the run's directory)."""
+        self.how_to_continue = how_to_continue
         self.received: int | None = None
         self.previous: dict[int, object] = {}
 
@@ -244,7 +246,7 @@ class CheckpointOnSignal(Callback):
         trainer.save_checkpoint(path, weights_only=False)
         name = signal.Signals(self.received).name
         stopped = f"stopped by {name} after step {trainer.global_step}: saved {path}"
-        resume = f"continue with: python -m lyricgen.train resume={trainer.default_root_dir}"
+        resume = self.how_to_continue or f"continue with: python -m lyricgen.train resume={trainer.default_root_dir}"
         if self.received == self.REQUEUE:
             requeue = self.previous[self.REQUEUE]
             self.teardown(trainer, trainer.lightning_module, "fit")

@@ -29,7 +29,13 @@ from lyricgen.nn.checkpoints import read_checkpoint
 from lyricgen.nn.networks import evaluating
 from lyricgen.nn.stacked import member_losses, stacked_logits
 from lyricgen.rundir import RunDir
-from lyricgen.training.callbacks import FinishAtLastStep, SpikeForensics, StepMetrics, TextSamples
+from lyricgen.training.callbacks import (
+    CheckpointOnSignal,
+    FinishAtLastStep,
+    SpikeForensics,
+    StepMetrics,
+    TextSamples,
+)
 from lyricgen.training.fit import (
     AtomicCheckpointIO,
     build_run,
@@ -45,6 +51,7 @@ from lyricgen.training.scoring import mean_loss
 # What a member's solo Trainer would hold besides the recorded curves: its two checkpoint callbacks.
 BEST = {"monitor": "val/loss", "filename": "best", "enable_version_counter": False}
 LAST = {"save_top_k": 0, "save_last": True, "enable_version_counter": False}
+CONTINUE_STACK = "each run saved its last.ckpt; continue them with the same command"
 # What the stack's and its members' checkpoints share: the loops' progress, which all members make together
 PROGRESS = ("epoch", "global_step", "pytorch-lightning_version", "loops")
 
@@ -369,7 +376,7 @@ def stacked_trainer(cfg: DictConfig, members: list[Member]) -> L.Trainer:
         num_sanity_val_steps=0,
         accelerator="cpu",
         devices=1,
-        callbacks=[MemberRecords(members), FinishAtLastStep()],
+        callbacks=[MemberRecords(members), FinishAtLastStep(), CheckpointOnSignal(CONTINUE_STACK)],
         plugins=[StackedCheckpointIO(members)],
         **kept,
     )
