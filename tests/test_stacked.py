@@ -150,7 +150,7 @@ def test_a_stopped_stacked_sweep_resumes_where_it_stopped(toy_corpus, tmp_path):
     """SIGTERM mid-way: every member saves last.ckpt at the step under way and the line says how to go on;
     the same command again continues each member and ends exactly where an uninterrupted stack ends (the
     same arithmetic in the same order). SIGKILL leaves the periodic last.ckpt, which resumes the same way."""
-    args = sweep_args(toy_corpus, "trainer.max_steps=600", "checkpoint.every_n_steps=50", dropout="0.2")
+    args = sweep_args(toy_corpus, "trainer.max_steps=300", "checkpoint.every_n_steps=25", dropout="0.2")
     command = [sys.executable, "-m", "lyricgen.train", *args, STACKED, f"hydra.sweep.dir={tmp_path / 'stopped'}"]
     popen = {"cwd": ROOT, "stderr": subprocess.PIPE, "text": True}
     process = stopped_midway(command, tmp_path / "stopped" / "seed=1", signal.SIGTERM, **popen)
@@ -161,7 +161,7 @@ def test_a_stopped_stacked_sweep_resumes_where_it_stopped(toy_corpus, tmp_path):
         torch.load(d / "checkpoints" / "last.ckpt", weights_only=False)["global_step"]
         for d in job_dirs(tmp_path / "stopped")
     }
-    assert len(saved) == 1 and 50 <= saved.pop() < 600  # every member at the step the signal came
+    assert len(saved) == 1 and 25 <= saved.pop() < 300  # every member at the step the signal came
     again = run_module("lyricgen.train", *args, STACKED, f"hydra.sweep.dir={tmp_path / 'stopped'}", cwd=ROOT)
     whole = run_module("lyricgen.train", *args, STACKED, f"hydra.sweep.dir={tmp_path / 'whole'}", cwd=ROOT)
     assert again.returncode == 0 and whole.returncode == 0, again.stderr[-3000:] + whole.stderr[-3000:]
@@ -169,7 +169,7 @@ def test_a_stopped_stacked_sweep_resumes_where_it_stopped(toy_corpus, tmp_path):
     for seed in (0, 1):
         resumed, uninterrupted = tmp_path / "stopped" / f"seed={seed}", tmp_path / "whole" / f"seed={seed}"
         assert curve(resumed) == curve(uninterrupted)
-        assert [step for step, _ in curve(resumed)] == list(range(600))
+        assert [step for step, _ in curve(resumed)] == list(range(300))
         pairs = zip(weights(resumed).values(), weights(uninterrupted).values(), strict=True)
         assert all(torch.equal(a, b) for a, b in pairs)
 
