@@ -10,7 +10,9 @@ benchmarks/results/stacked.json and stacked.md. Side by side in one process, rou
   of its logged perf/chars_per_s, summed over the stack's members;
 - the step alone, without Lightning: the solo model in a plain PyTorch loop (lyricgen's CPU kernels,
   Adam, clipping), and K members stacked in a plain loop (StackedRNN below: stacked parameters and one
-  Adam for all) for each K in MEMBERS: the ceiling a stacked trainer could reach.
+  Adam for all) for each K in MEMBERS: the ceiling a stacked trainer could reach;
+- for each cell, 8 stacked members against one solo step at growing batch sizes: where stacking stops
+  paying (the launcher's max_batch_size per cell).
 """
 
 import contextlib
@@ -30,9 +32,10 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from train_speed import VOCAB
 
 from lyricgen.config import CONF_DIR
+from lyricgen.data.windows import RandomWindows
 from lyricgen.nn.charrnn import CharRNN
 from lyricgen.nn.kernels import dropout
-from lyricgen.nn.stacked import StackedElman, member_losses
+from lyricgen.nn.stacked import StackedElman, member_losses, stacked_logits
 from lyricgen.training.fit import fit_run
 from lyricgen.training.stacked import fit_stacked
 
@@ -117,26 +120,57 @@ def stacked_steps(members: int, ids: Tensor, steps: int, batch: int = 1) -> tupl
 
 
 def crossover(ids: Tensor, steps: int) -> list[dict]:
-    """8 stacked against one solo step, both in plain loops, at growing batch sizes: where stacking stops
-    paying (hydra.launcher.max_batch_size). Steps shrink with the batch to keep each measurement short."""
+    """For each cell, 8 members stacked (lyricgen.nn.stacked, each member's own parameters, as a stacked
+    run trains them) against one solo step, both in plain loops, at growing batch sizes: where stacking
+    stops paying (hydra.launcher.max_batch_size). Steps shrink with the batch to keep each measurement short."""
     rows = []
-    for batch in CROSSOVER_BATCHES:
-        count = max(steps // batch, 10)
-        torch.manual_seed(0)
-        chars, seconds = raw_steps(paper_best(), ids, batch=batch, seq_len=SEQ_LEN, steps=count)
-        solo = chars / seconds
-        chars, seconds = stacked_steps(8, ids, max(count // 8, 5), batch)
-        rows.append({"batch": batch, "solo": solo, "stacked_8": chars / seconds, "gain": chars / seconds / solo})
+    for cell in CELLS:
+        for batch in CROSSOVER_BATCHES:
+            count = max(steps // batch, 10)
+            torch.manual_seed(0)
+            chars, seconds = raw_steps(network(cell), ids, batch=batch, seq_len=SEQ_LEN, steps=count)
+            solo = chars / seconds
+            chars, seconds = member_steps(cell, 8, ids, max(count // 8, 5), batch)
+            gain = chars / seconds / solo
+            rows.append({"cell": cell, "batch": batch, "solo": solo, "stacked_8": chars / seconds, "gain": gain})
     return rows
 
 
+def member_steps(cell: str, members: int, ids: Tensor, steps: int, batch: int) -> tuple[int, float]:
+    """(characters trained summed over members, seconds) for `steps` iterations of `members` networks of
+    the paper's best shape with the given cell, stacked: one Adam over all members' parameters, each
+    member's gradients clipped on their own."""
+    torch.manual_seed(0)
+    networks = [network(cell) for _ in range(members)]
+    optimizer = torch.optim.Adam([p for net in networks for p in net.parameters()], lr=0.001)
+    generators = [torch.Generator().manual_seed(seed) for seed in range(members)]
+    windows = RandomWindows(ids, members * batch, SEQ_LEN, seed=0)
+    start = time.perf_counter()
+    for step in range(steps):
+        inputs, targets = (tensor.view(members, batch, -1) for tensor in windows.batch(step))
+        losses = member_losses(stacked_logits(networks, inputs, generators), targets)
+        optimizer.zero_grad()
+        losses.sum().backward()
+        for net in networks:
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        optimizer.step()
+        losses.tolist()
+    return steps * members * batch * SEQ_LEN, time.perf_counter() - start
+
+
 def paper_best() -> CharRNN:
-    return CharRNN(VOCAB, num_layers=LAYERS, hidden_size=HIDDEN, dropout=DROPOUT, nonlinearity="relu")
+    return network("rnn")
+
+
+def network(cell: str) -> CharRNN:
+    """The paper's best shape with the given cell (relu applies to the rnn cell only)."""
+    return CharRNN(VOCAB, cell=cell, num_layers=LAYERS, hidden_size=HIDDEN, dropout=DROPOUT, nonlinearity="relu")
 
 
 GOAL = 4.0  # 8 stacked runs against one solo run (8 seeds in at most twice the time of one)
 RUNS = (1, 2, 4, 8, 16)
 CROSSOVER_BATCHES = (1, 4, 16, 64)
+CELLS = ("rnn", "gru", "lstm")
 SCRATCH = Path(tempfile.gettempdir()) / "lyricgen-bench" / "stacked"
 
 
@@ -206,13 +240,14 @@ def markdown(result: dict) -> str:
     ]
     lines += [
         "",
-        "Where stacking stops paying: 8 stacked against one solo step at each batch size (plain loops, one round):",
+        "Where stacking stops paying, by cell (the paper's best shape: 4 layers of 100, dropout 0.2): 8 members",
+        "stacked against one solo step at each batch size (plain loops, one round):",
         "",
-        "| batch | solo chars/s | 8 stacked chars/s | gain |",
-        "|---|---|---|---|",
+        "| cell | batch | solo chars/s | 8 stacked chars/s | gain |",
+        "|---|---|---|---|---|",
     ]
     lines += [
-        f"| {row['batch']} | {row['solo']:,.0f} | {row['stacked_8']:,.0f} | {row['gain']:.2f}x |"
+        f"| {row['cell']} | {row['batch']} | {row['solo']:,.0f} | {row['stacked_8']:,.0f} | {row['gain']:.2f}x |"
         for row in result["crossover"]
     ]
     verdict = "met" if result["eight_vs_solo_run"] >= result["goal"] else "missed"

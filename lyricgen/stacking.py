@@ -3,19 +3,20 @@
 basic launcher runs them. `python -m lyricgen.train -m hydra/launcher=stacked seed=0,1,2,3,4
 experiment=paper_baseline` trains the five seeds as one stack.
 
-Jobs stack when their networks have the same shape (a CharRNN with the rnn cell on one-hot input,
+Jobs stack when their networks have the same shape (a CharRNN of any cell on one-hot input,
 unconditioned: what lyricgen.nn.stacked computes) and they share batch and window size, length,
 validation and checkpoint intervals, logging interval and threads; they may differ in everything else a
 sweep varies: seed, optimiser settings and schedule, dropout, clipping, guard, corpus, memory. Each group
 holds at most `max_members` jobs; `n_jobs` groups (or unstackable jobs) run at a time, each in a process
 of its own. A job that cannot stack runs alone, as do jobs whose batches are larger than
-`max_batch_size`, where stacking stops paying (benchmarks/results/stacked.md).
+their cell's `max_batch_size`, where stacking stops paying (benchmarks/results/stacked.md).
 """
 
+import json
 import math
 import multiprocessing
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from lyricgen import Diverged, UserError, one_line_errors
+from lyricgen.rundir import RunDir
 
 # trainer options a stack runs with (the rest of a job's trainer config makes it run alone)
 STACKED_TRAINER = {
@@ -38,12 +40,12 @@ IGNORED_TRAINER = ("check_val_every_n_epoch", "num_sanity_val_steps", "enable_mo
 PER_MEMBER_MODEL = ("dropout",)
 
 
-def stack_key(cfg: DictConfig, max_batch_size: int) -> tuple | None:
-    """What jobs must share to stack (None: this job runs alone)."""
+def stack_key(cfg: DictConfig, max_batch_size: Mapping[str, int]) -> tuple | None:
+    """What jobs must share to stack (None: this job runs alone). max_batch_size: the largest batch that
+    stacks, by cell."""
     model, trainer = OmegaConf.to_container(cfg.model, resolve=True), OmegaConf.to_container(cfg.trainer, resolve=True)
     network = (
         model.get("_target_") == "lyricgen.nn.CharRNN"
-        and model.get("cell") == "rnn"
         and model.get("input") == "onehot"
         and not model.get("condition")
         and not model.get("input_dropout")
@@ -52,14 +54,15 @@ def stack_key(cfg: DictConfig, max_batch_size: int) -> tuple | None:
     optim = not (cfg.optim.get("activation_reg") or cfg.optim.get("temporal_activation_reg"))
     options = all(trainer.get(key, allowed[0]) in allowed for key, allowed in STACKED_TRAINER.items())
     known = set(STACKED_TRAINER) | set(SHARED_TRAINER) | set(PER_MEMBER_TRAINER) | set(IGNORED_TRAINER)
-    if not (network and plain and optim and options and set(trainer) <= known) or cfg.data.batch_size > max_batch_size:
+    largest_batch = max_batch_size.get(model.get("cell"), 0)
+    if not (network and plain and optim and options and set(trainer) <= known) or cfg.data.batch_size > largest_batch:
         return None
     shape = tuple(sorted((key, str(value)) for key, value in model.items() if key not in PER_MEMBER_MODEL))
     shared = tuple(str(trainer.get(key)) for key in SHARED_TRAINER)
     return shape, shared, cfg.data.batch_size, cfg.data.seq_len, cfg.checkpoint.every_n_steps, cfg.threads
 
 
-def plan(configs: Sequence[DictConfig], max_members: int, max_batch_size: int) -> list[list[int]]:
+def plan(configs: Sequence[DictConfig], max_members: int, max_batch_size: Mapping[str, int]) -> list[list[int]]:
     """The jobs (indices) grouped: each stackable shape's jobs in groups of at most max_members, in the
     order the sweep gave them, and each other job alone."""
     groups: dict[tuple, list[list[int]]] = {}
@@ -78,10 +81,13 @@ def plan(configs: Sequence[DictConfig], max_members: int, max_batch_size: int) -
 
 
 class StackedLauncher(Launcher):
-    def __init__(self, max_members: int = 8, n_jobs: int = 1, max_batch_size: int = 1) -> None:
+    def __init__(self, max_members: int = 8, n_jobs: int = 1, max_batch_size: Mapping[str, int] | None = None) -> None:
         if max_members < 1 or n_jobs < 1:
             raise UserError("hydra.launcher.max_members and hydra.launcher.n_jobs must be at least 1")
-        self.max_members, self.n_jobs, self.max_batch_size = max_members, n_jobs, max_batch_size
+        if not isinstance(max_batch_size, Mapping | None):
+            raise UserError("hydra.launcher.max_batch_size is set per cell: e.g. hydra.launcher.max_batch_size.rnn=4")
+        self.max_members, self.n_jobs = max_members, n_jobs
+        self.max_batch_size = dict(max_batch_size or {})
         self.config: DictConfig | None = None
         self.task_function: TaskFunction | None = None
         self.hydra_context: HydraContext | None = None
@@ -143,10 +149,8 @@ class StackedLauncher(Launcher):
 
 
 def has_diverged(ret: JobReturn) -> bool:
-    from lyricgen.rundir import RunDir
-
     status = RunDir(ret.return_value[1]).status
-    return status.is_file() and '"diverged"' in status.read_text()
+    return status.is_file() and json.loads(status.read_text()).get("state") == "diverged"
 
 
 def finished(ret: JobReturn, result: float | Diverged, ending: Callable) -> float:

@@ -2,6 +2,7 @@
 still indistinguishable in form from its solo run, and equal to it in numbers up to float rounding."""
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import sys
 import pytest
 import torch
 from conftest import ROOT, TOY_LYRICS, curve, run_module, run_modules, stopped_midway
+from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from lyricgen.nn.charrnn import CharRNN, sequence_loss
@@ -16,6 +18,7 @@ from lyricgen.nn.stacked import member_losses, stacked_logits
 from lyricgen.stacking import plan, stack_key
 
 STACKED = "hydra/launcher=stacked"
+CELLS = ("model.cell=rnn,gru,lstm",)
 
 
 def sweep_args(corpus, *extra: str, seeds: str = "0,1", dropout: str = "0.0,0.3") -> list[str]:
@@ -61,15 +64,17 @@ def weights(run_dir, name: str = "last") -> dict[str, torch.Tensor]:
 
 @pytest.fixture(scope="module")
 def sweeps(tmp_path_factory) -> tuple:
-    """The same 4-job sweep stacked and alone (two stacks of 2, tanh and relu, whose members differ in
-    clipping), made once: (stacked result, solo result, their sweep directories)."""
+    """The same 6-job sweep stacked and alone (a stack of 2 for each cell, rnn with relu, whose members
+    differ in clipping; LSTMs stack when asked), made once: (stacked result, solo result, their sweep
+    directories)."""
     root = tmp_path_factory.mktemp("sweeps")
     corpus = root / "toy.txt"
     corpus.write_text(TOY_LYRICS, encoding="utf-8")
     args = sweep_args(
-        corpus, "model.nonlinearity=tanh,relu", "trainer.gradient_clip_val=0.5,null", seeds="1", dropout="0.3"
+        corpus, *CELLS, "model.nonlinearity=relu", "trainer.gradient_clip_val=0.5,null", seeds="1", dropout="0.3"
     )
-    stacked = run_module("lyricgen.train", *args, STACKED, f"hydra.sweep.dir={root / 'stacked'}", cwd=ROOT)
+    stack_lstms = "hydra.launcher.max_batch_size.lstm=1"
+    stacked = run_module("lyricgen.train", *args, STACKED, stack_lstms, f"hydra.sweep.dir={root / 'stacked'}", cwd=ROOT)
     solo = run_module("lyricgen.train", *args, f"hydra.sweep.dir={root / 'solo'}", cwd=ROOT)
     assert stacked.returncode == 0 and solo.returncode == 0, stacked.stderr[-3000:] + solo.stderr[-3000:]
     return stacked, solo, root / "stacked", root / "solo"
@@ -83,9 +88,9 @@ def test_stacked_members_train_as_their_solo_runs(sweeps):
     gradient's running scale, lets a near-zero gradient element carry such a difference into a weight.
     Over 30 steps at lr 0.003 losses agree to 1e-5 and weights to 1e-4 (measured: ~5e-7 and ~2e-5)."""
     stacked, solo, stacked_dir, solo_dir = sweeps
-    assert stacked.stderr.count("[stacked launcher] 2 stacked") == 2
+    assert stacked.stderr.count("[stacked launcher] 2 stacked") == 3
     pairs = list(zip(job_dirs(stacked_dir), job_dirs(solo_dir), strict=True))
-    assert len(pairs) == 4
+    assert len(pairs) == 6
     for stacked_run, solo_run in pairs:
         assert stacked_run.name == solo_run.name
         for tag in ("train/loss", "val/loss", "val/loss_with_memory", "train/lr"):
@@ -99,12 +104,13 @@ def test_stacked_members_train_as_their_solo_runs(sweeps):
         for name in own:
             assert torch.allclose(own[name], alone[name], atol=1e-4), name
         assert json.loads((stacked_run / "status.json").read_text())["state"] == "finished"
-    assert stacked.stdout.count("run dir:") == solo.stdout.count("run dir:") == 4
+    assert stacked.stdout.count("run dir:") == solo.stdout.count("run dir:") == 6
 
 
 def test_a_stacked_run_is_a_run_like_any_other(sweeps):
-    """The same files, checkpoint keys, TensorBoard tags and Hydra records as a solo run; resume= continues a
-    member alone, and generate, evaluate and report read it."""
+    """The same files, checkpoint keys, TensorBoard tags and Hydra records as a solo run; generate and
+    evaluate read it, report shows the stacked sweep as it shows the solo one, and resume= continues a
+    member alone."""
     _, _, stacked_dir, solo_dir = sweeps
     member, alone = job_dirs(stacked_dir)[0], job_dirs(solo_dir)[0]
 
@@ -118,19 +124,25 @@ def test_a_stacked_run_is_a_run_like_any_other(sweeps):
     assert ours["callbacks"].keys() == theirs["callbacks"].keys()
     assert ours["optimizer_states"][0]["state"].keys() == theirs["optimizer_states"][0]["state"].keys()
     assert torch.equal(ours["torch_rng_state"], theirs["torch_rng_state"])  # the same dropout draws, in order
+    assert ours["lr_schedulers"] == theirs["lr_schedulers"]
     assert tags(member) == tags(alone)
+    readers = [("lyricgen.generate", f"ckpt='{member}'", "length=30"), ("lyricgen.evaluate", f"ckpt='{member}'")]
+    readers += [("lyricgen.report", str(sweep)) for sweep in (stacked_dir, solo_dir)]
+    for result in run_modules(readers, cwd=ROOT):
+        assert result.returncode == 0, result.stderr[-3000:]
+
+    def form(sweep) -> str:  # the report without its numbers and its sweep's path
+        return re.sub(r"\d+(\.\d+)?", "N", (sweep / "report.md").read_text().replace(str(sweep), "<sweep>"))
+
+    assert form(stacked_dir) == form(solo_dir)
     resumed = run_module("lyricgen.train", f"resume='{member}'", "trainer.max_steps=40", cwd=ROOT)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert [step for step, _ in curve(member)] == list(range(40))
-    readers = [("lyricgen.generate", f"ckpt='{member}'", "length=30"), ("lyricgen.evaluate", f"ckpt='{member}'")]
-    for result in run_modules([*readers, ("lyricgen.report", str(stacked_dir))], cwd=ROOT):
-        assert result.returncode == 0, result.stderr[-3000:]
-    assert "seeds" in (stacked_dir / "report.md").read_text()
 
 
 def test_a_diverging_member_stops_alone_and_what_cannot_stack_runs_alone(toy_corpus, tmp_path):
-    """rnn jobs stack (one of them diverges: it stops, the other finishes); GRU jobs run one by one."""
-    args = sweep_args(toy_corpus, "model.cell=rnn,gru", "optim.lr=0.01,1000", seeds="0", dropout="0.0")
+    """rnn jobs stack (one of them diverges: it stops, the other finishes); LSTM jobs run one by one."""
+    args = sweep_args(toy_corpus, "model.cell=rnn,lstm", "optim.lr=0.01,1000", seeds="0", dropout="0.0")
     result = run_module("lyricgen.train", *args, STACKED, f"hydra.sweep.dir={tmp_path}", cwd=ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "[stacked launcher] 2 stacked" in result.stderr and result.stderr.count("[stacked launcher] alone") == 2
@@ -180,28 +192,34 @@ def test_the_plan_groups_same_shape_jobs(compose_config):
         compose_config(*paper, "seed=0"),
         compose_config(*paper, "seed=1", "optim.lr=0.1", "model.dropout=0.3", "trainer.gradient_clip_val=null"),
         compose_config(*paper, "model.hidden_size=32"),  # another shape
-        compose_config("model=gru", "data.batch_size=1"),  # no stacked GRU
+        compose_config("model=lstm", "data.batch_size=1"),  # LSTMs do not stack by default
         compose_config(*paper, "seed=2"),
-        compose_config("model=rnn", "data.batch_size=32"),  # above max_batch_size
+        compose_config("model=rnn", "data.batch_size=32"),  # above the rnn cell's max_batch_size
         compose_config(*paper, "trainer.max_steps=99"),  # another length
         compose_config(*paper, "seed=3"),
+        compose_config("model=gru", "data.batch_size=1", "seed=0"),  # another cell: a stack of its own
+        compose_config("model=gru", "data.batch_size=1", "seed=1"),
     ]
-    assert plan(configs, max_members=3, max_batch_size=1) == [[0, 1, 4], [2], [3], [5], [6], [7]]
-    assert plan(configs, max_members=8, max_batch_size=32) == [[0, 1, 4, 7], [2], [3], [5], [6]]
-    assert stack_key(compose_config(*paper, "model.input=embedding"), 1) is None
-    assert stack_key(compose_config(*paper, "+trainer.accumulate_grad_batches=2"), 1) is None
+    limits = OmegaConf.load(ROOT / "conf" / "hydra" / "launcher" / "stacked.yaml").max_batch_size
+    assert plan(configs, max_members=3, max_batch_size=limits) == [[0, 1, 4], [2], [3], [5], [6], [7], [8, 9]]
+    larger = {**limits, "rnn": 32}
+    assert plan(configs, max_members=8, max_batch_size=larger) == [[0, 1, 4, 7], [2], [3], [5], [6], [8, 9]]
+    assert stack_key(compose_config(*paper, "model.input=embedding"), limits) is None
+    assert stack_key(compose_config(*paper, "+trainer.accumulate_grad_batches=2"), limits) is None
 
 
-@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
-def test_the_stacked_network_gives_each_member_its_own_loss_gradient_and_dropout(nonlinearity):
+@pytest.mark.parametrize("cell,nonlinearity", [("rnn", "tanh"), ("rnn", "relu"), ("gru", "tanh"), ("lstm", "tanh")])
+def test_the_stacked_network_gives_each_member_its_own_loss_gradient_and_dropout(cell, nonlinearity):
     """With each member's dropout generator started where its solo run's global RNG stands, member k of
-    the stack computes what CharRNN k computes alone, dropout masks included: the loss exactly, the
-    gradients to float rounding (torch's batched and single matmuls take different kernels for some
-    shapes, which round differently in the last bit)."""
+    the stack computes what CharRNN k computes alone (for an LSTM: nn.LSTM), dropout masks included: the
+    loss exactly, the gradients to float rounding (torch's batched and single matmuls take different
+    kernels for some shapes, which round differently in the last bit; nn.LSTM's backward is another
+    algorithm altogether)."""
     torch.manual_seed(0)
     vocab = 11
     members = [
-        CharRNN(vocab, num_layers=3, hidden_size=24, nonlinearity=nonlinearity, dropout=p) for p in (0.2, 0, 0.5)
+        CharRNN(vocab, cell=cell, num_layers=3, hidden_size=24, nonlinearity=nonlinearity, dropout=p)
+        for p in (0.2, 0, 0.5)
     ]
     starts = [torch.Generator().manual_seed(seed) for seed in range(3)]
     generators = [torch.Generator().set_state(start.get_state()) for start in starts]
@@ -216,7 +234,7 @@ def test_the_stacked_network_gives_each_member_its_own_loss_gradient_and_dropout
         alone.backward()
         assert torch.equal(losses[index].detach(), alone.detach())
         for stacked_grad, param in zip(stacked_grads[index], member.parameters(), strict=True):
-            assert torch.allclose(stacked_grad, param.grad, rtol=0, atol=1e-7)
+            assert torch.allclose(stacked_grad, param.grad, rtol=0, atol=1e-7), (cell, index)
 
 
 def test_a_job_that_fails_in_a_parallel_worker_stops_the_sweep_with_its_line(toy_corpus, tmp_path):

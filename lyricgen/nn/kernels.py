@@ -46,7 +46,7 @@ class ElmanLayer(torch.autograd.Function):
     @staticmethod
     def forward(ctx, inputs: Tensor, h0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor, relu: bool):
         states = with_initial_state(h0, len(inputs))
-        project_input(inputs, w_ih, b_ih + b_hh, out=flat(states[1:]))  # each step adds its recurrent part
+        project_input(inputs, w_ih, b_ih + b_hh, out=states[1:])  # each step adds its recurrent part
         elman_steps(states, w_hh.t(), relu)
         return saved_for_backward(ctx, inputs, states, w_ih, w_hh, relu)
 
@@ -74,18 +74,21 @@ def saved_with_gradient(ctx, grad_out: Tensor) -> tuple[Tensor, ...]:
     return *ctx.saved_tensors, grad_out.clone(memory_format=torch.contiguous_format)
 
 
-def elman_steps(states: Tensor, w_hh_t: Tensor, relu: bool, multiply_add: Callable = Tensor.addmm_) -> None:
+def multiply_add(out: Tensor, a: Tensor, b: Tensor) -> Tensor:
+    """out += a @ b in place: addmm_ for one run's (rows, features), baddbmm_ for K stacked runs' (K, rows,
+    features) (lyricgen.nn.stacked), one call for all K."""
+    return out.addmm_(a, b) if a.dim() == 2 else out.baddbmm_(a, b)
+
+
+def elman_steps(states: Tensor, w_hh_t: Tensor, relu: bool) -> None:
     """ElmanLayer's recurrence, in place: states[t + 1] holds step t's input projection and becomes its
-    output, act(projection + states[t] W_hh^T). `multiply_add(out, a, b)` adds a @ b to out in place:
-    addmm_ for one run, baddbmm_ for stacked runs (benchmarks/stacked_speed.py)."""
+    output, act(projection + states[t] W_hh^T); states may carry a member dimension after time."""
     activate, h = (torch.relu_ if relu else torch.tanh_), states[0]
     for state in states[1:].unbind(0):
         h = activate(multiply_add(state, h, w_hh_t))
 
 
-def elman_steps_backward(
-    grad_pre: Tensor, out: Tensor, w_hh: Tensor, relu: bool, multiply_add: Callable = Tensor.addmm_
-) -> Tensor:
+def elman_steps_backward(grad_pre: Tensor, out: Tensor, w_hh: Tensor, relu: bool) -> Tensor:
     """elman_steps' backward through time, in place: grad_pre holds d loss / d each output and becomes d loss
     / d each pre-activation; returns d loss / d the first step's pre-activation (the carry into h0)."""
     # d act / d pre-activation for all steps at once (relu's outputs are >= 0: sign is its slope)
@@ -107,99 +110,122 @@ class GRULayer(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, inputs: Tensor, h0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor) -> Tensor:
-        hidden = w_hh.size(1)
-        b_hz, b_hr, b_hn = reorder_gates(b_hh, "zrn").split(hidden)
-        # Pre-activations without the h W^T terms; each step adds those and applies the activations in place.
-        work = h0.new_empty(len(inputs), len(h0), 4 * hidden)
-        x_weight = reorder_gates(w_ih, "nzr")
-        x_bias = torch.cat([b_hn.new_zeros(hidden), b_hz, b_hr]) + reorder_gates(b_ih, "nzr")
-        # torch's CPU tanh is several times slower than its sigmoid: on a batch's worth of values (from 16 rows) n is
-        # computed as 2 sigmoid(2a) - 1, with n's x side projected doubled and its h side added doubled.
-        via_sigmoid = len(h0) >= 16
-        if via_sigmoid:
-            doubled_n = torch.cat([x_bias.new_full((hidden,), 2.0), x_bias.new_ones(2 * hidden)])
-            x_weight, x_bias = x_weight * doubled_n.unsqueeze(1), x_bias * doubled_n
-        project_input(inputs, x_weight, x_bias, out=flat(work[..., : 3 * hidden]))
-        work[..., 3 * hidden :] = b_hn
-        states = with_initial_state(h0, len(inputs))
-        n, z, r, h_n = work.split(hidden, dim=-1)
-        steps = per_step(work[..., hidden:], work[..., hidden : 3 * hidden], n, z, r, h_n, states[1:])
-        w_hh_t, h = reorder_gates(w_hh, "zrn").t(), h0
-        for zrh_t, zr_t, n_t, z_t, r_t, h_n_t, state in steps:
-            zrh_t.addmm_(h, w_hh_t)
-            zr_t.sigmoid_()
-            if via_sigmoid:
-                n_t.addcmul_(r_t, h_n_t, value=2).sigmoid_().mul_(2).sub_(1)
-            else:
-                n_t.addcmul_(r_t, h_n_t).tanh_()
-            h = torch.lerp(n_t, h, z_t, out=state)
-        ctx.save_for_backward(inputs, w_ih, w_hh, work, states)
-        return states[1:]
+        return gru_forward(ctx, inputs, h0, w_ih, w_hh, b_ih, b_hh, project_into=project_input)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out: Tensor) -> tuple:
-        inputs, w_ih, w_hh, work, states = ctx.saved_tensors
-        seq, batch, hidden = len(work), work.size(1), w_hh.size(1)
-        grads = work.new_empty(seq, batch, 4, hidden)  # d loss / d the pre-activations [n (x side), z, r, h_n]
-        grad_x_side = flat(grads.view_as(work)[..., : 3 * hidden])  # gates (n, z, r)
-        grad_h_side = flat(grads.view_as(work)[..., hidden:])  # gates (z, r, n)
-        carried = grad_out.clone(memory_format=torch.contiguous_format)  # d loss / d h_t, completed from the end
-        steps = per_step(carried, work[..., hidden : 2 * hidden], grads, grads.view_as(work)[..., hidden:])
-        w_hh_zrn = reorder_gates(w_hh, "zrn")
-        # The factors are made a block of steps at a time, ~64k values per operand, so that they are still in
-        # cache when the steps use them (what it bought: docs/speed.md).
-        block = -(-(2**16) // (batch * hidden))
-        for start in reversed(range(0, seq, block)):
-            end = min(start + block, seq)
-            block_factors = gru_factors(work[start:end], states[start:end], hidden).unbind(0)
-            for step in range(end - 1, start - 1, -1):
-                grad_h, z_t, grads_t, grad_h_side_t = steps[step]
-                torch.mul(grad_h.unsqueeze(1), block_factors[step - start], out=grads_t)
-                grad_h_before = steps[step - 1][0] if step else grad_h.new_zeros(grad_h.shape)
-                grad_h_before.addcmul_(grad_h, z_t).addmm_(grad_h_side_t, w_hh_zrn)
-        grad_inputs, grad_w_ih, grad_b_ih = project_input_backward(
-            inputs, reorder_gates(w_ih, "nzr"), grad_x_side, ctx.needs_input_grad[0]
-        )
-        grad_b_hh = torch.cat([grad_b_ih[hidden:], grad_h_side[:, 2 * hidden :].sum(0)])  # z, r as the x side
-        grad_w_hh = grad_h_side.t() @ flat(states[:-1])
-        return (
-            grad_inputs,
-            grad_h_before,
-            reorder_gates(grad_w_ih, "nzr", back=True),
-            reorder_gates(grad_w_hh, "zrn", back=True),
-            reorder_gates(grad_b_ih, "nzr", back=True),
-            reorder_gates(grad_b_hh, "zrn", back=True),
-        )
+        return gru_backward(ctx, grad_out, rows=flat, project_backward=project_input_backward)
+
+
+def gru_forward(
+    ctx, inputs: Tensor, h0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor, project_into: Callable
+) -> Tensor:
+    """GRULayer's forward, for one run or (nn.stacked) K runs: weights may carry a leading member dimension,
+    and `project_into(inputs, weight, bias, out)` fills `out` with the x side for every step."""
+    hidden, gates = w_hh.size(-1), w_hh.dim() - 2  # gates: the dimension holding the gate rows
+    b_hz, b_hr, b_hn = reorder_gates(b_hh, "zrn", dim=gates).split(hidden, dim=-1)
+    # Pre-activations without the h W^T terms; each step adds those and applies the activations in place.
+    work = h0.new_empty(len(inputs), *h0.shape[:-1], 4 * hidden)
+    x_weight = reorder_gates(w_ih, "nzr", dim=gates)
+    x_bias = torch.cat([b_hn.new_zeros(b_hn.shape), b_hz, b_hr], dim=-1) + reorder_gates(b_ih, "nzr", dim=gates)
+    # torch's CPU tanh is several times slower than its sigmoid: on a batch's worth of values (from 16 rows) n is
+    # computed as 2 sigmoid(2a) - 1, with n's x side projected doubled and its h side added doubled.
+    via_sigmoid = h0.size(-2) >= 16
+    if via_sigmoid:
+        doubled_n = torch.cat([x_bias.new_full((hidden,), 2.0), x_bias.new_ones(2 * hidden)])
+        x_weight, x_bias = x_weight * doubled_n.unsqueeze(1), x_bias * doubled_n
+    project_into(inputs, x_weight, x_bias, out=work[..., : 3 * hidden])
+    work[..., 3 * hidden :] = b_hn.unsqueeze(-2)
+    states = with_initial_state(h0, len(inputs))
+    n, z, r, h_n = work.split(hidden, dim=-1)
+    steps = per_step(work[..., hidden:], work[..., hidden : 3 * hidden], n, z, r, h_n, states[1:])
+    w_hh_t, h = reorder_gates(w_hh, "zrn", dim=gates).transpose(-1, -2), h0
+    for zrh_t, zr_t, n_t, z_t, r_t, h_n_t, state in steps:
+        multiply_add(zrh_t, h, w_hh_t)
+        zr_t.sigmoid_()
+        if via_sigmoid:
+            n_t.addcmul_(r_t, h_n_t, value=2).sigmoid_().mul_(2).sub_(1)
+        else:
+            n_t.addcmul_(r_t, h_n_t).tanh_()
+        h = torch.lerp(n_t, h, z_t, out=state)
+    ctx.save_for_backward(inputs, w_ih, w_hh, work, states)
+    return states[1:]
+
+
+def gru_steps_backward(grad_out: Tensor, work: Tensor, states: Tensor, w_hh: Tensor) -> tuple[Tensor, Tensor]:
+    """GRULayer's backward through time, for one run or K stacked: d loss / d the pre-activations [n (x side),
+    z, r, h_n] of every step, laid out as `work`, and d loss / d h0."""
+    hidden = w_hh.size(-1)
+    grads = work.new_empty(*work.shape[:-1], 4, hidden)
+    carried = grad_out.clone(memory_format=torch.contiguous_format)  # d loss / d h_t, completed from the end
+    steps = per_step(carried, work[..., hidden : 2 * hidden], grads, grads.view_as(work)[..., hidden:])
+    w_hh_zrn = reorder_gates(w_hh, "zrn", dim=w_hh.dim() - 2)
+    # The factors are made a block of steps at a time, ~64k values per operand, so that they are still in
+    # cache when the steps use them (what it bought: docs/speed.md).
+    block = -(-(2**16) // (work[0].numel() // 4))
+    seq = len(work)
+    for start in reversed(range(0, seq, block)):
+        end = min(start + block, seq)
+        block_factors = gru_factors(work[start:end], states[start:end], hidden).unbind(0)
+        for step in range(end - 1, start - 1, -1):
+            grad_h, z_t, grads_t, grad_h_side_t = steps[step]
+            torch.mul(grad_h.unsqueeze(-2), block_factors[step - start], out=grads_t)
+            grad_h_before = steps[step - 1][0] if step else grad_h.new_zeros(grad_h.shape)
+            multiply_add(grad_h_before.addcmul_(grad_h, z_t), grad_h_side_t, w_hh_zrn)
+    return grads.view_as(work), grad_h_before
+
+
+def gru_backward(ctx, grad_out: Tensor, rows: Callable, project_backward: Callable) -> tuple:
+    """GRULayer's backward, for one run or K stacked: `rows` lays a (seq, [K,] batch, features) tensor out
+    as the rows the weight gradients sum over, and `project_backward` is project_input's backward."""
+    inputs, w_ih, w_hh, work, states = ctx.saved_tensors
+    grads, grad_h0 = gru_steps_backward(grad_out, work, states, w_hh)
+    hidden, gates = w_hh.size(-1), w_hh.dim() - 2
+    by_row, previous = rows(grads), rows(states[:-1])
+    grad_h_side = by_row[..., hidden:]  # gates (z, r, n); the x side is gates (n, z, r)
+    grad_inputs, grad_w_ih, grad_b_ih = project_backward(
+        inputs, reorder_gates(w_ih, "nzr", dim=gates), by_row[..., : 3 * hidden], ctx.needs_input_grad[0]
+    )
+    grad_b_hh = torch.cat([grad_b_ih[..., hidden:], grad_h_side[..., 2 * hidden :].sum(-2)], dim=-1)  # z, r: x side's
+    grad_w_hh = grad_h_side.transpose(-1, -2) @ previous
+    return (
+        grad_inputs,
+        grad_h0,
+        reorder_gates(grad_w_ih, "nzr", back=True, dim=gates),
+        reorder_gates(grad_w_hh, "zrn", back=True, dim=gates),
+        reorder_gates(grad_b_ih, "nzr", back=True, dim=gates),
+        reorder_gates(grad_b_hh, "zrn", back=True, dim=gates),
+    )
 
 
 def gru_factors(work: Tensor, previous: Tensor, hidden: int) -> Tensor:
     """d h_t / d each pre-activation [n (x side), z, r, h_n] for the steps of `work` (GRULayer's buffer after
-    forward) from their previous states: (steps, batch, 4, hidden). A step's gradients are then ONE
+    forward) from their previous states: (steps, [members,] batch, 4, hidden). A step's gradients are then ONE
     multiply of the carried d loss / d h_t by its factors."""
     n, z, r, h_n = work.split(hidden, dim=-1)
     one_minus_z = 1 - z
     d_n = torch.addcmul(one_minus_z, one_minus_z, n * n, value=-1)  # (1 - z) (1 - n^2)
     d_h_n = d_n * r
-    return torch.stack([d_n, (previous - n) * (z * one_minus_z), d_h_n * h_n * (1 - r), d_h_n], dim=2)
+    return torch.stack([d_n, (previous - n) * (z * one_minus_z), d_h_n * h_n * (1 - r), d_h_n], dim=-2)
 
 
-def reorder_gates(tensor: Tensor, order: str, back: bool = False) -> Tensor:
-    """nn.GRU's gate rows (r, z, n) in the given order, e.g. "nzr"; back=True: rows in `order` back to
-    nn.GRU's."""
+def reorder_gates(tensor: Tensor, order: str, back: bool = False, dim: int = 0) -> Tensor:
+    """nn.GRU's gate rows (r, z, n), along `dim`, in the given order, e.g. "nzr"; back=True: rows in `order`
+    back to nn.GRU's."""
     source, target = (order, "rzn") if back else ("rzn", order)
-    chunks = dict(zip(source, tensor.chunk(3), strict=True))
-    return torch.cat([chunks[gate] for gate in target])
+    chunks = dict(zip(source, tensor.chunk(3, dim=dim), strict=True))
+    return torch.cat([chunks[gate] for gate in target], dim=dim)
 
 
 def project_input(inputs: Tensor, weight: Tensor, bias: Tensor, out: Tensor) -> None:
-    """out (seq * batch, gates) = inputs @ weight^T + bias for all steps at once. inputs is either
+    """out (seq, batch, gates) = inputs @ weight^T + bias for all steps at once. inputs is either
     (seq, batch, features) or (seq, batch) integer indices of one-hot vectors: their product with weight
     is a lookup of weight's columns (plus bias), without building the one-hot tensor."""
     if inputs.is_floating_point():
-        torch.addmm(bias, flat(inputs), weight.t(), out=out)
+        torch.addmm(bias, flat(inputs), weight.t(), out=flat(out))
     else:
-        torch.index_select(weight.t() + bias, 0, inputs.reshape(-1), out=out)
+        torch.index_select(weight.t() + bias, 0, inputs.reshape(-1), out=flat(out))
 
 
 def project_input_backward(

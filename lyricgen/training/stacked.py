@@ -136,11 +136,12 @@ class MemberOptimizers(torch.optim.Optimizer):
             member.optimizer.zero_grad(set_to_none)
 
     def state_dict(self) -> dict:
+        """Each member's optimiser, and its schedule's state as its checkpoint keeps it (lr_schedulers)."""
         schedulers = [[] if m.scheduler is None else [m.scheduler.state_dict()] for m in self.members]
         return {"members": [member.optimizer.state_dict() for member in self.members], "schedulers": schedulers}
 
     def load_state_dict(self, state: dict) -> None:
-        """Each member's optimiser, and its schedule's state (which a member's checkpoint keeps apart)."""
+        """Each member's optimiser and schedule, from state_dict's layout."""
         for member, member_state, schedule in zip(self.members, state["members"], state["schedulers"], strict=True):
             member.optimizer.load_state_dict(member_state)
             if member.scheduler is not None:
@@ -303,8 +304,9 @@ def member_checkpoint(stacked: dict, index: int, member: Member) -> dict:
         if name.startswith(prefix)
     }
     checkpoint["callbacks"] = {callback.state_key: callback.state_dict() for callback in (member.best, member.last)}
-    checkpoint["optimizer_states"] = [stacked["optimizer_states"][0]["members"][index]]
-    checkpoint["lr_schedulers"] = [] if member.scheduler is None else [member.scheduler.state_dict()]
+    optimizers = stacked["optimizer_states"][0]  # MemberOptimizers.state_dict: each member's Adam and schedule
+    checkpoint["optimizer_states"] = [optimizers["members"][index]]
+    checkpoint["lr_schedulers"] = optimizers["schedulers"][index]
     checkpoint["hparams_name"], checkpoint["hyper_parameters"] = "kwargs", dict(member.module.hparams)
     checkpoint["torch_rng_state"] = member.generator.get_state()
     return checkpoint
