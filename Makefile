@@ -8,6 +8,9 @@ TORCH ?= torch==2.13.0
 EXTRAS ?= dev,scale
 # extra Hydra overrides: make train ARGS="model=gru optim.lr=0.001"
 ARGS ?=
+# test processes (pytest-xdist; a test file's tests stay in one process, in order, sharing its fixtures):
+# most tests run one single-threaded training process at a time, so two keep both cores busy
+TEST_WORKERS ?= 2
 # make reproduce: groups at a time (each group's seeds stacked in one process, one thread), fraction of
 # every run's iterations (0.1: a quick pass), where it runs (run the same command again to continue it),
 # and optional filters
@@ -50,10 +53,10 @@ play: $(PLAY_INSTALLED) ## the lyrics playground in the browser (installs its ex
 	$(BIN)/python -m lyricgen.play $(ARGS)
 
 test: $(PLAY_INSTALLED) ## run the whole test suite
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 test-fast: install ## run the tests not marked slow
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow"
 
 lint: install ## ruff check and format check
 	$(BIN)/ruff check .
