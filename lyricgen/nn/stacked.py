@@ -106,9 +106,10 @@ class StackedLSTM(torch.autograd.Function):
         inputs, w_ih, w_hh, gates, states, cells, tanh_cells = ctx.saved_tensors
         hidden = w_hh.size(-1)
         i, f, g, o = gates.split(hidden, dim=-1)
-        through_h = o * (1 - tanh_cells * tanh_cells)  # d c_t / d h_t's share: d h_t / d c_t
-        by_c = torch.stack([g * i * (1 - i), cells[:-1] * f * (1 - f), i * (1 - g * g)], dim=-2)  # d c_t / d i f g
-        by_h = tanh_cells * o * (1 - o)  # d h_t / d o
+        through_h = o * (1 - tanh_cells * tanh_cells)  # d h_t / d c_t
+        # d c_t / d the pre-activations of i, f and g
+        by_c = torch.stack([g * i * (1 - i), cells[:-1] * f * (1 - f), i * (1 - g * g)], dim=-2)
+        by_h = tanh_cells * o * (1 - o)  # d h_t / d o's pre-activation
         grads = torch.empty_like(gates)
         carried = grad_out.clone(memory_format=torch.contiguous_format)  # d loss / d h_t, completed from the end
         grad_c = torch.zeros_like(cells[0])  # d loss / d c_t through c_{t+1}
