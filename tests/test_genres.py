@@ -100,6 +100,7 @@ def test_the_packaged_songbooks_are_the_public_domain_texts(shared_data):
         assert corpus.read_text_file(path) == corpus.read_text_file(shared[by_book[label]])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("condition_on", ["input", "state", "both"])
 def test_conditioned_training_makes_generate_follow_the_label(tmp_path, compose_config, styles, condition_on):
     overrides = [*styles, "model.condition=source", f"model.condition_on={condition_on}", "model.hidden_size=48"]

@@ -108,6 +108,7 @@ def test_spike_windows_come_from_spikes_jsonl_and_tablature_is_recognised(tmp_pa
     assert [has_tablature(windows[step]) for step in (7, 9)] == [True, False]
 
 
+@pytest.mark.slow
 def test_a_spikes_recorded_text_is_the_text_lyricgen_batches_rebuilds(compose_config, tmp_path):
     from lyricgen.batches import windows_at
 

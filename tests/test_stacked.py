@@ -80,6 +80,7 @@ def sweeps(tmp_path_factory) -> tuple:
     return stacked, solo, root / "stacked", root / "solo"
 
 
+@pytest.mark.slow
 def test_stacked_members_train_as_their_solo_runs(sweeps):
     """Curves step by step, validation and final weights of each member against its solo run. The stacked
     network computes each member's loss and gradients exactly as alone (the unit test below), but a whole
@@ -107,6 +108,7 @@ def test_stacked_members_train_as_their_solo_runs(sweeps):
     assert stacked.stdout.count("run dir:") == solo.stdout.count("run dir:") == 6
 
 
+@pytest.mark.slow
 def test_a_stacked_run_is_a_run_like_any_other(sweeps):
     """The same files, checkpoint keys, TensorBoard tags and Hydra records as a solo run; generate and
     evaluate read it, report shows the stacked sweep as it shows the solo one, and resume= continues a
@@ -140,6 +142,7 @@ def test_a_stacked_run_is_a_run_like_any_other(sweeps):
     assert [step for step, _ in curve(member)] == list(range(40))
 
 
+@pytest.mark.slow
 def test_a_diverging_member_stops_alone_and_what_cannot_stack_runs_alone(toy_corpus, tmp_path):
     """rnn jobs stack (one of them diverges: it stops, the other finishes); LSTM jobs run one by one."""
     args = sweep_args(toy_corpus, "model.cell=rnn,lstm", "optim.lr=0.01,1000", seeds="0", dropout="0.0")

@@ -163,6 +163,7 @@ def test_sweepers_get_the_best_validation_loss(compose_config, tmp_path):
     assert len(logged) == 8 and best == pytest.approx(min(logged))
 
 
+@pytest.mark.slow
 def test_shakespeare_cpu_runs_on_the_shared_corpus(compose_config, shared_data, tmp_path):
     quick = ["trainer.max_steps=4", "trainer.val_check_interval=2", "data.val_chars=2000", "model.hidden_size=32"]
     cfg = compose_config(
