@@ -246,3 +246,10 @@ def test_a_job_that_fails_in_a_parallel_worker_stops_the_sweep_with_its_line(toy
     result = run_module("lyricgen.train", *missing, STACKED, f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=ROOT)
     assert result.returncode == 2, result.stderr[-3000:]
     assert "error: " in result.stderr and "missing.txt" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_batch_limit_not_given_per_cell_is_refused_with_how_to_give_it(toy_corpus, tmp_path):
+    args = sweep_args(toy_corpus, "hydra.launcher.max_batch_size=4", seeds="0", dropout="0.0")
+    result = run_module("lyricgen.train", *args, STACKED, f"hydra.sweep.dir={tmp_path}", cwd=ROOT)
+    assert result.returncode != 0 and "hydra.launcher.max_batch_size.rnn=4" in result.stderr, result.stderr[-3000:]
+    assert not list(tmp_path.glob("*/config.yaml"))  # refused before any job started

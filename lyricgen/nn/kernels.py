@@ -74,16 +74,17 @@ def saved_with_gradient(ctx, grad_out: Tensor) -> tuple[Tensor, ...]:
     return *ctx.saved_tensors, grad_out.clone(memory_format=torch.contiguous_format)
 
 
-def multiply_add(out: Tensor, a: Tensor, b: Tensor) -> Tensor:
-    """out += a @ b in place: addmm_ for one run's (rows, features), baddbmm_ for K stacked runs' (K, rows,
-    features) (lyricgen.nn.stacked), one call for all K."""
-    return out.addmm_(a, b) if a.dim() == 2 else out.baddbmm_(a, b)
+def multiply_add_for(weight: Tensor) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
+    """The in-place out += a @ weight of a recurrence's steps, picked once per layer rather than per step:
+    addmm_ for one run's (features, features) weight, baddbmm_ for K stacked runs' (K, features, features)
+    (lyricgen.nn.stacked), one call for all K."""
+    return Tensor.addmm_ if weight.dim() == 2 else Tensor.baddbmm_
 
 
 def elman_steps(states: Tensor, w_hh_t: Tensor, relu: bool) -> None:
     """ElmanLayer's recurrence, in place: states[t + 1] holds step t's input projection and becomes its
     output, act(projection + states[t] W_hh^T); states may carry a member dimension after time."""
-    activate, h = (torch.relu_ if relu else torch.tanh_), states[0]
+    activate, h, multiply_add = (torch.relu_ if relu else torch.tanh_), states[0], multiply_add_for(w_hh_t)
     for state in states[1:].unbind(0):
         h = activate(multiply_add(state, h, w_hh_t))
 
@@ -93,7 +94,7 @@ def elman_steps_backward(grad_pre: Tensor, out: Tensor, w_hh: Tensor, relu: bool
     / d each pre-activation; returns d loss / d the first step's pre-activation (the carry into h0)."""
     # d act / d pre-activation for all steps at once (relu's outputs are >= 0: sign is its slope)
     slope = out.sign() if relu else 1 - out * out
-    carry = None  # d loss / d the next step's pre-activation
+    carry, multiply_add = None, multiply_add_for(w_hh)  # carry: d loss / d the next step's pre-activation
     for grad_t, slope_t in reversed(per_step(grad_pre, slope)):
         if carry is not None:
             multiply_add(grad_t, carry, w_hh)
@@ -140,7 +141,7 @@ def gru_forward(
     states = with_initial_state(h0, len(inputs))
     n, z, r, h_n = work.split(hidden, dim=-1)
     steps = per_step(work[..., hidden:], work[..., hidden : 3 * hidden], n, z, r, h_n, states[1:])
-    w_hh_t, h = reorder_gates(w_hh, "zrn", dim=gates).transpose(-1, -2), h0
+    w_hh_t, h, multiply_add = reorder_gates(w_hh, "zrn", dim=gates).transpose(-1, -2), h0, multiply_add_for(w_hh)
     for zrh_t, zr_t, n_t, z_t, r_t, h_n_t, state in steps:
         multiply_add(zrh_t, h, w_hh_t)
         zr_t.sigmoid_()
@@ -160,7 +161,7 @@ def gru_steps_backward(grad_out: Tensor, work: Tensor, states: Tensor, w_hh: Ten
     grads = work.new_empty(*work.shape[:-1], 4, hidden)
     carried = grad_out.clone(memory_format=torch.contiguous_format)  # d loss / d h_t, completed from the end
     steps = per_step(carried, work[..., hidden : 2 * hidden], grads, grads.view_as(work)[..., hidden:])
-    w_hh_zrn = reorder_gates(w_hh, "zrn", dim=w_hh.dim() - 2)
+    w_hh_zrn, multiply_add = reorder_gates(w_hh, "zrn", dim=w_hh.dim() - 2), multiply_add_for(w_hh)
     # The factors are made a block of steps at a time, ~64k values per operand, so that they are still in
     # cache when the steps use them (what it bought: docs/speed.md).
     block = -(-(2**16) // (work[0].numel() // 4))

@@ -141,8 +141,7 @@ def project(inputs: Tensor, w_ih: Tensor, bias: Tensor) -> Tensor:
     """inputs @ w_ih^T + bias for every step and member: (seq, K, batch, hidden); one-hot: a lookup."""
     seq, members, batch = inputs.shape[:3]
     if inputs.is_floating_point():
-        flat = inputs.transpose(0, 1).reshape(members, seq * batch, -1)
-        projected = torch.baddbmm(bias.unsqueeze(1), flat, w_ih.transpose(1, 2))
+        projected = torch.baddbmm(bias.unsqueeze(1), per_member(inputs), w_ih.transpose(1, 2))
     else:
         table = w_ih.transpose(1, 2) + bias.unsqueeze(1)  # (K, vocab, hidden)
         ids = inputs.transpose(0, 1).reshape(members, -1)
@@ -159,9 +158,8 @@ def project_backward(inputs: Tensor, w_ih: Tensor, grad: Tensor, needs_input_gra
         table = grad.new_zeros(members, w_ih.size(2), w_ih.size(1))
         table.scatter_add_(1, ids.unsqueeze(2).expand_as(grad), grad)
         return None, table.transpose(1, 2), table.sum(1)
-    flat = inputs.transpose(0, 1).reshape(members, seq * batch, -1)
     grad_inputs = grad.bmm(w_ih).view(members, seq, batch, -1).transpose(0, 1) if needs_input_grad else None
-    return grad_inputs, grad.transpose(1, 2).bmm(flat), grad.sum(1)
+    return grad_inputs, grad.transpose(1, 2).bmm(per_member(inputs)), grad.sum(1)
 
 
 class StackedDecoder(torch.autograd.Function):
