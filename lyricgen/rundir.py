@@ -6,6 +6,8 @@ config, its spike forensics and evaluations, and how a checkpoint leads back to 
       config.yaml                        the resolved config: what resume= continues with
       .hydra/                            Hydra's record of the command (hydra.yaml, overrides.yaml)
       spikes.jsonl                       every loss or gradient spike with the text of its batch
+      data.json                          what it trained and validated on: sizes and the validation
+                                         text's fingerprint (equal fingerprints, equal validation text)
       status.json                        how it ended: finished, diverged, not requeued (and its
                                          process's exit code and time, under lyricgen.reproduce)
       evaluation-<split or file>.json    lyricgen.evaluate's numbers
@@ -54,6 +56,10 @@ class RunDir:
     @property
     def spikes(self) -> Path:
         return self.path / "spikes.jsonl"
+
+    @property
+    def data(self) -> Path:
+        return self.path / "data.json"
 
     @property
     def status(self) -> Path:

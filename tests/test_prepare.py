@@ -9,10 +9,21 @@ from conftest import TINY, run_module
 
 from lyricgen import UserError
 from lyricgen.data.corpus import load_split
-from lyricgen.data.lyrics_csv import EXPECTED_COLUMNS, default_options, prepare
+from lyricgen.data.lyrics_csv import EXPECTED_COLUMNS, default_options, prepare, song_key, song_side
 from lyricgen.training.fit import fit_run
 
-ROCK_EN = 40  # kept songs: with val_fraction 0.05 every 20th is held out
+ROCK_EN = 40  # kept songs, "song 0" to "song 39" by "artist a"
+
+
+def sides(artist: str, count: int, val_fraction: float = 0.05, test_fraction: float = 0.0) -> dict[str, list[int]]:
+    """Which of the songs f"song {i}" by `artist` each split holds, by their names' hash."""
+    found = {"train": [], "val": [], "test": []}
+    for i in range(count):
+        found[song_side(song_key(artist, f"song {i}", ""), val_fraction, test_fraction)].append(i)
+    return found
+
+
+HELD_OUT = sides("artist a", ROCK_EN)["val"]
 
 
 def rock_song(i: int) -> str:
@@ -48,25 +59,28 @@ def test_paper_defaults_keep_english_rock_as_clean_ascii(lyrics_csv, tmp_path):
     assert stats["rows_kept"] == stats["songs"] == ROCK_EN
     assert stats["rows_dropped"] == {"genre": 3, "language": 1, "empty_lyrics": 2}
     assert stats["malformed_rows_skipped"] == 1
-    assert (stats["train_songs"], stats["val_songs"]) == (38, 2)
+    assert (stats["train_songs"], stats["val_songs"]) == (ROCK_EN - len(HELD_OUT), len(HELD_OUT)) and HELD_OUT
     assert stats["chars_after_cleaning"] < stats["chars_before_cleaning"]
     train_text = (prepared / "train.txt").read_text()
     val_text = (prepared / "val.txt").read_text()
     assert train_text.isascii() and "\r" not in train_text
     assert 'Verse 0, "loud" and caf\nwere rockin all night\n\nChorus 0: yeah, yeah' in train_text
-    # Whole songs are held out: songs 19 and 39, and no line of them is in the training text.
-    assert val_text.count("Verse ") == 2 and "Verse 19," in val_text and "Verse 39," in val_text
-    assert "Verse 19," not in train_text and "Chorus 19:" not in train_text
+    # Whole songs are held out, the ones their names' hash holds out, and no line of them is in training.
+    assert val_text.count("Verse ") == len(HELD_OUT) and all(f"Verse {i}," in val_text for i in HELD_OUT)
+    assert not any(f"Verse {i}," in train_text or f"Chorus {i}:" in train_text for i in HELD_OUT)
     assert stats["test_songs"] == 0 and (prepared / "test.txt").read_text() == ""
 
 
 def test_a_test_split_holds_out_other_whole_songs(lyrics_csv, tmp_path):
     prepared = prepare(lyrics_csv, default_options(test_fraction=0.1), tmp_path / "prepared")
     stats = stats_of(prepared)
-    assert (stats["train_songs"], stats["val_songs"], stats["test_songs"]) == (34, 2, 4)
-    test_text, train_text = (prepared / "test.txt").read_text(), (prepared / "train.txt").read_text()
-    assert [f"Verse {i}," in test_text for i in (5, 15, 25, 35)] == [True] * 4
-    assert "Verse 5," not in train_text and "Verse 5," not in (prepared / "val.txt").read_text()
+    expected = sides("artist a", ROCK_EN, test_fraction=0.1)
+    assert expected["val"] == HELD_OUT and len(expected["test"]) >= 2
+    assert [stats[f"{split}_songs"] for split in ("train", "val", "test")] == [len(expected[s]) for s in expected]
+    texts = {split: (prepared / f"{split}.txt").read_text() for split in expected}
+    for split, songs in expected.items():
+        for i in songs:
+            assert [f"Verse {i}," in text for text in texts.values()] == [name == split for name in texts], (i, split)
 
 
 @pytest.mark.parametrize(
@@ -144,7 +158,7 @@ def test_training_prepares_then_holds_out_whole_songs(compose_config, lyrics_csv
     )
     prepared = [path for path in prepared_dir.iterdir() if not path.name.startswith("ids-")]  # encoded ids beside it
     assert len(prepared) == 1  # training's preparation was reused, not repeated
-    assert "Verse 19," in val_text and "Verse 19," not in train_text
+    assert f"Verse {HELD_OUT[0]}," in val_text and f"Verse {HELD_OUT[0]}," not in train_text
 
 
 def test_command_line_prepare(lyrics_csv, tmp_path):
@@ -199,12 +213,13 @@ PLANTED = {  # how each planted copy differs from its original
 @pytest.fixture
 def csv_with_copies(tmp_path):
     """60 distinct rock songs, and for 4 of them (2 held out for validation, 2 in training) a copy of each
-    kind placed 10 songs later."""
+    kind placed 10 songs later, under another name."""
     import random
 
     rng = random.Random(0)
     songs = [song_of_words(rng) for _ in range(60)]
-    copied = [19, 39, 3, 25]  # every 20th song (19, 39) is held out: copies must never reach training
+    copied = [22, 44, 19, 39]  # copies of the held-out 22 and 44 must never reach training
+    assert {22, 44} <= set(sides("a", 60)["val"]) and not {19, 39} & set(sides("a", 60)["val"])
     rows = []
     for i, song in enumerate(songs):
         rows.append(("a", f"song {i}", "Rock", "en", song))
@@ -224,7 +239,7 @@ def test_exact_and_near_duplicates_are_removed_and_counted(csv_with_copies, tmp_
     path, songs, copied = csv_with_copies
     stats = stats_of(prepared := prepare(path, default_options(), tmp_path / "prepared"))
     assert stats["duplicates"] == {"exact": 3 * len(copied), "near": len(copied), "removed": True}
-    assert stats["songs"] == 60 and stats["val_songs"] == 3  # the copies took no place in the split pattern
+    assert stats["songs"] == 60 and stats["val_songs"] == len(sides("a", 60)["val"])
     for index in copied:
         first_line = songs[index].splitlines()[1]  # unchanged in every copy (the third verse is the one changed)
         counts = first_line_counts(prepared, first_line)
@@ -238,7 +253,7 @@ def test_kept_duplicates_stay_on_their_originals_side(csv_with_copies, tmp_path)
     assert stats["songs"] == 60 + 4 * len(copied)
     for index in copied:
         counts = first_line_counts(prepared, songs[index].splitlines()[1])
-        held_out = index in (19, 39)
+        held_out = index in sides("a", 60)["val"]
         assert counts == ({"train": 0, "val": 5} if held_out else {"train": 5, "val": 0}), (index, counts)
 
 
@@ -254,3 +269,31 @@ def test_different_songs_are_not_duplicates():
         assert original is None, kind
         index.add(fingerprint, "train")
     assert [index.match(fingerprint)[1] for fingerprint in index.fingerprints(["LA LA!", songs[5]])] == ["exact"] * 2
+
+
+def songs_by_split(prepared) -> dict[str, set[str]]:
+    return {split: set((prepared / f"{split}.txt").read_text().split("\n\n\n")) - {""} for split in ("train", "val")}
+
+
+def test_dropping_or_adding_songs_moves_no_other_song_across_the_split(tmp_path):
+    """Each song's side follows from its own name: filtering changes only the songs it touches."""
+    import random
+
+    rng = random.Random(3)
+    rows = [("a", f"song {i}", "Rock", "en", song_of_words(rng, verses=1)) for i in range(200)]
+    options = default_options(separator="\n\n\n")
+
+    def prepared_from(chosen: list, name: str):
+        pd.DataFrame(chosen, columns=EXPECTED_COLUMNS).to_csv(tmp_path / f"{name}.csv", index=False)
+        return prepare(tmp_path / f"{name}.csv", options, tmp_path / "prepared")
+
+    every = prepared_from(rows, "every")
+    dropped = prepared_from([row for i, row in enumerate(rows) if i % 7], "fewer")  # every 7th song filtered out
+    grown = prepared_from([*rows, ("z", "new song", "Rock", "en", "brand new words")], "more")
+    kept = {row[4] for i, row in enumerate(rows) if i % 7}
+    for split, songs in songs_by_split(every).items():
+        assert songs & kept == songs_by_split(dropped)[split], split
+        assert songs <= songs_by_split(grown)[split], split
+    fingerprints = [stats_of(path)["split_fingerprint"]["val"] for path in (every, dropped)]
+    held_out_dropped = any(i % 7 == 0 for i in sides("a", 200)["val"])
+    assert (fingerprints[0] != fingerprints[1]) == held_out_dropped and len(fingerprints[0]) == 12

@@ -141,14 +141,32 @@ def cleaned(documents: list[str], hygiene: bool) -> list[str]:
     return kept
 
 
+def held_out(index: int, val_fraction: float) -> bool:
+    """Whether the `index`-th document of a text corpus is held out for validation: every
+    round(1/val_fraction)-th, so the split is spread through the text and the same for every seed. (A
+    lyrics CSV's songs split by their names instead: lyrics_csv.song_side.)"""
+    every = round(1 / val_fraction)
+    return index % every == every - 1
+
+
+def split_of(index: int, val_fraction: float, test_fraction: float) -> str:
+    """Which split the `index`-th document of a text corpus goes to: validation as held_out says;
+    with a test fraction, every round(1/test_fraction)-th of the others, half a period after the
+    validation songs so the two rarely meet (where they do, the song stays in validation)."""
+    if held_out(index, val_fraction):
+        return "val"
+    every = round(1 / test_fraction) if test_fraction else 0
+    return "test" if every and index % every == every // 2 else "train"
+
+
 def split_documents(documents: list[str], val_fraction: float, test_fraction: float = 0.0) -> Split:
     """Split into training, validation and test text, independent of the run's seed so runs stay comparable.
 
-    With many documents whole documents are held out, spread through the corpus (lyrics_csv.split_of); a
+    With many documents whole documents are held out, spread through the corpus (split_of); a
     single document is split at character offsets: [training | test | validation].
     """
     if len(documents) >= 2 * round(1 / min(val_fraction, test_fraction or 1)):
-        splits = [lyrics_csv.split_of(i, val_fraction, test_fraction) for i in range(len(documents))]
+        splits = [split_of(i, val_fraction, test_fraction) for i in range(len(documents))]
         return Split(
             *(
                 SONG_SEPARATOR.join(d for d, its in zip(documents, splits, strict=True) if its == s)

@@ -2,9 +2,10 @@
 at full scale (`python -m lyricgen.prepare` is its command).
 
 Streams the Kaggle *Multi-Lingual Lyrics for Genre Classification* train.csv in chunks (bounded memory),
-keeps the configured genres and languages, cleans the lyrics, drops duplicate songs and holds out every
-k-th kept song of each genre for validation. The result is cached by input and options: training on the
-same CSV with the same options reuses it.
+keeps the configured genres and languages, cleans the lyrics, drops duplicate songs and holds out songs by a
+hash of their artist and title (song_side), so filtering, dedup or new songs never move another song across
+the split. The result is cached by input and options: training on the same CSV with the same options
+reuses it.
 """
 
 import dataclasses
@@ -27,12 +28,12 @@ from lyricgen import UserError
 from lyricgen.atomic import publish_dir
 from lyricgen.config import CONF_DIR
 from lyricgen.data import hygiene
-from lyricgen.data.dedup import SongIndex
+from lyricgen.data.dedup import SongIndex, normalised_words
 
 EXPECTED_COLUMNS = ["Artist", "Song", "Genre", "Language", "Lyrics"]
 REQUIRED_COLUMNS = ["Genre", "Language", "Lyrics"]
 CHUNK_ROWS = 10_000  # rows parsed at a time: memory stays bounded whatever the file's size
-PREPARED_VERSION = 4  # bump when cleaning changes, so old caches are not reused
+PREPARED_VERSION = 5  # bump when cleaning or splitting changes, so old caches are not reused
 
 # Typographic characters that have a plain-ASCII spelling (NFKD alone would drop them).
 _TYPOGRAPHY = str.maketrans(
@@ -56,30 +57,35 @@ class PrepareOptions:
     languages: tuple[str, ...]  # kept languages, spelled as in the dataset
     ascii: str  # strip (the paper's) | transliterate | keep
     separator: str  # written between songs
-    val_fraction: float  # every round(1/val_fraction)-th kept song is held out
-    test_fraction: float  # and every round(1/test_fraction)-th, half a period on, for a test split
+    val_fraction: float  # share of songs held out for validation (by song_side)
+    test_fraction: float  # share held out for a test split
     hygiene: bool  # drop tablature and chord-chart lines (lyricgen.data.hygiene)
     dedup: bool  # keep one copy of exact and near-duplicate songs (lyricgen.data.dedup)
-
-
-def held_out(index: int, val_fraction: float) -> bool:
-    """Whether the `index`-th song (or document) of a corpus is held out for validation: every
-    round(1/val_fraction)-th, so the split is spread through the corpus and the same for every seed."""
-    every = round(1 / val_fraction)
-    return index % every == every - 1
 
 
 SPLITS = ("train", "val", "test")
 
 
-def split_of(index: int, val_fraction: float, test_fraction: float) -> str:
-    """Which split the `index`-th song (or document) of a corpus goes to: validation as held_out says;
-    with a test fraction, every round(1/test_fraction)-th of the others, half a period after the
-    validation songs so the two rarely meet (where they do, the song stays in validation)."""
-    if held_out(index, val_fraction):
+def song_key(artist: object, title: object, lyrics: str) -> str:
+    """What identifies a song across versions of a corpus: its artist and title, or its normalised words
+    where the CSV names neither (cleaning and hygiene change the text, never the name)."""
+    if isinstance(artist, str) and isinstance(title, str) and (artist.strip() or title.strip()):
+        return f"{artist.strip().lower()}\t{title.strip().lower()}"
+    return " ".join(normalised_words(lyrics))
+
+
+def song_side(key: str, val_fraction: float, test_fraction: float) -> str:
+    """The split a song goes to, from a stable hash of its key alone: a point in [0, 1) below val_fraction
+    is validation, the next test_fraction is test. No other song, and no filtering, can move it."""
+    point = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big") / 2**64
+    if point < val_fraction:
         return "val"
-    every = round(1 / test_fraction) if test_fraction else 0
-    return "test" if every and index % every == every // 2 else "train"
+    return "test" if point < val_fraction + test_fraction else "train"
+
+
+def split_fingerprint(keys: list[str]) -> str:
+    """A short hash of a split's song keys, in any order: equal fingerprints, equal held-out songs."""
+    return hashlib.blake2b("\n".join(sorted(keys)).encode(), digest_size=6).hexdigest()
 
 
 def transliterate(text: str) -> str:
@@ -192,33 +198,22 @@ def no_songs_error(csv: Path, options: PrepareOptions, stats: dict, genres: Coun
 
 
 def placed(
-    songs: list[str],
-    genres: list[str],
-    languages: list[str],
-    index: SongIndex,
-    songs_of_genre: Counter,
-    options: PrepareOptions,
-    found: Counter,
-) -> tuple[list[str], list[str], list[str], list[str]]:
-    """The songs to write with their genres, languages and splits. A song new to the corpus takes the next
-    place of its genre's split pattern (so every genre gets held-out songs); a duplicate of an earlier song
-    is dropped (options.dedup) or kept in its original's split, so that no song is ever on both sides.
-    `found` counts the duplicates by kind."""
-    kept: tuple[list, list, list, list] = ([], [], [], [])
-    for song, genre, language, fingerprint in zip(songs, genres, languages, index.fingerprints(songs), strict=True):
+    songs: list[str], keys: list[str], index: SongIndex, options: PrepareOptions, found: Counter
+) -> list[str | None]:
+    """Each song's split, or None for a duplicate to drop. A song new to the corpus goes where its key's
+    hash says (song_side); a duplicate of an earlier song is dropped (options.dedup) or kept in its
+    original's split, so that no song is ever on both sides. `found` counts the duplicates by kind."""
+    splits: list[str | None] = []
+    for key, fingerprint in zip(keys, index.fingerprints(songs), strict=True):
         original, kind = index.match(fingerprint)
         if original is None:
-            split = split_of(songs_of_genre[genre], options.val_fraction, options.test_fraction)
-            songs_of_genre[genre] += 1
+            split = song_side(key, options.val_fraction, options.test_fraction)
             index.add(fingerprint, split)
         else:
             found[kind] += 1
-            if options.dedup:
-                continue
-            split = index.splits[original]
-        for column, value in zip(kept, (song, genre, language, split), strict=True):
-            column.append(value)
-    return kept
+            split = None if options.dedup else index.splits[original]
+        splits.append(split)
+    return splits
 
 
 def write_prepared(csv: Path, options: PrepareOptions, out: Path) -> dict:
@@ -227,7 +222,7 @@ def write_prepared(csv: Path, options: PrepareOptions, out: Path) -> dict:
     stats = {"rows_read": 0, "rows_kept": 0, "rows_dropped": {"genre": 0, "language": 0, "empty_lyrics": 0}}
     stats |= {"malformed_rows_skipped": 0, "chars_before_cleaning": 0, "chars_after_cleaning": 0}
     malformed, genres_seen, languages_seen_in_genres, distinct = Counter(), Counter(), Counter(), set()
-    songs_of_genre = Counter()  # the split counts songs within each genre: every genre gets held-out songs
+    held_out_keys: dict[str, list[str]] = {"val": [], "test": []}  # for the split's fingerprint
     removed = hygiene.Removed()
     index, found = SongIndex(), Counter()
     writers = {split: SongWriter(out / f"{split}.txt", options.separator) for split in SPLITS}
@@ -243,21 +238,24 @@ def write_prepared(csv: Path, options: PrepareOptions, out: Path) -> dict:
             if options.hygiene:
                 songs, removed_here = hygiene.clean_each(songs)
                 removed.add(removed_here)
-            kept_rows = [i for i, song in enumerate(songs) if song.strip()]
-            genres = [with_lyrics["Genre"].iloc[i] for i in kept_rows]
-            languages = [with_lyrics["Language"].iloc[i] for i in kept_rows]
-            songs = [song for song in songs if song.strip()]
+            rows = with_lyrics.assign(Lyrics=pd.Series(songs, index=with_lyrics.index, dtype=object))
+            rows = rows[rows["Lyrics"].str.strip() != ""]
             stats["rows_dropped"]["genre"] += len(chunk) - len(in_genre)
             stats["rows_dropped"]["language"] += len(in_genre) - len(kept)
-            stats["rows_dropped"]["empty_lyrics"] += len(kept) - len(songs)
+            stats["rows_dropped"]["empty_lyrics"] += len(kept) - len(rows)
             stats["chars_before_cleaning"] += int(with_lyrics["Lyrics"].str.len().sum())
-            stats["chars_after_cleaning"] += sum(map(len, songs))
-            songs, genres, languages, splits = placed(songs, genres, languages, index, songs_of_genre, options, found)
-            distinct.update(*map(set, songs))
+            stats["chars_after_cleaning"] += int(rows["Lyrics"].str.len().sum())
+            artists, titles = (rows.get(column, [None] * len(rows)) for column in ("Artist", "Song"))
+            keys = [song_key(*row) for row in zip(artists, titles, rows["Lyrics"], strict=True)]
+            rows = rows.assign(split=placed(rows["Lyrics"].tolist(), keys, index, options, found), key=keys)
+            rows = rows[rows["split"].notna()]
+            distinct.update(*map(set, rows["Lyrics"]))
             for split, writer in writers.items():
-                chosen = [i for i, its in enumerate(splits) if its == split]
-                writer.write([songs[i] for i in chosen], [genres[i] for i in chosen], [languages[i] for i in chosen])
-            stats["rows_kept"] += len(songs)
+                chosen = rows[rows["split"] == split]
+                writer.write(chosen["Lyrics"].tolist(), chosen["Genre"].tolist(), chosen["Language"].tolist())
+                if split in held_out_keys:
+                    held_out_keys[split] += chosen["key"].tolist()
+            stats["rows_kept"] += len(rows)
     finally:
         for writer in writers.values():
             writer.close()
@@ -270,6 +268,7 @@ def write_prepared(csv: Path, options: PrepareOptions, out: Path) -> dict:
     return stats | {
         "songs": stats["rows_kept"],
         **{f"{split}_songs": writer.songs for split, writer in writers.items()},
+        "split_fingerprint": {split: split_fingerprint(keys) for split, keys in held_out_keys.items()},
         "distinct_chars": len(distinct),
         "input": str(csv),
         "input_blake2b": file_digest(csv),

@@ -44,11 +44,26 @@ def tablature_section(rng: random.Random) -> str:
     return f"{rng.choice(SECTION_NAMES)}:\n" + "\n\n".join(blocks)
 
 
-def inject_tablature(songs: list[str], fraction: float, num_songs: int, val_fraction: float, seed: int) -> list[str]:
-    """`songs` with tablature sections inserted between the lines of `num_songs` training songs until
-    tablature makes up `fraction` of all characters. Validation songs are never touched."""
+ARTIST = "fortune songs-poems"
+
+
+def title(index: int) -> str:
+    return f"piece {index}"
+
+
+def training_songs(count: int, val_fraction: float, test_fraction: float) -> list[int]:
+    """The indices of the stand-in's songs that preparing it puts into training (lyrics_csv.song_side)."""
+    sides = (
+        lyrics_csv.song_side(lyrics_csv.song_key(ARTIST, title(i), ""), val_fraction, test_fraction)
+        for i in range(count)
+    )
+    return [i for i, side in enumerate(sides) if side == "train"]
+
+
+def inject_tablature(songs: list[str], fraction: float, num_songs: int, training: list[int], seed: int) -> list[str]:
+    """`songs` with tablature sections inserted between the lines of `num_songs` of the `training` songs
+    until tablature makes up `fraction` of all characters. Held-out songs are never touched."""
     rng = random.Random(seed)
-    training = [i for i in range(len(songs)) if not lyrics_csv.held_out(i, val_fraction)]
     chosen = rng.sample(training, num_songs)
     target = fraction * sum(map(len, songs)) / (1 - fraction)
     sections: dict[int, list[str]] = {i: [] for i in chosen}
@@ -66,9 +81,9 @@ def inject_tablature(songs: list[str], fraction: float, num_songs: int, val_frac
     return result
 
 
-def write_lyrics_csv(songs: list[str], path: Path, artist: str = "fortune songs-poems") -> None:
+def write_lyrics_csv(songs: list[str], path: Path) -> None:
     """Songs as rows of the Kaggle train.csv schema (all English rock), written atomically."""
-    rows = [(artist, f"piece {i}", "Rock", "en", song) for i, song in enumerate(songs)]
+    rows = [(ARTIST, title(i), "Rock", "en", song) for i, song in enumerate(songs)]
     table = pd.DataFrame(rows, columns=lyrics_csv.EXPECTED_COLUMNS)
     write_atomically(path, lambda partial: table.to_csv(partial, index=False))
 
@@ -79,10 +94,11 @@ def build(out_dir: str | Path, fraction: float = 0.01, num_songs: int = 3, seed:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     songs = corpus.builtin_songs_poems()
-    val_fraction = OmegaConf.load(CONF_DIR / "config.yaml").data.val_fraction  # the split training will make
+    data = OmegaConf.load(CONF_DIR / "config.yaml").data  # the split training will make
+    training = training_songs(len(songs), data.val_fraction, data.test_fraction)
     paths = {"clean": out_dir / "songs_poems.csv", "tab": out_dir / "songs_poems_tab.csv"}
     if not paths["clean"].is_file():
         write_lyrics_csv(songs, paths["clean"])
     if not paths["tab"].is_file():
-        write_lyrics_csv(inject_tablature(songs, fraction, num_songs, val_fraction, seed), paths["tab"])
+        write_lyrics_csv(inject_tablature(songs, fraction, num_songs, training, seed), paths["tab"])
     return paths

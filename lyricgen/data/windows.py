@@ -167,6 +167,17 @@ class LyricsDataModule(L.LightningDataModule):
                 "use a longer text or a smaller data.seq_len"
             )
 
+    def summary(self) -> dict:
+        """What the run reads, once set up: its characters, vocabulary and a fingerprint of the validation
+        text it scores (runs with equal fingerprints are scored on the same text)."""
+        scored = self.vocab.encode() + self.val_ids.numpy().tobytes()
+        return {
+            "train_characters": len(self.train_ids),
+            "val_characters": len(self.val_ids),
+            "vocabulary": len(self.vocab),
+            "val_fingerprint": hashlib.blake2b(scored, digest_size=6).hexdigest(),
+        }
+
     def train_dataloader(self) -> DataLoader:
         trainer = self.trainer
         position = (trainer.global_step, trainer.global_rank, trainer.world_size) if trainer else (0, 0, 1)

@@ -3,6 +3,7 @@ one run directory. `python -m lyricgen.train` (lyricgen.train) is the command ar
 
 import ctypes
 import io
+import json
 import math
 import sys
 import warnings
@@ -152,7 +153,7 @@ def fit_run(cfg: DictConfig, out_dir: Path, ckpt_path: Path | None = None) -> fl
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     tune_process()
-    datamodule, model = build_run(cfg, ckpt_path)
+    datamodule, model = build_run(cfg, ckpt_path, out_dir)
     trainer = build_trainer(cfg, out_dir, resume_step)
     log_run_config(tensorboard(trainer), cfg)
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
@@ -181,12 +182,16 @@ def start_of(cfg: DictConfig, out_dir: Path, ckpt_path: Path | None) -> int:
     return resume_step
 
 
-def build_run(cfg: DictConfig, ckpt_path: Path | None) -> tuple[LyricsDataModule, LyricLM]:
+def build_run(cfg: DictConfig, ckpt_path: Path | None, out_dir: Path) -> tuple[LyricsDataModule, LyricLM]:
     """The run's data and module, seeded: the same config builds the same initial weights, and leaves the
-    global RNG (dropout's) in the same state, whether the run trains alone or stacked."""
+    global RNG (dropout's) in the same state, whether the run trains alone or stacked. What the run reads
+    (its sizes and the validation text's fingerprint) goes into its data.json."""
     L.seed_everything(cfg.seed, verbose=False)
     datamodule = LyricsDataModule(**cfg.data, seed=cfg.seed, labelled=cfg.model.condition is not None)
     datamodule.setup("fit")  # the model's size depends on the vocabulary (and the labels)
+    if rank_zero_only.rank == 0:
+        record = json.dumps(datamodule.summary(), indent=2) + "\n"
+        write_atomically(RunDir(out_dir).data, lambda partial: partial.write_text(record))
     model = build_module(cfg, datamodule.vocab, datamodule.labels)
     model.memory = memory_mixture(datamodule.train_ids, len(datamodule.vocab), **cfg.memory)
     if cfg.init_from and ckpt_path is None:  # a resumed run's weights come from its own checkpoint

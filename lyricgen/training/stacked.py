@@ -316,7 +316,7 @@ def build_member(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None) -> Memb
     """A member as its solo run starts: its seeded data and module (lyricgen.training.fit.build_run), its
     dropout generator where the global RNG then stands, its TensorBoard logger with its config."""
     resume_step = start_of(cfg, run_dir, ckpt_path)
-    datamodule, module = build_run(cfg, ckpt_path)
+    datamodule, module = build_run(cfg, ckpt_path, run_dir)
     generator = torch.Generator()
     generator.set_state(torch.get_rng_state())
     logger = TensorBoardLogger(run_dir, name="", version="", default_hp_metric=False, purge_step=resume_step or None)
