@@ -123,7 +123,7 @@ def forget_unstarted(out_dir: Path) -> None:
     the run itself wrote is removed, and the directory only once it is empty: hydra.run.dir may name a
     folder that holds other things."""
     run = RunDir(out_dir)
-    written = [run.hydra, run.config, out_dir / f"{HydraConfig.get().job.name}.log"]
+    written = [run.hydra, run.config, run.data, out_dir / f"{HydraConfig.get().job.name}.log"]
     if run.checkpoints.exists() or any(path not in written for path in out_dir.iterdir()):
         return
     for path in written:

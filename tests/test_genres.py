@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 
 from lyricgen import UserError, charset
 from lyricgen.data import corpus, idcache
-from lyricgen.data.lyrics_csv import EXPECTED_COLUMNS, default_options, prepare
+from lyricgen.data.lyrics_csv import EXPECTED_COLUMNS, default_options, prepare, song_key, song_side
 from lyricgen.generate import GenerateConfig, generate
 from lyricgen.nn.charrnn import CharRNN
 from lyricgen.nn.checkpoints import load_checkpoint
@@ -52,9 +52,13 @@ def test_a_csv_split_holds_out_songs_of_every_genre(tmp_path):
     rows = [("a", f"r{i}", "Rock", "en", f"rock song {i}") for i in range(40)]
     rows += [("b", f"p{i}", "Pop", "en", f"pop song {i}") for i in range(20)]
     pd.DataFrame(rows, columns=EXPECTED_COLUMNS).to_csv(tmp_path / "train.csv", index=False)
-    prepared = prepare(tmp_path / "train.csv", default_options(genres=("Rock", "Pop")), tmp_path / "prepared")
+    options = default_options(genres=("Rock", "Pop"), val_fraction=0.2)
+    prepared = prepare(tmp_path / "train.csv", options, tmp_path / "prepared")
+    val_index = (prepared / "val.songs.tsv").read_text().splitlines()
+    assert {line.split("\t")[0] for line in val_index} == {"Rock", "Pop"}  # each genre has held-out songs
     val = (prepared / "val.txt").read_text()
-    assert "rock song 19" in val and "pop song 19" in val  # the 20th song of each genre
+    for artist, name, _, _, song in rows:  # and they are the songs their names' hash holds out
+        assert (song_side(song_key(artist, name, song), 0.2, 0.0) == "val") == (f"{song}\n" in f"{val}\n")
     index = [line.split("\t") for line in (prepared / "train.songs.tsv").read_text().splitlines()]
     assert sum(int(length) for *_, length in index) == len((prepared / "train.txt").read_text())
     assert {(genre, language) for genre, language, _ in index} == {("Rock", "en"), ("Pop", "en")}
@@ -211,7 +215,8 @@ def test_an_unconditioned_model_is_scored_genre_by_genre_on_a_csv_of_several(tmp
     rows += [("b", f"p{i}", "Pop", "en", f"sweet baby {i}\n" * 5) for i in range(40)]
     pd.DataFrame(rows, columns=EXPECTED_COLUMNS).to_csv(tmp_path / "train.csv", index=False)
     data = ["data=lyrics_csv", f"data.csv={tmp_path / 'train.csv'}", "data.genres=[Rock,Pop]", "data.seq_len=16"]
-    fit_run(compose_config(*TINY, *data, "trainer.max_steps=2", tiny=False), tmp_path / "run")
+    held_out = "data.val_fraction=0.2"  # held-out songs of both genres among these 80
+    fit_run(compose_config(*TINY, *data, held_out, "trainer.max_steps=2", tiny=False), tmp_path / "run")
     overrides = [f"ckpt={tmp_path / 'run'}", "with_memory=false"]
     with initialize_config_dir(str(CONF_DIR), version_base=None):
         result = evaluate(compose("evaluate", overrides=overrides), overrides)

@@ -159,6 +159,11 @@ def test_training_prepares_then_holds_out_whole_songs(compose_config, lyrics_csv
     prepared = [path for path in prepared_dir.iterdir() if not path.name.startswith("ids-")]  # encoded ids beside it
     assert len(prepared) == 1  # training's preparation was reused, not repeated
     assert f"Verse {HELD_OUT[0]}," in val_text and f"Verse {HELD_OUT[0]}," not in train_text
+    fit_run(compose_config(*TINY, *overrides, "seed=1", tiny=False), tmp_path / "other seed")
+    fit_run(compose_config(*TINY, *overrides, "data.val_fraction=0.2", tiny=False), tmp_path / "other split")
+    records = [json.loads((tmp_path / run / "data.json").read_text()) for run in ("run", "other seed", "other split")]
+    fingerprints = [record["val_fingerprint"] for record in records]
+    assert fingerprints[0] == fingerprints[1] != fingerprints[2]  # the run records what it was scored on
 
 
 def test_command_line_prepare(lyrics_csv, tmp_path):

@@ -189,13 +189,13 @@ def build_run(cfg: DictConfig, ckpt_path: Path | None, out_dir: Path) -> tuple[L
     L.seed_everything(cfg.seed, verbose=False)
     datamodule = LyricsDataModule(**cfg.data, seed=cfg.seed, labelled=cfg.model.condition is not None)
     datamodule.setup("fit")  # the model's size depends on the vocabulary (and the labels)
-    if rank_zero_only.rank == 0:
-        record = json.dumps(datamodule.summary(), indent=2) + "\n"
-        write_atomically(RunDir(out_dir).data, lambda partial: partial.write_text(record))
     model = build_module(cfg, datamodule.vocab, datamodule.labels)
     model.memory = memory_mixture(datamodule.train_ids, len(datamodule.vocab), **cfg.memory)
     if cfg.init_from and ckpt_path is None:  # a resumed run's weights come from its own checkpoint
         start_from_checkpoint(model, cfg)
+    if rank_zero_only.rank == 0:  # once the run has everything it needs to start
+        record = json.dumps(datamodule.summary(), indent=2) + "\n"
+        write_atomically(RunDir(out_dir).data, lambda partial: partial.write_text(record))
     return datamodule, model
 
 
