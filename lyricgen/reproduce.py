@@ -5,13 +5,15 @@ Each group's seeds train stacked in one process with one thread (`python -m lyri
 hydra/launcher=stacked seed=...`: runs of one shape share every batch-1 step), each run in
 `<out>/<name>/seed=<s>/`, the group's output in `<out>/<name>/sweep.log`. The protocol can be stopped
 and started again: a run that ended (finished or diverged) is kept, an interrupted one continues from
-its last checkpoint, a missing one starts.
+its last checkpoint, a missing one starts. `<out>/provenance.json` records the command, machine and
+commit of each group's training (lyricgen.provenance).
 """
 
 import argparse
 import json
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,12 +22,18 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from lyricgen import UserError, one_line_errors
+from lyricgen.atomic import write_atomically
 from lyricgen.config import CONF_DIR
 from lyricgen.data import standin
+from lyricgen.provenance import provenance
 from lyricgen.rundir import RunDir
 
 PROTOCOLS = CONF_DIR / "protocol"
 ENDINGS = ("finished", "diverged")  # a diverged run is a result too, and is not run again
+# the code the protocol's numbers depend on: a later change to any of these makes them stale
+MEASURES = ("conf", "lyricgen/config.py", "lyricgen/data", "lyricgen/nn", "lyricgen/training", "lyricgen/train.py")
+MEASURES += ("lyricgen/stacking.py", "lyricgen/reproduce.py")
+RECORDING = threading.Lock()  # groups finish in parallel threads; one writes the record at a time
 
 
 @dataclass(frozen=True)
@@ -94,7 +102,19 @@ def execute(name: str, runs: list[Run], out: Path, csvs: dict[str, Path], scale:
             status_file.write_text(json.dumps(status))  # and when its process ended: exit code, wall time
     seeds = ",".join(str(run.seed) for run in runs)
     print(f"{name} seed={seeds}: exit {returncode} after {seconds:.0f} s", flush=True)
+    record_provenance(out, name)
     return sum(not has_ended(run, out) for run in runs)
+
+
+def record_provenance(out: Path, group: str) -> None:
+    """<out>/provenance.json: this call's command, machine and commit, and under "groups" the commit each
+    group last trained at (a protocol continued across commits says so)."""
+    path, record = out / "provenance.json", provenance(MEASURES)
+    with RECORDING:
+        groups = json.loads(path.read_text()).get("groups", {}) if path.is_file() else {}
+        groups[group] = {key: record[key] for key in ("commit", "dirty", "date")}
+        text = json.dumps({"provenance": record, "groups": groups}, indent=2) + "\n"
+        write_atomically(path, lambda partial: partial.write_text(text))
 
 
 def reproduce(runs: list[Run], out: Path, jobs: int, scale: float, extra: list[str]) -> int:

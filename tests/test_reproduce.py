@@ -37,6 +37,11 @@ def test_a_protocol_runs_two_at_a_time_continues_where_it_stopped_and_reports(tm
         assert json.loads((run_dir / "status.json").read_text())["ended"]
         assert (run_dir / "checkpoints" / "last.ckpt").is_file()
     assert "|-" in (out / "corpora" / "songs_poems_tab.csv").read_text()  # the tab corpus carries tablature
+    record = json.loads((out / "provenance.json").read_text())
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent)
+    assert record["provenance"]["commit"] == head.stdout.strip() and "lyricgen/nn" in record["provenance"]["measures"]
+    assert record["provenance"]["command"].startswith("python -m lyricgen.reproduce ")
+    assert sorted(record["groups"]) == ["plain", "tab"]
     (out / "tab" / "seed=0" / "status.json").unlink()  # as if the machine stopped before this run ended
     again = reproduce(out, protocol, "--jobs", "2")
     assert "1 of 2 runs already ended; running 1" in again.stdout
