@@ -23,7 +23,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install train play test test-fast lint format bench reproduce tensorboard clean
+.PHONY: help install train play test test-fast lint format bench figures stale reproduce tensorboard clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -70,6 +70,12 @@ bench: install ## measure speed; results go to benchmarks/results/*.json
 	cd benchmarks && ../$(BIN)/python train_speed.py && ../$(BIN)/python generate_speed.py \
 	  && ../$(BIN)/python prepare_speed.py && ../$(BIN)/python data_speed.py && ../$(BIN)/python time_to_quality.py \
 	  && ../$(BIN)/python stacked_speed.py && ../$(BIN)/python gpu_speed.py
+
+figures: install ## write README.md's table of results from the results files
+	$(BIN)/python benchmarks/figures.py
+
+stale: install ## list the results files whose code changed since they were measured (exit 1 if any)
+	$(BIN)/python benchmarks/stale.py
 
 reproduce: install ## the paper's protocol (conf/protocol/paper.yaml), JOBS at a time, then report
 	$(BIN)/python -m lyricgen.reproduce $(REPRODUCE_DIR) --jobs $(JOBS) --scale $(SCALE) \

@@ -1,4 +1,4 @@
-"""Helpers shared by the benchmarks: fixed threads, machine facts, medians, JSON results."""
+"""Helpers shared by the benchmarks: fixed threads, machine facts, medians, JSON results with provenance."""
 
 import json
 import os
@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+
+from lyricgen.provenance import provenance
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -37,8 +39,11 @@ def median_rate(work: Callable[[], int], windows: int = 5, warmup: int = 1) -> f
     return statistics.median(rates)
 
 
-def write_result(name: str, result: dict) -> Path:
+def write_result(name: str, result: dict, measures: tuple[str, ...]) -> Path:
+    """results/<name>.json: `result` with the machine's threads and libraries and its provenance (commit,
+    CPU, command, and `measures`: the paths of the code the numbers depend on, for benchmarks/stale.py)."""
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps({"machine": machine(), **result}, indent=2) + "\n")
+    record = {"provenance": provenance(measures), "machine": machine(), **result}
+    path.write_text(json.dumps(record, indent=2) + "\n")
     return path

@@ -9,6 +9,12 @@ from common import median_rate, write_result
 from lyricgen.nn.charrnn import CharRNN
 from lyricgen.nn.sampling import generate
 
+MEASURES = (
+    "lyricgen/nn",
+    "lyricgen/generate.py",
+    "benchmarks/generate_speed.py",
+)  # the code these numbers depend on (benchmarks/stale.py)
+
 VOCAB = 90  # about the built-in corpus's vocabulary
 MODELS = {
     "default (2-layer LSTM 256, embedding)": dict(cell="lstm", num_layers=2, hidden_size=256, input="embedding"),
@@ -36,7 +42,7 @@ def main() -> None:
             rate = chars_per_second(model, samples)
             rows.append({"model": name, "samples": samples, "chars_per_s": round(rate)})
             print(f"{name:45s} {samples:3d} sample(s): {rate:10,.0f} chars/s")
-    print(f"wrote {write_result('generate', {'length': LENGTH, 'rows': rows})}")
+    print(f"wrote {write_result('generate', {'length': LENGTH, 'rows': rows}, MEASURES)}")
 
 
 if __name__ == "__main__":

@@ -35,11 +35,14 @@ from lyricgen import charset
 from lyricgen.data import corpus, idcache
 from lyricgen.nn.checkpoints import load_checkpoint
 from lyricgen.nn.sampling import generate
+from lyricgen.provenance import provenance
 from lyricgen.training.scoring import label_scores
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "outputs" / "genres"
 OUT = ROOT / "docs" / "genres"
+# the code these numbers depend on (benchmarks/stale.py)
+MEASURES = ("lyricgen", "conf", "benchmarks/genres.py", "benchmarks/judge.py")
 GENRES = {  # stand-in genre -> the songbooks whose songs it holds
     "scottish": ("burns", "bundle_of_ballads"),
     "english": ("english_ballads", "elizabethan"),
@@ -186,7 +189,8 @@ def main(steps: int = 1000, seeds: str = "0,1,2") -> None:
     result["machine"] = "this repository's 2-core CPU, one thread per run, two runs at a time"
     result["corpora"] = {name: measure(name, spec, seed_list, seq_len) for name, spec in data.items()}
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "genres.json").write_text(json.dumps(result, indent=2) + "\n")
+    record = {"provenance": provenance(MEASURES), **result}
+    (OUT / "genres.json").write_text(json.dumps(record, indent=2) + "\n")
     (OUT / "genres.md").write_text(markdown(result))
     print(markdown(result))
 

@@ -16,6 +16,14 @@ from train_speed import MODELS, VOCAB, lyricgen_rate
 from lyricgen.nn.charrnn import CharRNN
 from lyricgen.nn.sampling import generate
 
+MEASURES = (
+    "lyricgen/nn",
+    "lyricgen/training",
+    "lyricgen/data",
+    "conf",
+    "benchmarks/gpu_speed.py",
+)  # the code these numbers depend on (benchmarks/stale.py)
+
 BATCHES = {"batch 1 x 200 (the paper's)": (1, 200), "batch 64 x 200": (64, 200), "batch 1024 x 200": (1024, 200)}
 ROUNDS = 3
 SECONDS_PER_WINDOW = 1.0
@@ -69,7 +77,7 @@ def main() -> None:
         return
     device = torch.cuda.get_device_name()
     training, generation = training_rows(), generation_rows()
-    write_result("gpu", {"device": device, "rounds": ROUNDS, "training": training, "generation": generation})
+    write_result("gpu", {"device": device, "rounds": ROUNDS, "training": training, "generation": generation}, MEASURES)
     lines = [f"On {device} (torch {torch.__version__}): training chars/s, bf16-mixed", ""]
     lines += ["| model | batch | raw | lyricgen | vs raw |", "|---|---|---|---|---|"]
     for row in training:

@@ -78,12 +78,16 @@ def write_csv(path: Path, megabytes: int) -> int:
     return rows
 
 
+# the code these numbers depend on (benchmarks/stale.py)
+MEASURES = ("lyricgen/data", "lyricgen/prepare.py", "benchmarks/prepare_speed.py")
+
 # Run in a fresh interpreter that reports its own peak RSS: VmHWM, since ru_maxrss survives exec and would
 # include the benchmark's own pages from before the fork.
 PREPARE = """
 import json, re, sys
 from pathlib import Path
 from lyricgen.data.lyrics_csv import default_options, prepare
+
 prepared = prepare(sys.argv[1], default_options(dedup=sys.argv[3] == "dedup"), sys.argv[2])
 stats = json.loads((prepared / "stats.json").read_text())
 peak = int(re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text())[1]) / 1024
@@ -111,7 +115,7 @@ def main(megabytes: int = 300) -> None:
             f"prepare ({mode}): {size_mb:.0f} MB, {rows:,} rows in {run['seconds']:.1f} s = {run['mb_per_s']} MB/s, "
             f"peak RSS {run['peak_rss_mb']:.0f} MB, {run['songs']:,} songs, duplicates {run['duplicates']}"
         )
-    print(f"wrote {write_result('prepare', result)}")
+    print(f"wrote {write_result('prepare', result, MEASURES)}")
 
 
 if __name__ == "__main__":

@@ -39,6 +39,15 @@ from lyricgen.nn.stacked import StackedElman, member_losses, stacked_logits
 from lyricgen.training.fit import fit_run
 from lyricgen.training.stacked import fit_stacked
 
+MEASURES = (
+    "lyricgen/nn",
+    "lyricgen/training",
+    "lyricgen/data",
+    "lyricgen/stacking.py",
+    "conf",
+    "benchmarks/stacked_speed.py",
+)  # the code these numbers depend on (benchmarks/stale.py)
+
 HIDDEN, LAYERS, SEQ_LEN, DROPOUT = 100, 4, 200, 0.2
 MEMBERS = (1, 2, 4, 8, 16, 32)
 Tensor = torch.Tensor
@@ -244,7 +253,7 @@ def main(steps: int = 300, rounds: int = 3) -> None:
     result |= {"eight_vs_solo_run": medians["8 stacked runs (hydra/launcher=stacked)"] / solo}
     result |= {"eight_steps_vs_solo_run": medians["8 stacked steps, plain loop"] / solo}
     result |= {"eight_matmuls": matmul_floor(8, solo)}
-    write_result("stacked", result)
+    write_result("stacked", result, MEASURES)
     (RESULTS / "stacked.md").write_text(markdown(result))
     print(markdown(result))
 

@@ -26,6 +26,14 @@ from lyricgen.training.callbacks import FinishAtLastStep, StepMetrics
 from lyricgen.training.fit import tune_process
 from lyricgen.training.module import LyricLM
 
+MEASURES = (
+    "lyricgen/nn",
+    "lyricgen/training",
+    "lyricgen/data",
+    "conf",
+    "benchmarks/train_speed.py",
+)  # the code these numbers depend on (benchmarks/stale.py)
+
 VOCAB = 90
 MODELS = {
     "lyricgen default: LSTM 2x256, embedding": dict(
@@ -176,7 +184,9 @@ def main(threads: int = 1) -> None:
     for row in rows:
         row["fraction_of_matmul"] = round(row["gflops"] / peak, 3)
     checks = targets(rows)
-    write_result("train", {"matmul_gflops": round(peak, 1), "rounds": ROUNDS, "rows": rows, "targets": checks})
+    write_result(
+        "train", {"matmul_gflops": round(peak, 1), "rounds": ROUNDS, "rows": rows, "targets": checks}, MEASURES
+    )
     summary_title = f"Training chars/s, {threads} thread(s); dense matmul {peak:.0f} GFLOP/s\n\n"
     lines = ["| model | batch | skeleton | raw | lyricgen | vs skeleton | vs raw | of matmul |", "|" + "---|" * 8]
     for row in rows:

@@ -26,6 +26,7 @@ from lyricgen.config import CONF_DIR, as_typed, flatten, validate
 
 _ABSENT = object()
 MULTIRUN_FLAGS = ("-m", "--multirun")
+CFG_FLAGS = ("--cfg", "-c")
 EXCLUDE_KEYS = "hydra.job.config.override_dirname.exclude_keys"
 
 
@@ -203,11 +204,17 @@ def check_command_line(name: str, argv: list[str]) -> list[str]:
             check_key(command, override, cfg, keys)
     if command.name == "train":  # types, choices and ranges too, before Hydra makes a run directory
         validate(composed(command, [*searchpath, *(first_value(override) for override in ours)]))
+    if multirun and any(flag in argv for flag in CFG_FLAGS):  # Hydra takes only one of -m and --cfg
+        print("note: --cfg shows one job of the sweep: each swept key at its first value", file=sys.stderr)
+        by_line = {override.input_line: first_value(override) for override in overrides}
+        return [by_line.get(arg, arg) for arg in argv if arg not in MULTIRUN_FLAGS]
     if multirun and not any(override.key_or_group == EXCLUDE_KEYS for override in overrides):
         swept = {override.key_or_group for override in ours if override.is_sweep_override()}
         constants = [override.key_or_group for override in ours if override.key_or_group not in swept]
         excluded = [*OmegaConf.select(cfg, EXCLUDE_KEYS), *constants]
-        argv = [*argv, f"{EXCLUDE_KEYS}=[{','.join(dict.fromkeys(excluded))}]"]
+        first = next((i for i, arg in enumerate(argv) if "=" in arg and not arg.startswith("-")), len(argv))
+        # among the other overrides: argparse takes one run of them, so one placed after a flag's value is refused
+        argv = [*argv[:first], f"{EXCLUDE_KEYS}=[{','.join(dict.fromkeys(excluded))}]", *argv[first:]]
     return argv
 
 

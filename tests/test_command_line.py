@@ -136,3 +136,10 @@ def test_the_composed_config_can_be_printed_as_the_run_starts(tiny_overrides, tm
     assert (
         "model:\n  _target_: lyricgen.nn.CharRNN\n  cell: lstm\n  num_layers: 1\n  hidden_size: 24\n" in result.stdout
     )
+
+
+def test_a_sweep_with_cfg_job_prints_its_first_jobs_config_without_running(tmp_path):
+    result = run_module("lyricgen.train", "-m", "seed=3,4", "model.hidden_size=24", "--cfg", "job", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "\nseed: 3\n" in result.stdout and "  hidden_size: 24\n" in result.stdout
+    assert "first value" in result.stderr and not (tmp_path / "outputs").exists()

@@ -1,0 +1,190 @@
+"""The README's table of results, written from the results files (never typed by hand), each figure with
+the commit that measured it.
+
+Run: `make figures` or `python benchmarks/figures.py` rewrites the table between the README's
+`<!-- figures -->` markers; `--check [README]` exits 1, naming the rows, where the README's table is not
+what the results files say (tests/test_figures.py runs it). `make stale` says which results files the
+code has moved past since.
+"""
+
+import csv
+import json
+import statistics
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+START, END = "<!-- figures: written by benchmarks/figures.py from the results files -->", "<!-- /figures -->"
+REPRODUCTION = ROOT / "docs" / "reproduce-head"  # the protocol's groups at the newest rerun
+HEADER = ["result", "figure", "measured on", "at commit", "source"]
+
+
+def load(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def machine(data: dict) -> str:
+    """The CPU a results file names, with its cores and the instruction sets that set its speed."""
+    record = data.get("provenance")
+    if record is None:
+        return "2-core CPU (not recorded)"
+    sets = "/".join(name.upper() for name in record["instruction_sets"] if name in ("avx2", "avx512f", "avx512_bf16"))
+    return f"{record['cores']}-core {record['cpu']}" + (f" ({sets})" if sets else "")
+
+
+def commit(data: dict) -> str:
+    """The commit(s) the results were measured at, short; `unknown` for a file without provenance."""
+    record = data.get("provenance")
+    if record is None:
+        return "unknown"
+    commits = dict.fromkeys([record["commit"], *(part["commit"] for part in data.get("groups", {}).values())])
+    return ", ".join(f"`{each[:7]}`" for each in commits)
+
+
+def link(path: Path) -> str:
+    return f"[{path.name}]({path.relative_to(ROOT).as_posix()})"
+
+
+def make_train() -> list[str]:
+    path = ROOT / "benchmarks" / "results" / "make_train.json"
+    data = load(path)
+    train = data["make_train"]
+    alone = train["network_bits_per_char"]
+    figure = f"{train['bits_per_char']} bits/char ({alone} for the network alone) in {train['seconds']} s"
+    where = f"built-in corpus, 700 steps, seed 0, {machine(data)}"
+    return ["`make train`: the default model, trained and sampled", figure, where, commit(data), link(path)]
+
+
+def protocol_groups() -> tuple[dict[str, dict], dict]:
+    rows = {row["group"]: row for row in csv.DictReader((REPRODUCTION / "groups.csv").open())}
+    return rows, load(REPRODUCTION / "provenance.json")
+
+
+def mean_sd(row: dict) -> str:
+    return f"{float(row['val_loss_mean']):.3f} ± {float(row['val_loss_sd']):.3f}"
+
+
+def best_against_baseline() -> list[str]:
+    groups, data = protocol_groups()
+    best, baseline = groups["best"], groups["baseline"]
+    figure = f"{mean_sd(best)} against {mean_sd(baseline)} nats/char"
+    seeds = f"{best['seeds']} and {baseline['seeds']} seeds"
+    where = f"public stand-in corpus, 20k iterations, {seeds}, {machine(data)}"
+    return [
+        "the paper's best model against its baseline",
+        figure,
+        where,
+        commit(data),
+        link(REPRODUCTION / "groups.csv"),
+    ]
+
+
+def spikes() -> list[str]:
+    groups, data = protocol_groups()
+    tab, clean = groups["baseline_tab"], groups["baseline"]
+    figure = (
+        f"{tab['runs_with_loss_spikes']} of {tab['seeds']} baseline seeds spike with ~1% tablature in the training "
+        f"text, {clean['runs_with_loss_spikes']} of {clean['seeds']} without it"
+    )
+    where = f"the same, {tab['seeds']} + {clean['seeds']} seeds"
+    return ["the paper's loss spikes", figure, where, commit(data), link(REPRODUCTION / "groups.csv")]
+
+
+def training_speed() -> list[str]:
+    path = ROOT / "benchmarks" / "results" / "train.json"
+    data = load(path)
+    best = {row["batch"]: row["lyricgen_vs_skeleton"] for row in data["rows"] if row["model"].startswith("paper best")}
+    paper_batch = best["batch 1 x 200 (the paper's)"]
+    figure = f"{best['batch 64 x 200']}x at batch 64, {paper_batch}x at its batch 1 (4-layer ReLU RNN)"
+    return [
+        "training speed against the paper's loop",
+        figure,
+        f"one thread of the {machine(data)}",
+        commit(data),
+        link(path),
+    ]
+
+
+def mean_over_seeds(by_seed: dict[str, dict[str, float]]) -> float:
+    """The mean over seeds of the mean over labels."""
+    return statistics.mean(statistics.mean(by_label.values()) for by_label in by_seed.values())
+
+
+def genres() -> list[str]:
+    path = ROOT / "docs" / "genres" / "genres.json"
+    data = load(path)
+    books, stand_in = data["corpora"]["songbooks"], data["corpora"]["genres"]
+    conditioned, alone = (mean_over_seeds(books["bpc"][model]) for model in ("conditioned", "unconditioned"))
+    judged = mean_over_seeds(stand_in["judge_on_samples"]["4.0"])
+    ceiling = statistics.mean(stand_in["judge_on_held_out"].values())
+    figure = (
+        f"{conditioned:.3f} against {alone:.3f} bits/char on six songbooks; at guidance 4 an independent judge "
+        f"recognises {judged:.0%} of genre samples ({ceiling:.0%} of real held-out songs)"
+    )
+    where = f"default model, {data['steps']} steps, seeds {data['seeds'][0]}-{data['seeds'][-1]}, {machine(data)}"
+    return ["a genre label, and guidance to strengthen it", figure, where, commit(data), link(path)]
+
+
+def stacked() -> list[str]:
+    path = ROOT / "benchmarks" / "results" / "stacked.json"
+    data = load(path)
+    gain = data["eight_vs_solo_run"]
+    figure = f"8 seeds of the paper's best model stacked train {gain:.2f}x the characters per second of one run alone"
+    where = f"{data['steps']} steps, {data['rounds']} rounds, one thread of the {machine(data)}"
+    return ["many runs in one process (`hydra/launcher=stacked`)", figure, where, commit(data), link(path)]
+
+
+def shakespeare() -> list[str]:
+    path = ROOT / "benchmarks" / "results" / "time_to_quality.json"
+    data = load(path)
+    ours, theirs = next((us, them) for minute, us, them in data["best_by_minute"] if minute == 10)
+    figure = f"{ours:.3f} against {theirs:.3f} nats/char"
+    where = f"seed 0, start-up included, {machine(data)}"
+    return ["Tiny Shakespeare against a small transformer, 10 minutes", figure, where, commit(data), link(path)]
+
+
+ROWS: list[Callable[[], list[str]]] = [
+    make_train,
+    best_against_baseline,
+    spikes,
+    training_speed,
+    genres,
+    stacked,
+    shakespeare,
+]
+
+
+def table() -> str:
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    lines += ["| " + " | ".join(row()) + " |" for row in ROWS]
+    return "\n".join(lines)
+
+
+def written(readme: str) -> str:
+    """The README with its figures' table rewritten."""
+    if START not in readme or END not in readme:
+        raise SystemExit(f"figures: the README lacks the markers {START} and {END} around its table")
+    before, rest = readme.split(START, 1)
+    return f"{before}{START}\n{table()}\n{rest[rest.index(END) :]}"
+
+
+def check(path: Path) -> int:
+    """0 when the README's table is what the results files say; else 1, naming the rows that differ."""
+    readme = path.read_text()
+    expected = written(readme)
+    if readme == expected:
+        return 0
+    ours = set(expected.splitlines())
+    for line in readme.split(START, 1)[1].split(END, 1)[0].splitlines():
+        if line and line not in ours:
+            print(f"{path.name}: not what the results files say: {line}")
+    print("run `make figures` to write the table from the results files")
+    return 1
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--check"]:
+        sys.exit(check(Path(sys.argv[2]) if len(sys.argv) > 2 else README))
+    README.write_text(written(README.read_text()))
