@@ -34,9 +34,18 @@ install: $(INSTALLED) ## create .venv and install lyricgen with its dev tools (i
 # hydra_plugins folders on the path, which setuptools' default editable import hook cannot list.
 EDITABLE := --config-settings editable_mode=compat
 
-$(INSTALLED): pyproject.toml
+# One stamp per TORCH spec: `make install TORCH=...` with another build installs it, even after `make train`.
+TORCH_INSTALLED := $(VENV)/.torch-$(shell printf '%s' '$(TORCH)' | cksum | cut -d' ' -f1)
+
+$(TORCH_INSTALLED):
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# another build of the same version satisfies pip's version check: replace the installed one first
+	if $(BIN)/python -c 'import torch' 2>/dev/null; then \
+	  $(BIN)/python -m pip install -q --disable-pip-version-check --force-reinstall --no-deps $(TORCH); fi
 	$(BIN)/python -m pip install -q --disable-pip-version-check $(TORCH)
+	rm -f $(VENV)/.torch-* && touch $@
+
+$(INSTALLED): pyproject.toml $(TORCH_INSTALLED)
 	$(BIN)/python -m pip install -q --disable-pip-version-check $(EDITABLE) -e '.[$(EXTRAS)]'
 	touch $@
 

@@ -53,3 +53,22 @@ def test_a_built_wheel_trains_and_generates_from_another_directory(tmp_path):
     assert scored.returncode == 0 and "bits/char" in scored.stdout, scored.stderr
     assert len(list((target / "lyricgen" / "data" / "songbooks").glob("*.txt.gz"))) == 6  # data=songbooks ships too
     assert Path(ROOT / "conf").is_dir()  # the source of the shipped configs stays at the top of the checkout
+
+
+def test_make_install_with_another_torch_build_installs_it_even_after_an_install(tmp_path):
+    """The install stamp follows TORCH: `make install TORCH=<a CUDA build>` after `make train` reinstalls torch
+    (shown with make -n, which prints the commands without running them)."""
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    cuda = "torch==2.13.0 --index-url https://download.pytorch.org/whl/cu126"
+
+    def planned(torch: str) -> str:
+        command = ["make", "-n", "install", f"VENV={venv}", f"TORCH={torch}"]
+        return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True).stdout
+
+    assert f"--force-reinstall --no-deps {cuda}" in planned(cuda)
+    stamp = planned("torch==2.13.0").split("touch ")[1].split()[0]  # as if the CPU build were installed
+    Path(stamp).touch()
+    (venv / ".installed").touch()
+    assert "pip install" not in planned("torch==2.13.0")  # nothing to do for the build that is there
+    assert "pip install" in planned(cuda)  # another build: installed again
