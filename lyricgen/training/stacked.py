@@ -11,6 +11,7 @@ that diverges stops there (its last good checkpoint kept); the others go on.
 """
 
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +52,8 @@ from lyricgen.training.scoring import mean_loss
 # What a member's solo Trainer would hold besides the recorded curves: its two checkpoint callbacks.
 BEST = {"monitor": "val/loss", "filename": "best", "enable_version_counter": False}
 LAST = {"save_top_k": 0, "save_last": True, "enable_version_counter": False}
-CONTINUE_STACK = "each run saved its last.ckpt; continue them with the same command"
+# A sweep's directory is timestamped: the same command continues the stack once it names that directory.
+CONTINUE_STACK = "each run saved its last.ckpt; continue them with the same command and hydra.sweep.dir={sweep}"
 # What the stack's and its members' checkpoints share: the loops' progress, which all members make together
 PROGRESS = ("epoch", "global_step", "pytorch-lightning_version", "loops")
 
@@ -364,6 +366,12 @@ def member_windows(member: Member, step: int) -> RandomWindows:
     return RandomWindows(data.train_ids, data.batch_size, data.seq_len, data.seed, step)
 
 
+def continue_line(members: list[Member]) -> str:
+    """What a stopped stack says: how to continue it (its sweep's directory holds every member's)."""
+    sweep = os.path.commonpath([member.run_dir.resolve() for member in members])
+    return CONTINUE_STACK.format(sweep=sweep)
+
+
 def stacked_trainer(cfg: DictConfig, members: list[Member]) -> L.Trainer:
     """The one Trainer of the stack: the shared options of its members' (steps, logging interval, progress
     bar); no logger or checkpoint callback of its own, no validation loop (each member validates itself)."""
@@ -378,7 +386,7 @@ def stacked_trainer(cfg: DictConfig, members: list[Member]) -> L.Trainer:
         num_sanity_val_steps=0,
         accelerator="cpu",
         devices=1,
-        callbacks=[MemberRecords(members), FinishAtLastStep(), CheckpointOnSignal(CONTINUE_STACK)],
+        callbacks=[MemberRecords(members), FinishAtLastStep(), CheckpointOnSignal(continue_line(members))],
         plugins=[StackedCheckpointIO(members)],
         **kept,
     )
