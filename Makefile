@@ -23,7 +23,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install train play test test-fast lint format bench figures stale reproduce tensorboard clean
+.PHONY: help install train play test test-fast lint format bench docs figures stale reproduce tensorboard clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -82,6 +82,9 @@ bench: install ## measure speed; results go to benchmarks/results/*.json
 
 figures: install ## write README.md's table of results from the results files
 	$(BIN)/python benchmarks/figures.py
+
+docs: figures ## write the written parts of the docs: README's results, docs/training.md's keys from conf/
+	$(BIN)/python scripts/reference.py
 
 stale: install ## list the results files whose code changed since they were measured (exit 1 if any)
 	$(BIN)/python benchmarks/stale.py

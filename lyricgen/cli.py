@@ -249,70 +249,143 @@ def key_comments(path: Path, prefix: str = "") -> dict[str, str]:
     return found
 
 
-def comments() -> dict[str, str]:
-    """Every key's comment: from conf/config.yaml and the command files, then from each group's files, the
-    file that comments most keys first (the option the others build on: rnn, not its variants)."""
-    found: dict[str, str] = {}
-    for path in sorted(CONF_DIR.glob("*.yaml")):
-        found = key_comments(path) | found
-    for group in config_groups():
-        if group in ("experiment", "debug", "hparams_search"):  # presets: their keys belong to other groups
-            continue
-        files = [key_comments(path, f"{group}.") for path in sorted((CONF_DIR / group).glob("*.yaml"))]
-        for described in sorted(files, key=len, reverse=True):
-            found = described | found
-    return found
+PRESETS = ("experiment", "debug", "hparams_search")  # groups whose keys belong to the other groups
+LAUNCHERS = {  # hydra/launcher: Hydra's own basic one, conf/hydra/launcher/'s, and submitit's local one
+    "basic": "one run after another (Hydra's)",
+    "stacked": "same-shape runs trained together in one process",
+    "slurm": "SLURM array jobs, one job per run",
+    "submitit_local": "local processes through submitit",
+}
 
 
-def shown(value: object) -> str:
-    """A value as it is typed on the command line (YAML's null, true, false)."""
-    return (
-        {None: "null", True: "true", False: "false"}.get(value, str(value))
-        if not isinstance(value, list)
-        else str(value)
-    )
-
-
-def group_lines(command: Command) -> list[str]:
-    """Each group with its options and the comment of its line in the defaults list."""
+def defaults_list() -> dict[str, tuple[str, str]]:
+    """{group: (its default option, the comment of its line)} from conf/config.yaml's defaults list."""
     described = {}
     for line in (CONF_DIR / "config.yaml").read_text().splitlines():
         match = _GROUP_LINE.match(line)
         if match:
             described[match["group"]] = (match["option"], match["comment"] or "")
+    return described
+
+
+def option_files() -> dict[str, dict[str, Path]]:
+    """{group: {option: its file}} for the groups whose options add keys, the default option first."""
+    defaults = defaults_list()
+    files = {}
+    for group in config_groups():
+        if group not in PRESETS:
+            paths = {path.stem: path for path in sorted((CONF_DIR / group).glob("*.yaml"))}
+            first = defaults.get(group, ("", ""))[0]
+            files[group] = dict(sorted(paths.items(), key=lambda item: item[0] != first))
+    files["hydra/launcher"] = {path.stem: path for path in sorted((CONF_DIR / "hydra" / "launcher").glob("*.yaml"))}
+    return files
+
+
+def prefix_of(group: str) -> str:
+    return group.replace("/", ".") + "."
+
+
+def comments() -> dict[str, str]:
+    """Every key's comment: from conf/config.yaml and the command files, then from each group's files, the
+    default option's first (the meaning of the value --help shows), then the others'."""
+    found: dict[str, str] = {}
+    for path in sorted(CONF_DIR.glob("*.yaml")):
+        found = key_comments(path) | found
+    for group, options in option_files().items():
+        for path in options.values():
+            found = key_comments(path, prefix_of(group)) | found
+    return found
+
+
+def other_option_keys(command: Command, composed_keys: set[str]) -> list[tuple[str, str, object]]:
+    """(key, the option that brings it, its value there) for the keys only other options of a group add."""
+    found: dict[str, tuple[str, object]] = {}
+    for group, options in option_files().items():
+        if group != "hydra/launcher" and command.groups is not None and group not in command.groups:
+            continue
+        for option, path in options.items():
+            tree = {
+                key: value for key, value in OmegaConf.to_container(OmegaConf.load(path)).items() if key != "defaults"
+            }
+            for key, value in flatten(tree, prefix_of(group)):
+                if key not in composed_keys and key not in found:
+                    found[key] = (f"{group}={option}", value)
+    return [(key, option, value) for key, (option, value) in found.items()]
+
+
+def group_lines(command: Command) -> list[str]:
+    """Each group with its options and the comment of its line in the defaults list."""
+    described = defaults_list()
     lines = []
     for group, options in config_groups().items():
         if command.groups is None or group in command.groups:
             default, comment = described.get(group, ("-", ""))
             lines.append(f"  {group}={'|'.join(options)}  (default {default}): {comment}")
+    if command.name == "train":
+        launchers = " | ".join(f"{name} ({what})" for name, what in LAUNCHERS.items())
+        lines.append(f"  hydra/launcher={'|'.join(LAUNCHERS)}  (default basic, with -m): {launchers}")
     return lines
 
 
 def help_text(name: str, cfg: DictConfig) -> str:
     """The text of `python -m lyricgen.<name> --help`, with the values of `cfg` (the composed config, the
-    command line's overrides included) as the defaults shown."""
+    command line's overrides included) as the defaults shown, then the keys other options bring."""
     command = COMMANDS[name]
     meaning = comments()
     keys = [
-        (key, value)
+        (key, as_typed(value))
         for key, value in flatten(OmegaConf.to_container(cfg, resolve=False))
         if not key.startswith("hydra") and command.applies(key)
     ]
-    keys = [(key, as_typed(value)) for key, value in keys]
-    width = max(len(f"{key}={value}") for key, value in keys)
+    others = [(key, as_typed(value), option) for key, option, value in other_option_keys(command, {k for k, _ in keys})]
+    width = max(len(f"{key}={value}") for key, value, *_ in [*keys, *others])
     sweep = "  [-m]" if command.name == "train" else ""
-    lines = [
-        f"python -m lyricgen.{name}: {command.summary}",
-        "",
-        f"usage: python -m lyricgen.{name} [group=option ...] [key=value ...]{sweep}",
-        "",
-        "groups:",
-        *group_lines(command),
-        "",
-        "keys (default shown):",
-        *(f"  {f'{key}={value}':<{width}}  {meaning.get(key, '')}".rstrip() for key, value in keys),
+    return "\n".join(
+        [
+            f"python -m lyricgen.{name}: {command.summary}",
+            "",
+            f"usage: python -m lyricgen.{name} [group=option ...] [key=value ...]{sweep}",
+            "",
+            "groups:",
+            *group_lines(command),
+            "",
+            "keys (default shown):",
+            *(f"  {f'{key}={value}':<{width}}  {meaning.get(key, '')}".rstrip() for key, value in keys),
+            "",
+            "keys of other options (with the option that brings them, and its value):",
+            *(
+                f"  {f'{key}={value}':<{width}}  ({option}) {meaning.get(key, '')}".rstrip()
+                for key, value, option in others
+            ),
+        ]
+    )
+
+
+def cell(text: str) -> str:
+    """Text for a Markdown table's cell: its pipes escaped."""
+    return text.replace("|", "\\|")
+
+
+def reference_markdown() -> str:
+    """docs/training.md's reference: every group with its options, every key with its default (or the option
+    that brings it) and its meaning, from conf/'s comments, as --help prints them."""
+    command, meaning = COMMANDS["train"], comments()
+    described = defaults_list()
+    lines = ["| group | options | default | what |", "|---|---|---|---|"]
+    for group, options in config_groups().items():
+        default, comment = described.get(group, ("-", ""))
+        lines.append(f"| `{group}` | {', '.join(f'`{o}`' for o in options)} | `{default}` | {cell(comment)} |")
+    launchers = "; ".join(f"`{name}`: {what}" for name, what in LAUNCHERS.items())
+    lines.append(f"| `hydra/launcher` (with `-m`) | {', '.join(f'`{o}`' for o in LAUNCHERS)} | `basic` | {launchers} |")
+    cfg = composed(command, [])
+    keys = [
+        (key, as_typed(value), "") for key, value in flatten(OmegaConf.to_container(cfg)) if not key.startswith("hydra")
     ]
-    return "\n".join(lines)
+    others = other_option_keys(command, {key for key, *_ in keys})
+    keys += [(key, as_typed(value), f" with `{option}`") for key, option, value in others]
+    lines += ["", "| key | default | what |", "|---|---|---|"]
+    lines += [f"| `{key}` | `{cell(value)}`{where} | {cell(meaning.get(key, ''))} |" for key, value, where in keys]
+    return "\n".join(lines) + "\n"
 
 
 def _help_resolver(name: str, *, _root_: DictConfig) -> str:

@@ -71,10 +71,45 @@ def test_help_says_what_each_group_and_key_means(tmp_path):
     assert text.startswith("python -m lyricgen.train: train a character-level language model")
     assert "  model=default|gru|lstm|rnn  (default default): " in text
     assert "protocol" not in text  # not a group of a run
-    keys = text.split("keys (default shown):\n")[1].splitlines()
+    keys = [line for line in text.split("keys (default shown):\n")[1].splitlines() if line.startswith("  ")]
     assert any(line.split()[0] == "model.num_layers=2" for line in keys)
-    undescribed = [line.split()[0] for line in keys if len(line.split()) < 2]
+    assert any(line.split()[:2] == ["data.csv=???", "(data=lyrics_csv)"] for line in keys)  # another option's key
+    assert "  hydra/launcher=basic|stacked|slurm|submitit_local" in text
+    meanings = [
+        re.sub(r"^\(\S+\)", "", line.split(maxsplit=1)[1] if len(line.split()) > 1 else "").strip() for line in keys
+    ]
+    undescribed = [line.split()[0] for line, meaning in zip(keys, meanings, strict=True) if not meaning]
     assert not undescribed, f"keys without a comment in conf/: {undescribed}"
+    assert "units per layer" in next(line for line in keys if line.split()[0] == "model.hidden_size=256")
+
+
+def test_every_key_of_every_option_in_conf_is_in_help_and_the_training_guide(tmp_path):
+    """conf/ against both: each group option and each key of config.yaml and of every option file (the
+    presets aside) appears in --help and in docs/training.md's reference, which is what conf/ says."""
+    from omegaconf import OmegaConf
+
+    from lyricgen.cli import PRESETS, config_groups, option_files, prefix_of
+    from lyricgen.config import flatten
+
+    text, guide = help_of("lyricgen.train", tmp_path), (CONF_DIR.parent / "docs" / "training.md").read_text()
+    top = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "config.yaml"))
+    keys = {key for key, _ in flatten({key: value for key, value in top.items() if key != "hydra"})}
+    for group, options in option_files().items():
+        for path in options.values():
+            tree = {
+                key: value for key, value in OmegaConf.to_container(OmegaConf.load(path)).items() if key != "defaults"
+            }
+            keys |= {key for key, _ in flatten(tree, prefix_of(group))}
+    keys -= {"defaults", "callbacks"}  # the defaults list; callbacks' options bring its keys
+    assert len(keys) > 80
+    for key in sorted(keys):
+        assert f"\n  {key}=" in text, f"--help lacks {key}"
+        assert f"| `{key}` |" in guide, f"docs/training.md lacks {key}"
+    for group, options in config_groups().items():
+        assert all(f"`{option}`" in guide for option in options) and f"| `{group}` |" in guide
+    assert group not in PRESETS or "experiment=" in text
+    check = subprocess.run([sys.executable, str(CONF_DIR.parent / "scripts" / "reference.py"), "--check"])
+    assert check.returncode == 0, "docs/training.md's reference is not what conf/ says: run make docs"
 
 
 def test_evaluate_and_prepare_help_show_only_what_applies_to_them(tmp_path):

@@ -172,7 +172,9 @@ def test_a_stopped_stacked_sweep_resumes_where_it_stopped(toy_corpus, tmp_path):
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 128 + signal.SIGTERM, stderr[-3000:]
     sweep = (tmp_path / "stopped").resolve()
-    assert "stopped by SIGTERM" in stderr and f"continue them with the same command and hydra.sweep.dir={sweep}" in stderr
+    assert (
+        "stopped by SIGTERM" in stderr and f"continue them with the same command and hydra.sweep.dir={sweep}" in stderr
+    )
     saved = {
         torch.load(d / "checkpoints" / "last.ckpt", weights_only=False)["global_step"]
         for d in job_dirs(tmp_path / "stopped")
