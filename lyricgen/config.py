@@ -158,6 +158,12 @@ def as_typed(value: object) -> str:
     return value.encode("unicode_escape").decode() if isinstance(value, str) else str(value)
 
 
+def typed_line_breaks(text: str) -> str:
+    """A string as a command line types it, read back: `\\n` a line break and `\\t` a tab (as_typed's
+    spelling), since neither the shell nor Hydra's overrides make one."""
+    return text.replace("\\n", "\n").replace("\\t", "\t")
+
+
 def require(condition: bool, key: str, value: object, allowed: str) -> None:
     if not condition:
         raise UserError(f"{key}={value} is invalid: {allowed}")

@@ -66,3 +66,13 @@ def test_bad_text_files_raise_a_clear_error(tmp_path, content, message):
         path.write_text(content)
     with pytest.raises(UserError, match=message):
         corpus.read_text_file(path)
+
+
+def test_a_text_file_of_songs_with_a_separator_holds_out_whole_songs(tmp_path):
+    songs = [f"verse {i}\nla la\n\nchorus {i}" for i in range(60)]  # a blank line inside each song
+    (tmp_path / "songs.txt").write_text("\n\n\n".join(songs) + "\n")
+    train, val, *_ = corpus.load_split("text", 0.05, path=str(tmp_path / "songs.txt"), separator="\\n\\n\\n")
+    held_out = [song for song in songs if song in val]
+    assert len(held_out) == 3 and all(f"chorus {i}" not in train for i in (19, 39, 59))
+    one_text, one_val, *_ = corpus.load_split("text", 0.05, path=str(tmp_path / "songs.txt"))
+    assert "chorus 59" in one_val and "verse 19" in one_text and "verse 19" not in one_val  # the tail, by position

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from lyricgen import UserError
-from lyricgen.config import SOURCES, labelled_by_file
+from lyricgen.config import SOURCES, labelled_by_file, typed_line_breaks
 from lyricgen.data import hygiene as lyrics_hygiene
 from lyricgen.data import lyrics_csv
 
@@ -40,8 +40,9 @@ def builtin_songs_poems() -> list[str]:
     return [entry for entry in entries if entry.strip()]
 
 
-def read_text_file(path: str | Path) -> list[str]:
-    """One UTF-8 text file (gzipped where it ends in .gz) as a single document."""
+def read_text_file(path: str | Path, separator: str | None = None) -> list[str]:
+    """One UTF-8 text file (gzipped where it ends in .gz): its songs where a `separator` parts them, else a
+    single document."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise UserError(f"corpus file not found: {path} (set data.path to an existing UTF-8 text file)")
@@ -54,7 +55,9 @@ def read_text_file(path: str | Path) -> list[str]:
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if not text.strip():
         raise UserError(f"corpus file is empty: {path} (give data.path a file with text in it)")
-    return [text]
+    if not separator:
+        return [text]
+    return [song.strip("\n") for song in text.split(typed_line_breaks(separator)) if song.strip()]
 
 
 Runs = list[tuple[str, int]]  # (label, characters) in text order: the label of every character
@@ -90,7 +93,7 @@ def load_split(
     With `hygiene`, tablature and chord-chart lines are dropped first (lyricgen.data.hygiene)."""
     files = input_files(source, options)
     if labelled_by_file(source, options.get("files")):
-        return split_labelled_files(files, hygiene, val_fraction, test_fraction)
+        return split_labelled_files(files, hygiene, val_fraction, test_fraction, options.get("separator"))
     if source == "lyrics_csv":  # split by song while preparing, so the split is cached with the text
         options_ = lyrics_csv.options_from_config(options, val_fraction, hygiene, test_fraction)
         prepared = lyrics_csv.prepare(files[""], options_, options["prepared_dir"])
@@ -98,7 +101,8 @@ def load_split(
         return Split(*texts, runs={split: song_genres(prepared / f"{split}.songs.tsv") for split in lyrics_csv.SPLITS})
     if files[""] is None:
         raise UserError("data=text needs a file: add data.path=/path/to/corpus.txt (or data.files={label: path})")
-    documents = builtin_songs_poems() if source == "songs_poems" else read_text_file(files[""])
+    separator = options.get("separator") if source == "text" else None
+    documents = builtin_songs_poems() if source == "songs_poems" else read_text_file(files[""], separator)
     return split_documents(cleaned(documents, hygiene), val_fraction, test_fraction)
 
 
@@ -109,12 +113,14 @@ def song_genres(path: Path) -> Runs:
     return [(genre, int(length)) for genre, _, length in (line.rsplit("\t", 2) for line in lines)]
 
 
-def split_labelled_files(files: dict, hygiene: bool, val_fraction: float, test_fraction: float) -> Split:
+def split_labelled_files(
+    files: dict, hygiene: bool, val_fraction: float, test_fraction: float, separator: str | None = None
+) -> Split:
     """data.files={label: path, ...}: each file is split on its own, so every label has held-out text; a
     split's text is the files' parts in order, the separator between two going with the part it opens."""
     parts = {split: [] for split in lyrics_csv.SPLITS}
     for label, path in files.items():
-        split = split_documents(cleaned(read_text_file(path), hygiene), val_fraction, test_fraction)
+        split = split_documents(cleaned(read_text_file(path, separator), hygiene), val_fraction, test_fraction)
         for name, text in zip(lyrics_csv.SPLITS, split, strict=False):
             if text:
                 parts[name].append((str(label), text))

@@ -45,7 +45,9 @@ def identity(
         for label, path in corpus.input_files(source, options).items()
     ]
     csv_options = ("genres", "languages", "ascii", "separator", "dedup")
-    extra = [options.get(key) for key in csv_options] if source == "lyrics_csv" else []
+    extra = {"lyrics_csv": [options.get(key) for key in csv_options], "text": [options.get("separator")]}.get(
+        source, []
+    )
     split = [val_fraction, test_fraction]
     return [CACHE_VERSION, source, files, split, hygiene, extra, labelled]
 

@@ -26,7 +26,7 @@ from omegaconf import OmegaConf
 
 from lyricgen import UserError
 from lyricgen.atomic import publish_dir
-from lyricgen.config import CONF_DIR
+from lyricgen.config import CONF_DIR, typed_line_breaks
 from lyricgen.data import hygiene
 from lyricgen.data.dedup import SongIndex, normalised_words
 
@@ -308,7 +308,7 @@ def options_from_config(data: Mapping, val_fraction: float, hygiene: bool, test_
         genres=tuple(data["genres"]),
         languages=tuple(data["languages"]),
         ascii=data["ascii"],
-        separator=data["separator"],
+        separator=typed_line_breaks(data["separator"]),
         val_fraction=val_fraction,
         test_fraction=test_fraction,
         hygiene=hygiene,
