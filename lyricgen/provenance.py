@@ -18,7 +18,8 @@ from importlib import metadata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent  # the checkout lyricgen runs from (its git repository)
-INSTRUCTION_SETS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "asimd", "sve")  # speed-deciding
+INSTRUCTION_SETS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "asimd", "sve", "bf16")
+NATIVE_BF16 = ("avx512_bf16", "amx_bf16", "bf16")  # x86's and Arm's bf16 arithmetic: what bf16 presets need on a CPU
 
 
 def git(*args: str) -> str:

@@ -176,3 +176,17 @@ def test_shakespeare_cpu_runs_on_the_shared_corpus(compose_config, shared_data, 
 def test_a_public_domain_songbook_with_non_ascii_text_trains(compose_config, shared_data, tmp_path):
     cfg = compose_config(f"data.path={shared_data / 'pg1279_burns_poems_and_songs.txt'}", "data.seq_len=64")
     assert 0 < fit_run(cfg, tmp_path / "run") < 6
+
+
+def test_bf16_runs_where_the_cpu_has_it_and_in_float32_elsewhere(compose_config, tmp_path, capsys):
+    from lyricgen.provenance import cpu
+    from lyricgen.training.fit import build_trainer, cpu_precision
+
+    assert cpu_precision("bf16-mixed", ["avx2", "avx512_bf16"]) == ("bf16-mixed", None)
+    precision, note = cpu_precision("bf16-mixed", ["avx2", "fma"])  # an AVX2-only CPU, as most laptops
+    assert precision == "32-true" and note.startswith("note: this CPU has no native bf16")
+    assert cpu_precision("32-true", []) == ("32-true", None)
+    trainer = build_trainer(compose_config("trainer.precision=bf16-mixed"), tmp_path / "run")
+    native = bool({"avx512_bf16", "amx_bf16", "bf16"} & set(cpu()[1]))  # this machine takes one of the two paths
+    assert trainer.precision == ("bf16-mixed" if native else "32-true")
+    assert ("no native bf16" in capsys.readouterr().err) != native

@@ -20,7 +20,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch.utils.tensorboard.summary import hparams
 
-from lyricgen import UserError
+from lyricgen import UserError, provenance
 from lyricgen.atomic import write_atomically
 from lyricgen.config import flatten, validate
 from lyricgen.data.windows import LyricsDataModule
@@ -74,8 +74,25 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 def trainer_options(cfg: DictConfig) -> dict:
     """cfg.trainer as Trainer arguments, interpolations such as ${scaled:N} resolved (config.validate has
-    checked each name and type)."""
-    return OmegaConf.to_container(cfg.trainer, resolve=True)
+    checked each name and type), and bf16 on a CPU without it run in float32 (cpu_precision)."""
+    options = OmegaConf.to_container(cfg.trainer, resolve=True)
+    on_cpu = options.get("accelerator") == "cpu" or (
+        options.get("accelerator") == "auto" and not torch.cuda.is_available()
+    )
+    if on_cpu and "precision" in options:
+        options["precision"], note = cpu_precision(str(options["precision"]), provenance.cpu()[1])
+        if note:
+            print(note, file=sys.stderr)
+    return options
+
+
+def cpu_precision(precision: str, instruction_sets: list[str]) -> tuple[str, str | None]:
+    """The precision a CPU runs: bf16 where it has native bf16 arithmetic (oneDNN needs it: without it
+    bf16 kernels fail or crawl), float32 elsewhere, with one line saying so."""
+    if not precision.startswith("bf16") or set(instruction_sets) & set(provenance.NATIVE_BF16):
+        return precision, None
+    native = " or ".join(provenance.NATIVE_BF16)
+    return "32-true", f"note: this CPU has no native bf16 ({native}): trainer.precision={precision} runs as 32-true"
 
 
 def build_trainer(cfg: DictConfig, out_dir: Path, resume_step: int = 0) -> L.Trainer:
