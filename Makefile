@@ -19,6 +19,8 @@ SCALE ?= 1.0
 REPRODUCE_DIR ?= outputs/reproduce/paper
 SEEDS ?=
 ONLY ?=
+# make tensorboard: the folder whose runs it shows (a run's paths.output_dir, or one sweep)
+LOGDIR ?= outputs
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
@@ -94,8 +96,8 @@ reproduce: install ## the paper's protocol (conf/protocol/paper.yaml), JOBS at a
 	  $(if $(SEEDS),--seeds $(SEEDS)) $(if $(ONLY),--only $(ONLY)) $(ARGS)
 	$(BIN)/python -m lyricgen.report $(REPRODUCE_DIR)
 
-tensorboard: install ## compare loss curves of every run under outputs/
-	$(BIN)/tensorboard --logdir outputs
+tensorboard: install ## compare loss curves of every run under LOGDIR (outputs/), at http://localhost:6006
+	$(BIN)/tensorboard --logdir $(LOGDIR)
 
 clean: ## delete runs under outputs/ and caches (keeps .venv)
 	find outputs -mindepth 1 ! -name .gitkeep -exec rm -rf {} +

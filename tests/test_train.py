@@ -58,6 +58,7 @@ def test_command_line_run_writes_events_checkpoints_and_a_sample(tiny_overrides,
     assert f"run dir: {run_dir}" in result.stdout
     assert "bits/char" in result.stdout and "sample:" in result.stdout
     assert "with the 12-gram memory of the training text (weight 0.25): val loss" in result.stdout
+    assert result.stdout.startswith("model: CharRNN (cell=gru, num_layers=1, hidden_size=16, input=onehot), ")
 
     events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "tensors": 0}).Reload()
     scalars = events.Tags()["scalars"]
@@ -190,3 +191,18 @@ def test_bf16_runs_where_the_cpu_has_it_and_in_float32_elsewhere(compose_config,
     native = bool({"avx512_bf16", "amx_bf16", "bf16"} & set(cpu()[1]))  # this machine takes one of the two paths
     assert trainer.precision == ("bf16-mixed" if native else "32-true")
     assert ("no native bf16" in capsys.readouterr().err) != native
+
+
+def test_the_first_screen_shows_what_a_user_needs_once(tiny_overrides, tmp_path):
+    """Run directory, model, progress, result and sample: no advertisement, no warning a user cannot act on,
+    no line twice (Lightning's own lines once, not again through the job's log)."""
+    bar = "trainer.enable_progress_bar=true"
+    result = run_module("lyricgen.train", *tiny_overrides, bar, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    screen = result.stdout + result.stderr
+    for noise in ("Tip:", "litlogger", "GPU available", "TPU available", "FLOPs", "LeafSpec", "Epoch 0/-2", "srun"):
+        assert noise not in screen, noise
+    assert result.stderr == "" and "steps" in result.stdout and "model: CharRNN" in result.stdout
+    lines = [line for line in result.stdout.splitlines() if line.strip() and "sample" not in line]
+    summary = lines[lines.index(next(line for line in lines if line.startswith("run dir:"))) :][:2]
+    assert len(summary) == 2 and summary[1].startswith("val loss ")

@@ -1,6 +1,7 @@
 """What a training run records besides its weights, as Lightning callbacks: per-step metrics, text samples,
 spike forensics, the RNG state in checkpoints, a final checkpoint, and a checkpoint when interrupted."""
 
+import importlib.util
 import json
 import math
 import signal
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, RichProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from lyricgen import Diverged, Interrupted, NotRequeued, UserError
@@ -262,3 +263,16 @@ class CheckpointOnSignal(Callback):
         for signum, handler in self.previous.items():
             signal.signal(signum, handler)
         self.previous = {}
+
+
+class StepsProgressBar(RichProgressBar):
+    """Lightning's rich progress bar, named by what it counts: a run is one endless epoch that max_steps
+    ends, which Lightning's own label shows as "Epoch 0/-2"."""
+
+    def _get_train_description(self, current_epoch: int) -> str:
+        return "steps"
+
+
+def progress_bar(enabled: bool) -> list[Callback]:
+    """The progress bar of a run: the rich one where rich is installed (Lightning's text one otherwise)."""
+    return [StepsProgressBar()] if enabled and importlib.util.find_spec("rich") else []

@@ -4,6 +4,7 @@ one run directory. `python -m lyricgen.train` (lyricgen.train) is the command ar
 import ctypes
 import io
 import json
+import logging
 import math
 import sys
 import warnings
@@ -36,6 +37,7 @@ from lyricgen.training.callbacks import (
     SpikeForensics,
     StepMetrics,
     TextSamples,
+    progress_bar,
     sample_tags,
     tensorboard,
 )
@@ -121,6 +123,7 @@ def build_trainer(cfg: DictConfig, out_dir: Path, resume_step: int = 0) -> L.Tra
         RNGState(),
         FinishAtLastStep(),
         CheckpointOnSignal(),
+        *progress_bar(options.get("enable_progress_bar", True)),
         *instantiated(cfg.callbacks, "callbacks"),  # the user's choice comes last
     ]
     try:
@@ -170,8 +173,11 @@ def fit_run(cfg: DictConfig, out_dir: Path, ckpt_path: Path | None = None) -> fl
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     tune_process()
+    quiet_lightning()
     datamodule, model = build_run(cfg, ckpt_path, out_dir)
     trainer = build_trainer(cfg, out_dir, resume_step)
+    if trainer.is_global_zero:
+        print(model_line(model), flush=True)
     log_run_config(tensorboard(trainer), cfg)
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     val_loss = float(trainer.callback_metrics["val/loss"])
@@ -181,6 +187,14 @@ def fit_run(cfg: DictConfig, out_dir: Path, ckpt_path: Path | None = None) -> fl
         losses = (val_loss, None if with_memory is None else float(with_memory))
         print_summary(model, out_dir, losses, trainer.global_step, cfg)
     return val_loss if best is None else min(val_loss, float(best))
+
+
+def model_line(model: LyricLM) -> str:
+    """The model in one line: its class, its shape and its size."""
+    spec = model.hparams.network
+    shape = ", ".join(f"{key}={spec[key]}" for key in ("cell", "num_layers", "hidden_size", "input") if key in spec)
+    parameters = sum(parameter.numel() for parameter in model.parameters())
+    return f"model: {spec['_target_'].rsplit('.', 1)[-1]} ({shape}), {parameters:,} parameters"
 
 
 def start_of(cfg: DictConfig, out_dir: Path, ckpt_path: Path | None) -> int:
@@ -259,6 +273,28 @@ def resumable_step(ckpt_path: Path) -> int:
     if not isinstance(step, int):
         raise UserError(f"{ckpt_path} is not a training checkpoint (it has no global_step)")
     return step
+
+
+# Lightning's lines a lyricgen run has nothing to act on: an advertisement, the absence of accelerators on a
+# CPU run, the stop at max_steps that the summary reports, and hints meant for other setups.
+UNACTIONABLE_LINES = ("💡 Tip:", "GPU available: False", "TPU available: False", "`Trainer.fit` stopped: `max_steps=")
+UNACTIONABLE_WARNINGS = (".*isinstance\\(treespec, LeafSpec\\).*", "The `srun` command is available on your system")
+
+
+class Unactionable(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(UNACTIONABLE_LINES)
+
+
+def quiet_lightning() -> None:
+    """The first screen of a run shows what its user needs once (run directory, model, progress, result,
+    sample): Lightning's unactionable lines and warnings are left out (its log file keeps the rest)."""
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        chosen = logging.getLogger(name)
+        if not any(isinstance(existing, Unactionable) for existing in chosen.filters):
+            chosen.addFilter(Unactionable())
+    for message in UNACTIONABLE_WARNINGS:
+        warnings.filterwarnings("ignore", message=message)
 
 
 def tune_process() -> None:
