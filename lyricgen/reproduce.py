@@ -89,7 +89,7 @@ def execute(name: str, runs: list[Run], out: Path, csvs: dict[str, Path], scale:
     """Train one group's runs in one process, record how each ended, and return how many did not end
     (finished or diverged): those are continued by the next call of the protocol."""
     (out / name).mkdir(parents=True, exist_ok=True)
-    started = time.time()
+    started, code = time.time(), provenance(MEASURES)  # the code as the group's process starts and loads it
     line = command(name, runs, out, csvs, scale, extra)
     with (out / name / "sweep.log").open("a") as output:
         returncode = subprocess.run(line, stdout=output, stderr=output).returncode
@@ -102,14 +102,14 @@ def execute(name: str, runs: list[Run], out: Path, csvs: dict[str, Path], scale:
             status_file.write_text(json.dumps(status))  # and when its process ended: exit code, wall time
     seeds = ",".join(str(run.seed) for run in runs)
     print(f"{name} seed={seeds}: exit {returncode} after {seconds:.0f} s", flush=True)
-    record_provenance(out, name)
+    record_provenance(out, name, code)
     return sum(not has_ended(run, out) for run in runs)
 
 
-def record_provenance(out: Path, group: str) -> None:
-    """<out>/provenance.json: this call's command, machine and commit, and under "groups" the commit each
-    group last trained at (a protocol continued across commits says so)."""
-    path, record = out / "provenance.json", provenance(MEASURES)
+def record_provenance(out: Path, group: str, record: dict) -> None:
+    """<out>/provenance.json: the `record` (command, machine, commit) of the group that ended last, and under
+    "groups" the commit each group trained at (a protocol continued across commits says so)."""
+    path = out / "provenance.json"
     with RECORDING:
         groups = json.loads(path.read_text()).get("groups", {}) if path.is_file() else {}
         groups[group] = {key: record[key] for key in ("commit", "dirty", "date")}
