@@ -1,10 +1,10 @@
 """The README's table of results, written from the results files (never typed by hand), each figure with
 the commit that measured it.
 
-Run: `make figures` or `python benchmarks/figures.py` rewrites the table between the README's
-`<!-- figures -->` markers; `--check [README]` exits 1, naming the rows, where the README's table is not
-what the results files say (tests/test_figures.py runs it). `make stale` says which results files the
-code has moved past since.
+Run: `make figures` or `python benchmarks/figures.py` rewrites the marked sections of README.md (the table
+of results) and docs/reproduce.md (the protocol's groups, the split's shift); `--check [FILE ...]` exits 1,
+naming the lines, where a file is not what the results files say (tests/test_figures.py runs it).
+`make stale` says which results files the code has moved past since.
 """
 
 import csv
@@ -14,9 +14,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
-START, END = "<!-- figures: written by benchmarks/figures.py from the results files -->", "<!-- /figures -->"
 REPRODUCTION = ROOT / "docs" / "reproduce-head"  # the protocol's groups at the newest rerun
 HEADER = ["result", "figure", "measured on", "at commit", "source"]
 
@@ -162,29 +163,114 @@ def table() -> str:
     return "\n".join(lines)
 
 
-def written(readme: str) -> str:
-    """The README with its figures' table rewritten."""
-    if START not in readme or END not in readme:
-        raise SystemExit(f"figures: the README lacks the markers {START} and {END} around its table")
-    before, rest = readme.split(START, 1)
-    return f"{before}{START}\n{table()}\n{rest[rest.index(END) :]}"
+def number(value: str) -> str:
+    """A gradient norm as the report's tables show it: 3 significant digits, large ones in e-notation."""
+    return f"{float(value):.3g}"
+
+
+def protocol_table(folder: Path) -> str:
+    """A protocol's groups (its groups.csv, the report's) with their corpus and overrides from
+    conf/protocol/paper.yaml, and the commit and machine that measured them."""
+    protocol = {
+        group["name"]: group
+        for group in yaml.safe_load((ROOT / "conf" / "protocol" / "paper.yaml").read_text())["runs"]
+    }
+    record = folder / "provenance.json"
+    data = load(record) if record.is_file() else {}
+    lines = [
+        f"Measured at {commit(data)} on the {machine(data)}"
+        + (f" by `{data['provenance']['command']}`" if data else "")
+        + f" ([groups.csv]({folder.name}/groups.csv)).",
+        "",
+        "| group | corpus | overrides | iterations | seeds | val loss: mean ± sd (min-max) "
+        "| runs with loss spikes (unrecovered) | gradient-spike episodes on tablature "
+        "| largest gradient norm (min-max over seeds) | diverged |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in csv.DictReader((folder / "groups.csv").open()):
+        group = protocol[row["group"]]
+        loss = (
+            "-"
+            if not row["val_loss_mean"] or row["val_loss_mean"] == "nan"
+            else (f"{mean_sd(row)} ({float(row['val_loss_min']):.3f}-{float(row['val_loss_max']):.3f})")
+        )
+        cells = [
+            f"`{row['group']}`",
+            group["corpus"],
+            " ".join(f"`{arg}`" for arg in group["args"]),
+            f"{int(row['steps']):,}",
+            row["seeds"],
+            loss,
+            f"{row['runs_with_loss_spikes']} ({row['unrecovered']})",
+            row["grad_spikes_on_tablature"],
+            f"{number(row['max_grad_norm_min'])}-{number(row['max_grad_norm_max'])}",
+            row["diverged"],
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def shift_table() -> str:
+    """The split's shift: one baseline seed of each commit scored on each commit's held-out songs and on the
+    songs both hold out (benchmarks/split_shift.py)."""
+    path = ROOT / "docs" / "reproduce-shift" / "shift.json"
+    data = load(path)
+    sets = list(data["songs"])
+    lines = [
+        f"The paper's baseline, seed 0, 20,000 iterations, trained at each commit; {machine(data)}; "
+        f"[shift.json](reproduce-shift/shift.json), written by `{data['provenance']['command']}` at {commit(data)}.",
+        "",
+        "| model | " + " | ".join(f"{name} ({data['songs'][name]} songs)" for name in sets) + " |",
+        "|---|" + "---|" * len(sets),
+    ]
+    for model, scores in data["val_loss"].items():
+        lines.append(f"| {model} | " + " | ".join(f"{scores[name]['loss']:.4f}" for name in sets) + " |")
+    return "\n".join(lines)
+
+
+REPRODUCE = ROOT / "docs" / "reproduce.md"
+SECTIONS = [  # (file, section name, what writes it)
+    (README, "figures", table),
+    (REPRODUCE, "reproduce-head", lambda: protocol_table(ROOT / "docs" / "reproduce-head")),
+    (REPRODUCE, "reproduce-shift", shift_table),
+    (REPRODUCE, "reproduce-full", lambda: protocol_table(ROOT / "docs" / "reproduce-full")),
+]
+
+
+def markers(name: str) -> tuple[str, str]:
+    return f"<!-- {name}: written by benchmarks/figures.py from the results files -->", f"<!-- /{name} -->"
+
+
+def written(text: str, path: Path) -> str:
+    """The file's text with each of its sections rewritten."""
+    for target, name, render in SECTIONS:
+        if target.name != path.name:
+            continue
+        start, end = markers(name)
+        if start not in text or end not in text:
+            raise SystemExit(f"figures: {path.name} lacks the markers {start} and {end}")
+        before, rest = text.split(start, 1)
+        text = f"{before}{start}\n{render()}\n{rest[rest.index(end) :]}"
+    return text
 
 
 def check(path: Path) -> int:
-    """0 when the README's table is what the results files say; else 1, naming the rows that differ."""
-    readme = path.read_text()
-    expected = written(readme)
-    if readme == expected:
+    """0 when the file's sections are what the results files say; else 1, naming the lines that differ."""
+    text = path.read_text()
+    expected = written(text, path)
+    if text == expected:
         return 0
     ours = set(expected.splitlines())
-    for line in readme.split(START, 1)[1].split(END, 1)[0].splitlines():
+    for line in text.splitlines():
         if line and line not in ours:
             print(f"{path.name}: not what the results files say: {line}")
-    print("run `make figures` to write the table from the results files")
+    print("run `make figures` to write them from the results files")
     return 1
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--check"]:
-        sys.exit(check(Path(sys.argv[2]) if len(sys.argv) > 2 else README))
-    README.write_text(written(README.read_text()))
+        files = [Path(arg) for arg in sys.argv[2:]] or [README, REPRODUCE]
+        sys.exit(max(check(path) for path in files))
+    for path in (README, REPRODUCE):
+        path.write_text(written(path.read_text(), path))

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from figures import END, ROOT, START
+from figures import ROOT, markers
 from stale import why_stale
 
 from lyricgen.provenance import INSTRUCTION_SETS, provenance
@@ -27,7 +27,8 @@ def test_the_readme_table_is_written_from_the_results_files():
 
 def test_a_hand_edited_figure_fails_the_check(tmp_path):
     readme = (ROOT / "README.md").read_text()
-    table = readme.split(START, 1)[1].split(END, 1)[0]
+    start, end = markers("figures")
+    table = readme.split(start, 1)[1].split(end, 1)[0]
     row = next(line for line in table.splitlines() if "make train" in line)
     edited = row.replace(" bits/char", "1 bits/char", 1)  # one digit more in the first figure
     (tmp_path / "README.md").write_text(readme.replace(row, edited))
