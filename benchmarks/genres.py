@@ -180,6 +180,7 @@ def measure(name: str, spec: dict, seeds: list[int], seq_len: int) -> dict:
 
 
 def main(steps: int = 1000, seeds: str = "0,1,2") -> None:
+    code = provenance(MEASURES)  # as the runs start: what they measure, whatever changes meanwhile
     seed_list = [int(seed) for seed in seeds.split(",")]
     data = corpora()
     with ThreadPoolExecutor(2) as pool:
@@ -189,7 +190,7 @@ def main(steps: int = 1000, seeds: str = "0,1,2") -> None:
     result["machine"] = "this repository's 2-core CPU, one thread per run, two runs at a time"
     result["corpora"] = {name: measure(name, spec, seed_list, seq_len) for name, spec in data.items()}
     OUT.mkdir(parents=True, exist_ok=True)
-    record = {"provenance": provenance(MEASURES), **result}
+    record = {"provenance": code, **result}
     (OUT / "genres.json").write_text(json.dumps(record, indent=2) + "\n")
     (OUT / "genres.md").write_text(markdown(result))
     print(markdown(result))

@@ -52,6 +52,7 @@ def score(protocol: Path, songs: list[str]) -> dict:
 
 
 def main(before: str, after: str) -> None:
+    code = provenance(MEASURES)
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(2) as pool:
         runs = dict(zip((before, after), pool.map(lambda c: train_at(c, Path(tmp)), (before, after)), strict=True))
         songs = {commit: held_out_songs(protocol) for commit, protocol in runs.items()}
@@ -62,7 +63,7 @@ def main(before: str, after: str) -> None:
             for commit, protocol in runs.items()
         }
     counts = {name: len(held) for name, held in held_out.items()}
-    result = {"provenance": provenance(MEASURES), "commits": [before, after], "songs": counts, "val_loss": scores}
+    result = {"provenance": code, "commits": [before, after], "songs": counts, "val_loss": scores}
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "shift.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = ["| model | " + " | ".join(f"{name} ({counts[name]} songs)" for name in held_out) + " |"]

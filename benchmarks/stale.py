@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ("benchmarks/results/*.json", "docs/**/*.json")  # where results files live
+# where results files live; a protocol's groups.csv has its provenance.json beside it
+RESULTS = ("benchmarks/results/*.json", "docs/**/*.json", "docs/**/groups.csv")
 
 
 def git(*args: str, root: Path = ROOT) -> str:
@@ -28,6 +29,10 @@ def commits_of(data: dict) -> list[str]:
 
 def why_stale(path: Path, root: Path = ROOT) -> str | None:
     """Why the figures of `path` may not hold at HEAD, or None when they do."""
+    if path.suffix == ".csv":
+        path = path.with_name("provenance.json")
+        if not path.is_file():
+            return "no provenance: the commit that measured it is unknown"
     data = json.loads(path.read_text())
     record = data.get("provenance") if isinstance(data, dict) else None
     if record is None:
@@ -47,7 +52,10 @@ def why_stale(path: Path, root: Path = ROOT) -> str | None:
 
 
 def results_files(root: Path = ROOT) -> list[Path]:
-    return sorted({path for pattern in RESULTS for path in root.glob(pattern)})
+    found = {path for pattern in RESULTS for path in root.glob(pattern)}
+    return sorted(
+        path for path in found if not (path.name == "provenance.json" and path.with_name("groups.csv") in found)
+    )
 
 
 def main(paths: list[str]) -> int:

@@ -20,7 +20,7 @@ from lyricgen import UserError, charset, one_line_errors
 from lyricgen.config import as_typed, run_network
 from lyricgen.nn.checkpoints import find_checkpoint, load_checkpoint, pick_device
 from lyricgen.nn.networks import device_of
-from lyricgen.nn.sampling import default_prime, generate_steps, label_index
+from lyricgen.nn.sampling import check_sampling, default_prime, generate_steps, label_index
 from lyricgen.rundir import RunDir
 
 if TYPE_CHECKING:
@@ -82,9 +82,10 @@ def clean_prime(prime: str, vocab: str, unknown: str) -> str:
 
 
 def check(cfg: GenerateConfig) -> None:
-    """One line for settings no sampler can use."""
-    if cfg.temperature < 0 or cfg.length < 0 or cfg.num_samples < 1:
-        raise UserError("temperature and length must be >= 0 and num_samples >= 1")
+    """One line for settings no sampler can use (the sampling ones: lyricgen.nn.sampling.check_sampling)."""
+    check_sampling(cfg.temperature, cfg.top_k, cfg.length, cfg.guidance, cfg.seed)
+    if cfg.num_samples < 1:
+        raise UserError(f"num_samples={cfg.num_samples} is invalid: use an integer >= 1")
     if cfg.stream and cfg.num_samples != 1:
         raise UserError("stream=true prints one sample as it is produced: set num_samples=1")
     if cfg.unknown not in ("error", "skip"):

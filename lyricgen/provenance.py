@@ -28,7 +28,7 @@ def git(*args: str) -> str:
         done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=30, check=True)
     except (OSError, subprocess.SubprocessError):
         return ""
-    return done.stdout.strip()
+    return done.stdout.rstrip("\n")  # porcelain lines begin with a space that must stay
 
 
 def cpu() -> tuple[str, list[str]]:
@@ -46,6 +46,12 @@ def cpu() -> tuple[str, list[str]]:
 def command_line() -> str:
     """The command as typed: `python -m lyricgen.reproduce ...` or `python benchmarks/x.py ...`."""
     return shlex.join(["python", *sys.orig_argv[1:]])
+
+
+def narrowed(record: dict, measures: Sequence[str]) -> dict:
+    """A record taken of the whole checkout (at a program's start, say) for the code one result measures."""
+    dirty = [line for line in record["dirty"] if line[3:].startswith(tuple(measures))]
+    return record | {"dirty": dirty, "measures": list(measures)}
 
 
 def provenance(measures: Sequence[str], command: str | None = None) -> dict:

@@ -1,4 +1,6 @@
+import math
 import os
+import re
 import time
 
 import pytest
@@ -7,6 +9,7 @@ from conftest import run_module
 from lyricgen import UserError, charset
 from lyricgen.generate import GenerateConfig, generate, parse_args
 from lyricgen.nn.checkpoints import find_checkpoint, load_checkpoint
+from lyricgen.nn.sampling import sample_text
 from lyricgen.training.fit import fit_run
 
 
@@ -130,3 +133,29 @@ def test_help_lists_every_option_and_several_temperatures_give_labelled_samples(
     # exact, whitespace included: a greedy text may end in a space (stripping both sides once hid only one's)
     assert greedy == f"=== temperature 0.0 ===\n{sample(trained_run, greedy=True, prime='la ', length=30)[0]}\n"
     assert sampled == f"{sample(trained_run, temperature=0.8, prime='la ', length=30)[0]}\n"
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"top_k": -5}, "top_k=-5 is invalid: use an integer >= 1"),
+        ({"top_k": 0}, "top_k=0 is invalid"),
+        ({"temperature": math.nan}, "temperature=nan is invalid: use a finite number >= 0"),
+        ({"temperature": math.inf}, "temperature=inf is invalid"),
+        ({"temperature": -0.5}, "temperature=-0.5 is invalid"),
+        ({"length": -3}, "length=-3 is invalid"),
+        ({"seed": -1}, "seed=-1 is invalid"),
+        ({"seed": 2**64}, "is invalid: use a whole number from 0 to"),
+        ({"guidance": math.inf}, "guidance=inf is invalid"),
+        ({"num_samples": 0}, "num_samples=0 is invalid"),
+    ],
+)
+def test_bad_sampling_settings_are_one_line_before_anything_is_sampled(trained_run, setting, message):
+    """The same check for the command line, the Python API and the playground: lyricgen.nn.sampling."""
+    with pytest.raises(UserError, match=re.escape(message)):
+        sample(trained_run, **setting)
+    model, vocab = load_checkpoint(trained_run / "checkpoints" / "best.ckpt")
+    api = {key: value for key, value in setting.items() if key != "num_samples"}
+    if api:
+        with pytest.raises(UserError, match=re.escape(message)):
+            sample_text(model, vocab, **api)

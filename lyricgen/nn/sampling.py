@@ -25,6 +25,26 @@ if TYPE_CHECKING:  # the memory is optional: generating without one needs no n-g
 warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN")
 
 
+MAX_SEED = 2**63 - 1  # torch generators take a 64-bit seed
+
+
+def check_sampling(
+    temperature: float, top_k: int | None, length: int, guidance: float = 1.0, seed: int | None = None
+) -> None:
+    """One line for a sampling setting no sampler can use, before anything is sampled: the one check that
+    lyricgen.generate, the Python API (sample_text, generate_steps) and the playground share."""
+    if isinstance(temperature, bool) or not (math.isfinite(temperature) and temperature >= 0):
+        raise UserError(f"temperature={temperature} is invalid: use a finite number >= 0 (0 picks the likeliest)")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+        raise UserError(f"top_k={top_k} is invalid: use an integer >= 1, or leave it out to sample among all")
+    if isinstance(length, bool) or not isinstance(length, int) or length < 0:
+        raise UserError(f"length={length} is invalid: use a whole number of characters >= 0")
+    if isinstance(guidance, bool) or not (math.isfinite(guidance) and guidance >= 0):
+        raise UserError(f"guidance={guidance} is invalid: use a finite number >= 0 (1: the label as trained)")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED):
+        raise UserError(f"seed={seed} is invalid: use a whole number from 0 to {MAX_SEED}")
+
+
 @torch.no_grad()
 def generate_steps(
     model: nn.Module,
@@ -41,6 +61,7 @@ def generate_steps(
     conditioned model writes in `label` (an index into model.labels; None: without one, for a model with
     a null label), with `guidance` (guided_logits); with a `memory` (lyricgen.nn.ngram) the characters
     come from the network's predictions mixed with it. temperature=0 is greedy."""
+    check_sampling(temperature, top_k, length, guidance)
     check_guidance(model, label, guidance)
     with evaluating(model):
         logits, hidden = guided_logits(model, prime, None, label, guidance)
@@ -146,6 +167,7 @@ def sample_text(
     """Text generated after `prime` (default: a line break), reproducible from `seed` without touching
     the global RNG; in `label` (an index into model.labels) for a conditioned model, with `guidance`
     (guided_logits); from the mixture with a `memory` (lyricgen.nn.ngram). Returns the continuation only."""
+    check_sampling(temperature, top_k, length, guidance, seed)
     prime = default_prime(vocab) if prime is None else prime
     prime_ids = charset.encode(prime, vocab).long().unsqueeze(0).to(device_of(model))
     generator = torch.Generator().manual_seed(seed)
