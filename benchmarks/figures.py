@@ -142,7 +142,8 @@ def shakespeare() -> list[str]:
     data = load(path)
     ours, theirs = next((us, them) for minute, us, them in data["best_by_minute"] if minute == 10)
     figure = f"{ours:.3f} against {theirs:.3f} nats/char"
-    where = f"`experiment=shakespeare_cpu` with the race's dropout and activation penalties, seed 0, start-up included, {machine(data)}"
+    preset = "`experiment=shakespeare_cpu` with the race's dropout and activation penalties"
+    where = f"{preset}, seed 0, start-up included, {machine(data)}"
     return ["Tiny Shakespeare against a small transformer, 10 minutes", figure, where, commit(data), link(path)]
 
 
