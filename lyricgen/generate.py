@@ -64,7 +64,7 @@ def options(schema: type = GenerateConfig, prefix: str = "") -> list[tuple[str, 
         if is_dataclass(entry.type):
             table += options(entry.type, f"{prefix}{entry.name}.")
         else:
-            default = entry.default if entry.default is not MISSING else None
+            default = entry.default_factory() if entry.default_factory is not MISSING else entry.default
             table.append((f"{prefix}{entry.name}", default, entry.metadata["help"]))
     return table
 
@@ -92,11 +92,12 @@ def check(cfg: GenerateConfig) -> None:
         raise UserError(f"unknown={cfg.unknown} is not an option: use unknown=error or unknown=skip")
 
 
-def load(cfg: GenerateConfig) -> tuple[nn.Module, str, "Mixture | None"]:
+def load(cfg: GenerateConfig, trust_run: bool = True) -> tuple[nn.Module, str, "Mixture | None"]:
     """The checkpoint's network (on cfg.device), its vocabulary, and its run's n-gram memory when asked
-    for and at hand."""
+    for and at hand. `trust_run`: import the network class the run's config.yaml names (a shared
+    playground does not: its runs' files may come from anyone)."""
     path = find_checkpoint(cfg.ckpt, cfg.paths.output_dir)
-    trusted = [cfg.network, run_network(RunDir.of_checkpoint(path).path)]
+    trusted = [cfg.network, run_network(RunDir.of_checkpoint(path).path) if trust_run else None]
     model, vocab = load_checkpoint(path, pick_device(cfg.device), trusted)
     memory = None
     if cfg.with_memory:  # imported here: reading a corpus pulls in pandas and hydra, which plain sampling does without

@@ -11,9 +11,12 @@ import functools
 import math
 import os
 import shlex
+import shutil
 import sys
 import tempfile
+import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -23,30 +26,54 @@ from omegaconf.errors import OmegaConfBaseException
 
 from lyricgen import UserError, one_line_errors
 from lyricgen.config import as_typed
-from lyricgen.generate import GenerateConfig, Paths, load, option, options, sampled
+from lyricgen.generate import GenerateConfig, Paths, check, load, option, options, sampled
+from lyricgen.nn.checkpoints import find_checkpoint
 from lyricgen.rundir import RunDir
 
-MAX_LENGTH = 5000  # characters a page asks for at most: longer samples are for lyricgen.generate
 COMPARED = 4  # samples side by side
 # The page is sent the text at most this often: an update per character costs the page more than sampling
 # the character does, and the stream would fall behind the sampler (the closing note of the playground).
 REFRESH_S = 0.05
+NOT_OFFERED = "that checkpoint is not offered here: choose a run from the list"  # the same whether it exists or not
 
 
 @dataclass
 class PlayConfig:
-    host: str = option("127.0.0.1", "the address to serve on; 0.0.0.0 lets other machines in (only when you want that)")
+    host: str = option("127.0.0.1", "the address to serve on; any other than 127.0.0.1 shares the page (see allow=)")
     port: int = option(7860, "the port to serve on")
+    shared: bool | None = option(None, "true: the shared page's limits on any host (behind a proxy); null: by host")
+    allow: list[str] = field(
+        default_factory=list, metadata={"help": "shared: folders besides paths.output_dir whose runs may be loaded"}
+    )
+    auth: str | None = option(
+        None, "user:password that visitors must give (Gradio's login); none: anyone who reaches it"
+    )
+    concurrency: int = option(4, "samples written at once; more visitors wait in the queue")
+    queue: int = option(64, "requests waiting at most; more are refused with a line saying so")
+    max_chars: int = option(5000, "characters one request may ask for: prime plus every sample's length")
+    chars_per_minute: int = option(50000, "shared: characters one visitor may ask for in a minute")
+    models: int = option(4, "models kept loaded, the least recently used dropped first")
     paths: Paths = field(default_factory=Paths)
 
 
 def parse_args(argv: list[str]) -> PlayConfig:
     try:
         merged = OmegaConf.merge(OmegaConf.structured(PlayConfig), OmegaConf.from_dotlist(argv))
-        return OmegaConf.to_object(merged)
+        play = OmegaConf.to_object(merged)
     except OmegaConfBaseException as err:
         names = ", ".join(name for name, _, _ in options(PlayConfig))
         raise UserError(f"{str(err).splitlines()[0]} (options: {names})") from None
+    for name in ("concurrency", "queue", "max_chars", "chars_per_minute", "models"):
+        if getattr(play, name) < 1:
+            raise UserError(f"{name}={getattr(play, name)} is invalid: use an integer >= 1")
+    if play.auth is not None and ":" not in play.auth:
+        raise UserError("auth= is user:password")
+    return play
+
+
+def is_shared(host: str) -> bool:
+    """Served beyond this machine: any address but the loopback ones."""
+    return not (host == "localhost" or host == "::1" or host.startswith("127."))
 
 
 def runs(output_dir: str) -> list[tuple[str, str]]:
@@ -89,20 +116,6 @@ def best_bpc(run: Path) -> float | None:
     return None if score is None else score / math.log(2)
 
 
-@functools.lru_cache(maxsize=4)
-def loaded(ckpt: str, modified: float, with_memory: bool, output_dir: str) -> tuple:
-    """A checkpoint's model, vocabulary and memory, kept while it is in use (`modified` renews it when the
-    file changes)."""
-    return load(GenerateConfig(ckpt=ckpt, with_memory=with_memory, device="cpu", paths=Paths(output_dir)))
-
-
-def model_for(cfg: GenerateConfig) -> tuple:
-    from lyricgen.nn.checkpoints import find_checkpoint
-
-    path = find_checkpoint(cfg.ckpt, cfg.paths.output_dir)
-    return loaded(str(path), path.stat().st_mtime, cfg.with_memory, cfg.paths.output_dir)
-
-
 def command_line(cfg: GenerateConfig) -> str:
     """The lyricgen.generate command that writes the same sample."""
     defaults = GenerateConfig()
@@ -123,84 +136,248 @@ def command_line(cfg: GenerateConfig) -> str:
     return "python -m lyricgen.generate " + " ".join(shlex.quote(item) for item in given)
 
 
-def settings(output_dir: str, run: str, path: str, genre: str | None, prime: str, temperature: float,
-             top_k: float | None, length: float, seed: float, memory: bool) -> GenerateConfig:  # fmt: skip
-    """The page's fields as generate's settings; one UserError line for what cannot be used."""
-    ckpt = (path or "").strip() or run
-    if not ckpt:
-        raise UserError("no run chosen: train one first (make train), or give a checkpoint path")
-    if length is None or not 1 <= length <= MAX_LENGTH:
-        raise UserError(f"length must be between 1 and {MAX_LENGTH} characters")
-    return GenerateConfig(
-        ckpt=ckpt,
-        genre=genre or None,
-        prime=prime or "\n",
-        temperature=float(temperature),
-        top_k=int(top_k) if top_k else None,
-        length=int(length),
-        seed=int(seed or 0),
-        with_memory=bool(memory),
-        paths=Paths(output_dir),
-    )
+def error_line(err: UserError) -> str:
+    """The page's one line for a mistake: what the visitor typed is shown with its line breaks escaped."""
+    return "**error:** " + str(err).replace("\r", "\\r").replace("\n", "\\n")
 
 
-def write_sample(cfg: GenerateConfig, text: str) -> str:
-    """A file to download: the sample, and the command that makes it again."""
-    folder = Path(tempfile.gettempdir()) / "lyricgen-play"
-    folder.mkdir(exist_ok=True)
-    path = folder / f"sample-seed{cfg.seed}.txt"
-    path.write_text(f"{text}\n\n# {command_line(cfg)}\n", encoding="utf-8")
-    return str(path)
+def whole(value: object, name: str) -> int:
+    """A number field of the page as a whole number; one line for anything else (empty, NaN, 2.5, huge)."""
+    try:
+        number = float(value)
+        if number.is_integer():
+            return int(number)
+    except (TypeError, ValueError, OverflowError):
+        pass
+    raise UserError(f"{name}={value} is invalid: use a whole number")
 
 
-def build(play: PlayConfig) -> "gradio.Blocks":  # noqa: F821 (imported inside: an optional extra)
-    import gradio as gr
+class Access:
+    """What a visitor may load: on 127.0.0.1 any checkpoint, as on the command line; shared (another host),
+    only runs under paths.output_dir and the `allow` folders, the path box off unless `allow` opens folders,
+    no network class imported that is not lyricgen's, and no n-gram memory read from files outside them."""
 
-    output_dir = play.paths.output_dir
-    choices = runs(output_dir)
+    def __init__(self, play: PlayConfig) -> None:
+        self.shared = is_shared(play.host) if play.shared is None else play.shared
+        self.output_dir = play.paths.output_dir
+        self.roots = [Path(folder).expanduser().resolve() for folder in [play.paths.output_dir, *play.allow]]
+        self.path_box = not self.shared or bool(play.allow)
 
-    def labels_of(run: str, path: str) -> dict:
+    def inside(self, path: str | Path) -> bool:
         try:
-            cfg = settings(output_dir, run, path, None, "\n", 0.8, None, 1, 0, False)
-            model = model_for(cfg)[0]
-        except UserError:
-            return gr.update(choices=[], value=None, visible=False)
-        return gr.update(
-            choices=model.labels, value=model.labels[0] if model.labels else None, visible=bool(model.labels)
+            resolved = Path(path).expanduser().resolve()  # through links: a link out of a folder leads out of it
+        except (OSError, ValueError, RuntimeError):  # a NUL byte, a link loop, an unknown ~user
+            return False
+        return any(resolved.is_relative_to(root) for root in self.roots)
+
+    def checkpoint(self, run: str, path: str) -> str:
+        """The checkpoint (or run directory) a visitor asked for, if they may load it."""
+        typed = (path or "").strip()
+        if typed and not self.path_box:
+            raise UserError("the checkpoint path box is off on a shared playground: choose a run from the list")
+        chosen = typed or run
+        if not chosen:
+            raise UserError("no run chosen: train one first (make train), or give a checkpoint path")
+        if not self.shared and not typed:
+            return chosen
+        if self.shared and not self.inside(chosen):
+            raise UserError(NOT_OFFERED)
+        try:
+            found = find_checkpoint(chosen, self.output_dir)
+        except (UserError, OSError, ValueError, RuntimeError):
+            raise UserError(NOT_OFFERED if self.shared else f"checkpoint not found: {chosen!r}") from None
+        if self.shared and not self.inside(found):
+            raise UserError(NOT_OFFERED)
+        return str(found)
+
+    def memory_allowed(self, ckpt: str) -> bool:
+        """Whether the run's training text (what its n-gram memory counts) may be read: always on
+        127.0.0.1; shared, only a built-in corpus or files inside the offered folders."""
+        if not self.shared:
+            return True
+        saved = RunDir.of_checkpoint(ckpt).config
+        if not saved.is_file():
+            return False
+        data = OmegaConf.to_container(OmegaConf.load(saved)).get("data", {})
+        files = [data.get("path"), data.get("csv"), *(data.get("files") or {}).values()]
+        return data.get("source") in ("songs_poems", "songbooks") or all(self.inside(f) for f in files if f)
+
+
+class Budget:
+    """Characters each visitor asked for in the last minute: a shared page refuses a visitor past
+    chars_per_minute, so one visitor cannot keep the CPU from the others."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self.asked: dict[str, deque[tuple[float, int]]] = {}
+        self.lock = threading.Lock()
+
+    def spend(self, visitor: str, characters: int) -> None:
+        now = time.monotonic()
+        with self.lock:
+            recent = self.asked.setdefault(visitor, deque())
+            while recent and now - recent[0][0] > 60:
+                recent.popleft()
+            spent = sum(count for _, count in recent)
+            if spent + characters > self.per_minute:
+                raise UserError(
+                    f"{spent + characters} characters asked for within a minute: this page allows "
+                    f"{self.per_minute} a visitor (wait a little, or ask for fewer)"
+                )
+            recent.append((now, characters))
+
+
+class Playground:
+    """The page's work, apart from Gradio: settings from its fields (checked once, by generate's checks),
+    models kept loaded (least recently used dropped), samples written, their downloads one per request."""
+
+    def __init__(self, play: PlayConfig, downloads: Path) -> None:
+        self.play, self.access, self.downloads = play, Access(play), downloads
+        self.budget = Budget(play.chars_per_minute) if self.access.shared else None
+        self.loaded = functools.lru_cache(maxsize=play.models)(self.load)
+
+    def load(self, ckpt: str, modified: float, with_memory: bool) -> tuple:
+        """A checkpoint's model, vocabulary and memory (`modified` renews it when the file changes)."""
+        cfg = GenerateConfig(ckpt=ckpt, with_memory=with_memory, device="cpu", paths=Paths(self.play.paths.output_dir))
+        return load(cfg, trust_run=not self.access.shared)
+
+    def model_for(self, cfg: GenerateConfig) -> tuple:
+        path = find_checkpoint(cfg.ckpt, cfg.paths.output_dir)
+        return self.loaded(str(path), path.stat().st_mtime, cfg.with_memory and self.access.memory_allowed(path))
+
+    def settings(
+        self, run: str, path: str, genre: str | None, prime: str, temperature: object, top_k: object,
+        length: object, seed: object, memory: bool,
+    ) -> GenerateConfig:  # fmt: skip
+        """The page's fields as generate's settings, checked as generate checks them; one line otherwise."""
+        try:
+            temperature = float(temperature)
+        except (TypeError, ValueError):
+            raise UserError(f"temperature={temperature} is invalid: use a number") from None
+        top_k = whole(top_k, "top_k") if top_k not in (None, "", 0) else None  # 0 or empty: all characters
+        cfg = GenerateConfig(
+            ckpt=self.access.checkpoint(run, path),
+            genre=genre or None,
+            prime=prime or "\n",
+            temperature=temperature,
+            top_k=top_k,
+            length=whole(length, "length"),
+            seed=whole(seed if seed not in (None, "") else 0, "seed"),
+            with_memory=bool(memory),
+            paths=Paths(self.play.paths.output_dir),
         )
+        check(cfg)
+        return cfg
 
-    def write(*fields: object) -> Iterator[tuple[str, str, str, object]]:
+    def allowed(self, visitor: str, cfg: GenerateConfig, samples: int = 1) -> None:
+        """The request's characters within the page's limits (max_chars; a shared page's per minute)."""
+        asked = len(cfg.prime) + cfg.length * samples
+        if asked > self.play.max_chars:
+            raise UserError(f"{asked} characters asked for: this page writes at most {self.play.max_chars} a request")
+        if self.budget is not None:
+            self.budget.spend(visitor, asked)
+
+    def labels(self, run: str, path: str) -> list[str] | None:
+        """The run's labels (genres), or None when it cannot be loaded."""
         try:
-            cfg = settings(output_dir, *fields)
+            cfg = self.settings(run, path, None, "\n", 0.8, None, 1, 0, False)
+            return list(self.model_for(cfg)[0].labels)
+        except UserError:
+            return None
+
+    def write(self, visitor: str, *fields: object) -> Iterator[tuple[str, str, str, str | None]]:
+        """(text so far, its command line, an error line, the download once done), as the sample grows."""
+        try:
+            cfg = self.settings(*fields)
+            self.allowed(visitor, cfg)
             parts, shown = [], -math.inf
-            for pieces in sampled(cfg, *model_for(cfg)):
+            for pieces in sampled(cfg, *self.model_for(cfg)):
                 parts.append(pieces[0])
                 if time.monotonic() - shown >= REFRESH_S:  # the page keeps up with the sampler
                     yield "".join(parts), command_line(cfg), "", None
                     shown = time.monotonic()
-            yield "".join(parts), command_line(cfg), "", write_sample(cfg, "".join(parts))
+            yield "".join(parts), command_line(cfg), "", self.download(cfg, "".join(parts))
         except UserError as err:
-            yield "", "", f"**error:** {err}", None
+            yield "", "", error_line(err), None
 
-    def compare(by: str, values: str, *fields: object) -> list[str]:
+    def compare(self, visitor: str, by: str, values: str, *fields: object) -> list[str]:
+        """Up to COMPARED samples side by side, by temperature or genre, and an error line."""
         try:
-            base = settings(output_dir, *fields)
-            asked = [value.strip() for value in values.split(",") if value.strip()][:COMPARED]
-            if by == "temperature":
-                configs = [replace(base, temperature=float(value)) for value in asked]
-            else:
-                configs = [replace(base, genre=value) for value in asked]
-            texts = ["".join(piece[0] for piece in sampled(cfg, *model_for(cfg))) for cfg in configs]
+            base = self.settings(*fields)
+            asked = [value.strip() for value in str(values).split(",") if value.strip()][:COMPARED]
+            configs = [self.compared(base, by, value) for value in asked]
+            for cfg in configs:
+                check(cfg)
+            self.allowed(visitor, base, len(configs))
+            texts = ["".join(piece[0] for piece in sampled(cfg, *self.model_for(cfg))) for cfg in configs]
             titled = [f"{by} {value}:\n\n{text}" for value, text in zip(asked, texts, strict=True)]
             return [*titled, *[""] * (COMPARED - len(titled)), ""]
-        except (UserError, ValueError) as err:
-            return [*[""] * COMPARED, f"**error:** {err}"]
+        except UserError as err:
+            return [*[""] * COMPARED, error_line(err)]
 
-    with gr.Blocks(title="lyricgen playground") as page:
+    @staticmethod
+    def compared(base: GenerateConfig, by: str, value: str) -> GenerateConfig:
+        if by == "genre":
+            return replace(base, genre=value)
+        if by != "temperature":
+            raise UserError(f"compare by temperature or genre, not {by}")
+        try:
+            return replace(base, temperature=float(value))
+        except ValueError:
+            raise UserError(f"temperature {value!r} is not a number (values: comma-separated)") from None
+
+    def download(self, cfg: GenerateConfig, text: str) -> str:
+        """The sample and the command that makes it again, in a file of its own request: two visitors with
+        the same seed never get each other's (files older than an hour are removed)."""
+        for old in self.downloads.iterdir():
+            if time.time() - old.stat().st_mtime > 3600:
+                shutil.rmtree(old, ignore_errors=True)
+        folder = Path(tempfile.mkdtemp(dir=self.downloads))
+        path = folder / f"sample-seed{cfg.seed}.txt"
+        path.write_text(f"{text}\n\n# {command_line(cfg)}\n", encoding="utf-8")
+        return str(path)
+
+    def opening_line(self) -> str:
+        """What the page opens to whom, said once at start-up."""
+        play, access = self.play, self.access
+        where = f"http://{play.host}:{play.port}/"
+        if not access.shared:
+            return f"lyricgen playground at {where}: this machine only (host=127.0.0.1)"
+        folders = ", ".join(str(root) for root in access.roots)
+        who = "visitors with the password (auth=)" if play.auth else "anyone who reaches this address (no auth=)"
+        box = "the path box open to those folders" if access.path_box else "the path box off"
+        return (
+            f"lyricgen playground shared at {where} with {who}: runs under {folders}, {box}; {play.concurrency} "
+            f"samples at once, {play.queue} waiting, {play.max_chars} characters a request, "
+            f"{play.chars_per_minute} a minute a visitor"
+        )
+
+
+def build(play: PlayConfig, downloads: Path) -> "gradio.Blocks":  # noqa: F821 (imported inside: an optional extra)
+    """The page: Gradio's widgets around a Playground, each visitor told apart by their session."""
+    import gradio as gr
+
+    ground = Playground(play, downloads)
+    choices = runs(play.paths.output_dir)
+
+    def labels_of(run: str, path: str) -> dict:
+        labels = ground.labels(run, path)
+        if not labels:
+            return gr.update(choices=[], value=None, visible=False)
+        return gr.update(choices=labels, value=labels[0], visible=True)
+
+    # Gradio hands a handler the request where its signature asks for one, before the inputs
+    def write(request: gr.Request, *fields: object) -> Iterator[tuple]:
+        yield from ground.write(visitor(request), *fields)
+
+    def compare(request: gr.Request, by: str, values: str, *fields: object) -> list[str]:
+        return ground.compare(visitor(request), by, values, *fields)
+
+    with gr.Blocks(title="lyricgen playground", delete_cache=(600, 3600)) as page:
         gr.Markdown("# lyricgen playground\nPick a run, a genre and a temperature, and watch the song being written.")
         with gr.Row():
             run = gr.Dropdown(choices, value=choices[0][1] if choices else None, label="run", elem_id="run", scale=3)
-            path = gr.Textbox(label="or a checkpoint path", elem_id="path", scale=2)
+            path = gr.Textbox(label="or a checkpoint path", elem_id="path", scale=2, interactive=ground.access.path_box)
         with gr.Row():
             genre = gr.Dropdown([], label="genre", elem_id="genre", visible=False)
             prime = gr.Textbox("\n", label="prime", elem_id="prime", lines=2)
@@ -211,6 +388,7 @@ def build(play: PlayConfig) -> "gradio.Blocks":  # noqa: F821 (imported inside: 
             seed = gr.Number(0, label="seed", elem_id="seed", precision=0)
             memory = gr.Checkbox(True, label="n-gram memory (where the run's text is at hand)", elem_id="memory")
         fields = [run, path, genre, prime, temperature, top_k, length, seed, memory]
+        limit = {"concurrency_limit": play.concurrency}
         with gr.Tab("write"):
             with gr.Row():
                 go = gr.Button("generate", variant="primary", elem_id="generate")
@@ -219,7 +397,7 @@ def build(play: PlayConfig) -> "gradio.Blocks":  # noqa: F821 (imported inside: 
             text = gr.Textbox(label="sample", lines=16, elem_id="output", buttons=["copy"])
             again = gr.Textbox(label="the same sample from the command line", elem_id="command", buttons=["copy"])
             download = gr.File(label="download (sample and command)", elem_id="download")
-            writing = go.click(write, fields, [text, again, status, download])
+            writing = go.click(write, fields, [text, again, status, download], api_name="write", **limit)
             stop.click(None, cancels=[writing])
         with gr.Tab("compare"):
             with gr.Row():
@@ -229,11 +407,18 @@ def build(play: PlayConfig) -> "gradio.Blocks":  # noqa: F821 (imported inside: 
             compared_status = gr.Markdown(elem_id="compare_status")
             with gr.Row():
                 columns = [gr.Textbox(label=f"{i + 1}", lines=14, elem_id=f"column{i}") for i in range(COMPARED)]
-            side_by_side.click(compare, [by, values, *fields], [*columns, compared_status])
-        run.change(labels_of, [run, path], genre)
-        path.change(labels_of, [run, path], genre)
-        page.load(labels_of, [run, path], genre)
+            side_by_side.click(compare, [by, values, *fields], [*columns, compared_status], api_name="compare", **limit)
+        run.change(labels_of, [run, path], genre, api_name="labels")
+        path.change(labels_of, [run, path], genre, api_name=False)
+        page.load(labels_of, [run, path], genre, api_name=False)
+    print(ground.opening_line(), flush=True)
     return page
+
+
+def visitor(request: object) -> str:
+    """Who asks: the visitor's address (a session's reloads and tabs share its budget)."""
+    client = getattr(request, "client", None)
+    return getattr(client, "host", None) or getattr(request, "session_hash", None) or "unknown"
 
 
 @one_line_errors
@@ -246,12 +431,16 @@ def main(argv: list[str] | None = None) -> None:
         print("\n".join(f"  {text:<{width}}  {meaning}" for text, meaning in shown))
         return
     play = parse_args(argv)
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no request leaves the machine
+    for variable in ("GRADIO_ANALYTICS_ENABLED", "HF_HUB_DISABLE_TELEMETRY"):  # no request leaves the machine
+        os.environ.setdefault(variable, "False" if variable.startswith("GRADIO") else "1")
     try:
         import gradio  # noqa: F401
     except ImportError:
         raise UserError("the playground needs Gradio: pip install -e '.[play]' (make play installs it)") from None
-    build(play).queue().launch(server_name=play.host, server_port=play.port, show_error=True)
+    auth = tuple(play.auth.split(":", 1)) if play.auth else None
+    with tempfile.TemporaryDirectory(prefix="lyricgen-play-") as downloads:  # removed when the server stops
+        page = build(play, Path(downloads)).queue(max_size=play.queue)
+        page.launch(server_name=play.host, server_port=play.port, show_error=True, auth=auth, quiet=True)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ MODULES = {
     for path in PACKAGE.rglob("*.py")
     if "__pycache__" not in path.parts and "conf" not in path.relative_to(PACKAGE).parts
 }
-SHARED = {"charset", "config", "atomic", "rundir"}  # leaves every layer may use
+SHARED = {"charset", "config", "atomic", "rundir", "provenance"}  # leaves every layer may use
 LAYERS = {"nn": {"nn"}, "data": {"data"}, "training": {"training", "nn", "data"}}  # what each layer may import
 
 
