@@ -116,7 +116,10 @@ def test_each_visitor_has_a_budget_a_minute_and_each_request_a_size(work, tmp_pa
 
 
 FIELD = st.one_of(
-    st.none(), st.text(max_size=30), st.integers(-(10**20), 10**20), st.floats(allow_nan=True, allow_infinity=True, allow_subnormal=False)
+    st.none(),
+    st.text(max_size=30),
+    st.integers(-(10**20), 10**20),
+    st.floats(allow_nan=True, allow_infinity=True, allow_subnormal=False),
 )
 
 
