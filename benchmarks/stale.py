@@ -14,7 +14,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 # where results files live; a protocol's groups.csv has its provenance.json beside it
-RESULTS = ("benchmarks/results/*.json", "docs/**/*.json", "docs/**/groups.csv")
+RESULTS = ("benchmarks/results/*.json", "docs/**/*.json", "docs/**/groups*.csv")
 
 
 def git(*args: str, root: Path = ROOT) -> str:
