@@ -16,7 +16,7 @@ MODULES = {
     if "__pycache__" not in path.parts and "conf" not in path.relative_to(PACKAGE).parts
 }
 SHARED = {"charset", "config", "atomic", "rundir", "provenance"}  # leaves every layer may use
-LAYERS = {"nn": {"nn"}, "data": {"data"}, "training": {"training", "nn", "data"}}  # what each layer may import
+LAYERS = {"nn": {"nn"}, "data": {"data"}, "training": {"training", "nn", "data"}, "quality": {"quality"}}  # may import
 
 
 def lyricgen_imports(path) -> set[str]:
@@ -77,6 +77,7 @@ NOT_IMPORTED = {  # where the time goes: lightning ~3 s on 2 cores, torch ~2 s, 
     "lyricgen.generate": ("lightning", "pandas", "hydra", "matplotlib"),  # generation starts fast
     "lyricgen.data.lyrics_csv": ("torch", "lightning", "matplotlib"),
     "lyricgen.report": ("torch", "lightning"),  # reads run directories, not models
+    "lyricgen.quality.scorecard": HEAVY,  # text in, numbers out
 }
 
 

@@ -4,7 +4,7 @@ rebuilt from its training split)."""
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from lyricgen import UserError
+from lyricgen import UserError, charset
 from lyricgen.data import idcache
 
 WINDOW_KEYS = ("batch_size", "seq_len", "val_chars", "train_chars")  # data keys of batching, not of the text
@@ -26,6 +26,12 @@ def split_ids(
         )
     label_ids = encoded.label_ids[split][:limit].read() if labelled else None
     return ids, encoded.vocab, label_ids, encoded.labels
+
+
+def split_text(data: DictConfig, split: str, limit: int | None = None) -> str:
+    """A split of the configured corpus as text (its first `limit` characters)."""
+    ids, vocab, _, _ = split_ids(data, split, labelled=False, limit=limit)
+    return charset.decode(ids, vocab)
 
 
 def in_vocabulary(ids: torch.Tensor, vocab: str, model_vocab: str, drop_unknown: bool = False) -> torch.Tensor:

@@ -1,0 +1,1 @@
+"""What the models write, measured against real songs: the lyrics scorecard."""

