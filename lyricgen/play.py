@@ -235,6 +235,7 @@ class Playground:
         self.play, self.access, self.downloads = play, Access(play), downloads
         self.budget = Budget(play.chars_per_minute) if self.access.shared else None
         self.loaded = functools.lru_cache(maxsize=play.models)(self.load)
+        self.loading = threading.Lock()  # visitors asking for a model not yet loaded wait for one load of it
 
     def load(self, ckpt: str, modified: float, with_memory: bool) -> tuple:
         """A checkpoint's model, vocabulary and memory (`modified` renews it when the file changes)."""
@@ -243,7 +244,9 @@ class Playground:
 
     def model_for(self, cfg: GenerateConfig) -> tuple:
         path = find_checkpoint(cfg.ckpt, cfg.paths.output_dir)
-        return self.loaded(str(path), path.stat().st_mtime, cfg.with_memory and self.access.memory_allowed(path))
+        memory = cfg.with_memory and self.access.memory_allowed(path)
+        with self.loading:
+            return self.loaded(str(path), path.stat().st_mtime, memory)
 
     def settings(
         self, run: str, path: str, genre: str | None, prime: str, temperature: object, top_k: object,
@@ -280,7 +283,7 @@ class Playground:
     def labels(self, run: str, path: str) -> list[str] | None:
         """The run's labels (genres), or None when it cannot be loaded."""
         try:
-            cfg = self.settings(run, path, None, "\n", 0.8, None, 1, 0, False)
+            cfg = self.settings(run, path, None, "\n", 0.8, None, 1, 0, True)  # as the page first asks: memory on
             return list(self.model_for(cfg)[0].labels)
         except UserError:
             return None
@@ -359,6 +362,8 @@ def build(play: PlayConfig, downloads: Path) -> "gradio.Blocks":  # noqa: F821 (
 
     ground = Playground(play, downloads)
     choices = runs(play.paths.output_dir)
+    if choices:  # the newest run loaded before the first visitor comes, as the page offers it first
+        ground.labels(choices[0][1], "")
 
     def labels_of(run: str, path: str) -> dict:
         labels = ground.labels(run, path)
