@@ -186,7 +186,7 @@ def under_load(work: Path, run: str, visitors: int, each: int) -> dict:
         "requests": len(answers),
         "seconds": round(time.monotonic() - started, 1),
         "problems": [problem for answer in answers for problem in answer.problems],
-        "first_char_s": {"p50": percentile(firsts, 0.5), "p95": percentile(firsts, 0.95), "max": firsts[-1]},
+        "first_char_s": {"p50": percentile(firsts, 0.5), "p95": percentile(firsts, 0.95), "max": round(firsts[-1], 3)},
         "rss_mb": {"after_warm_up": round(warm[0], 1), "max": round(max(warm), 1), "last": round(warm[-1], 1)},
     }
 

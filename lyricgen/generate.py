@@ -135,12 +135,22 @@ def generate(cfg: GenerateConfig) -> list[str]:
     return ["".join(part) for part in parts]
 
 
-def help_text() -> str:
-    """Usage and every option with its default and meaning, from the option table."""
-    shown = [(f"{name}={as_typed(default)}", meaning) for name, default, meaning in options()]
+def help_text(schema: type = GenerateConfig, command: str = "generate") -> str:
+    """Usage and every option with its default and meaning, from a command's option table (generate's, and
+    the playground's and the scorecard's, which share its grammar)."""
+    shown = [(f"{name}={as_typed(default)}", meaning) for name, default, meaning in options(schema)]
     width = max(len(text) for text, _ in shown)
     lines = [f"  {text:<{width}}  {meaning}" for text, meaning in shown]
-    return "usage: python -m lyricgen.generate [option=value ...]\n\noptions (default shown):\n" + "\n".join(lines)
+    return f"usage: python -m lyricgen.{command} [option=value ...]\n\noptions (default shown):\n" + "\n".join(lines)
+
+
+def parsed(schema: type, argv: list[str]) -> object:
+    """key=value arguments over a schema's typed defaults; a wrong key or type is one line naming the options."""
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), OmegaConf.from_dotlist(argv)))
+    except OmegaConfBaseException as err:
+        names = ", ".join(name for name, _, _ in options(schema))
+        raise UserError(f"{str(err).splitlines()[0]} (options: {names})") from None
 
 
 def parse_args(argv: list[str]) -> list[GenerateConfig]:

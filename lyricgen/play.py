@@ -22,11 +22,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from lyricgen import UserError, one_line_errors
 from lyricgen.config import as_typed
-from lyricgen.generate import GenerateConfig, Paths, check, load, option, options, sampled
+from lyricgen.generate import GenerateConfig, Paths, check, help_text, load, option, parsed, sampled
 from lyricgen.nn.checkpoints import find_checkpoint
 from lyricgen.rundir import RunDir
 
@@ -57,12 +56,7 @@ class PlayConfig:
 
 
 def parse_args(argv: list[str]) -> PlayConfig:
-    try:
-        merged = OmegaConf.merge(OmegaConf.structured(PlayConfig), OmegaConf.from_dotlist(argv))
-        play = OmegaConf.to_object(merged)
-    except OmegaConfBaseException as err:
-        names = ", ".join(name for name, _, _ in options(PlayConfig))
-        raise UserError(f"{str(err).splitlines()[0]} (options: {names})") from None
+    play = parsed(PlayConfig, argv)
     for name in ("concurrency", "queue", "max_chars", "chars_per_minute", "models"):
         if getattr(play, name) < 1:
             raise UserError(f"{name}={getattr(play, name)} is invalid: use an integer >= 1")
@@ -430,10 +424,7 @@ def visitor(request: object) -> str:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if {"--help", "-h", "help"} & set(argv):
-        shown = [(f"{name}={as_typed(default)}", meaning) for name, default, meaning in options(PlayConfig)]
-        width = max(len(text) for text, _ in shown)
-        print("usage: python -m lyricgen.play [option=value ...]\n\noptions (default shown):")
-        print("\n".join(f"  {text:<{width}}  {meaning}" for text, meaning in shown))
+        print(help_text(PlayConfig, "play"))
         return
     play = parse_args(argv)
     for variable in ("GRADIO_ANALYTICS_ENABLED", "HF_HUB_DISABLE_TELEMETRY"):  # no request leaves the machine

@@ -11,13 +11,10 @@ import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
-
 from lyricgen import UserError, one_line_errors
 from lyricgen.atomic import write_atomically
 from lyricgen.config import as_typed
-from lyricgen.generate import GenerateConfig, Paths, load, option, options, sampled
+from lyricgen.generate import GenerateConfig, Paths, help_text, load, option, parsed, sampled
 
 
 @dataclass
@@ -34,12 +31,7 @@ class ScoreConfig:
 
 
 def parse_args(argv: list[str]) -> ScoreConfig:
-    try:
-        merged = OmegaConf.merge(OmegaConf.structured(ScoreConfig), OmegaConf.from_dotlist(argv))
-        cfg = OmegaConf.to_object(merged)
-    except OmegaConfBaseException as err:
-        names = ", ".join(name for name, _, _ in options(ScoreConfig))
-        raise UserError(f"{str(err).splitlines()[0]} (options: {names})") from None
+    cfg = parsed(ScoreConfig, argv)
     if cfg.samples < 1 or cfg.length < 50:
         raise UserError("samples must be >= 1 and length >= 50 characters (a piece needs lines to score)")
     return cfg
@@ -91,10 +83,7 @@ def table(cards: dict[str, dict]) -> str:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if {"--help", "-h", "help"} & set(argv):
-        shown = [(f"{name}={as_typed(default)}", meaning) for name, default, meaning in options(ScoreConfig)]
-        width = max(len(text) for text, _ in shown)
-        print("usage: python -m lyricgen.score [option=value ...]\n\noptions (default shown):")
-        print("\n".join(f"  {text:<{width}}  {meaning}" for text, meaning in shown))
+        print(help_text(ScoreConfig, "score"))
         return
     cfg = parse_args(argv)
     cards = scorecards(*scored_texts(cfg))

@@ -44,7 +44,11 @@ def test_copied_text_and_line_lengths_are_measured():
 
 
 @pytest.mark.slow
-def test_the_command_scores_a_runs_samples_and_a_file_beside_its_held_out_songs(trained_run, tmp_path):
+def test_the_command_scores_a_runs_samples_and_a_file_beside_its_held_out_songs(compose_config, tmp_path):
+    from lyricgen.training.fit import fit_run
+
+    trained_run = tmp_path / "run"
+    fit_run(compose_config(), trained_run)  # its corpus at hand: the held-out songs are scored beside the samples
     result = run_module(
         "lyricgen.score", f"ckpt={trained_run}", "samples=3", "length=80", "json=card.json", cwd=tmp_path
     )
