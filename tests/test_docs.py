@@ -38,6 +38,8 @@ MAKE_NOT_RUN = {
     "bench": "the benchmarks take up to an hour; their results are in benchmarks/results",
     "tensorboard": "a server that runs until stopped (tests/test_tensorboard.py serves a run)",
     "play": "a server that runs until stopped (tests/test_play.py drives it in a browser)",
+    "figures": "it rewrites the checkout's README and docs: tests/test_figures.py runs its --check instead",
+    "stale": "a report whose answer changes with every commit: tests/test_figures.py tests it on a repository",
 }
 TINY = {  # key: value, appended to a training command that does not set the key itself
     "model.hidden_size": "16",
