@@ -125,6 +125,7 @@ FIELD = st.one_of(
 )
 
 
+@pytest.mark.slow  # 1,000 examples, ~40 s
 @settings(max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck))
 @given(
     path=st.sampled_from(["", "/etc/passwd", "../../etc/shadow", "outputs/runs/tiny", "\x00", "~/.ssh/id_rsa", "evil"]),
