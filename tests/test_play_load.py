@@ -92,16 +92,22 @@ def test_a_shared_page_offers_only_its_runs_and_trusts_no_foreign_code(work, tmp
     opened = shared_ground(work, tmp_path, allow=[str(work / "allowed")])
     for outside in ("/etc/passwd", "/no/such/file.ckpt", str(work / "toy.txt"), f"{work}/outputs/../toy.txt"):
         assert written(opened, run, outside, None, "\n", 0.8, None, 10, 0, True)[2] == f"**error:** {NOT_OFFERED}"
-    foreign = work / "outputs" / "runs" / "foreign"  # its checkpoint and config name a class outside lyricgen
+    foreign = foreign_run(work, "foreign")
+    status = written(ground, str(foreign), "", None, "\n", 0.8, None, 10, 0, True)[2]
+    assert "os.Evil, not lyricgen's" in status and "\n" not in status
+    assert ground.access.memory_allowed(str(work / RUN / "checkpoints" / "best.ckpt")) is False  # toy.txt: outside
+
+
+def foreign_run(work: Path, name: str) -> Path:
+    """A run whose checkpoint and config name a network class outside lyricgen (os.Evil)."""
+    foreign = work / "outputs" / "runs" / name
     (foreign / "checkpoints").mkdir(parents=True, exist_ok=True)
     checkpoint = torch.load(work / RUN / "checkpoints" / "best.ckpt", weights_only=False)
     checkpoint["hyper_parameters"]["network"]["_target_"] = "os.Evil"
     torch.save(checkpoint, foreign / "checkpoints" / "best.ckpt")
     config = (work / RUN / "config.yaml").read_text().replace("lyricgen.nn.CharRNN", "os.Evil")
     (foreign / "config.yaml").write_text(config)
-    status = written(ground, str(foreign), "", None, "\n", 0.8, None, 10, 0, True)[2]
-    assert "os.Evil, not lyricgen's" in status and "\n" not in status
-    assert ground.access.memory_allowed(str(work / RUN / "checkpoints" / "best.ckpt")) is False  # toy.txt: outside
+    return foreign
 
 
 def test_each_visitor_has_a_budget_a_minute_and_each_request_a_size(work, tmp_path):
@@ -128,7 +134,7 @@ FIELD = st.one_of(
 @pytest.mark.slow  # 1,000 examples, ~40 s
 @settings(max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck))
 @given(
-    path=st.sampled_from(["", "/etc/passwd", "../../etc/shadow", "outputs/runs/tiny", "\x00", "~/.ssh/id_rsa", "evil"]),
+    path=st.sampled_from(["", "/etc/passwd", "../../etc/shadow", RUN, "\x00", "~/.ssh/id_rsa", "evil", "foreign"]),
     genre=st.one_of(st.none(), st.text(max_size=10)),
     prime=st.text(max_size=200),
     temperature=FIELD,
@@ -145,7 +151,8 @@ def test_the_pages_handlers_answer_any_input_with_text_or_one_line(
     served, no module outside lyricgen is imported, and the page answers the next request."""
     ground = fuzzed_ground(work, tmp_path_factory)
     run = str(work / RUN)
-    path = str(work / "evil.ckpt") if path == "evil" else path  # inside the offered folders: a pickle's payload
+    inside = {"evil": work / "evil.ckpt", "foreign": work / "outputs" / "runs" / "foreign-fuzz"}  # offered folders
+    path = str(inside.get(path, path))  # a pickle's payload; a run whose checkpoint names a foreign class
     fields = (run, path, genre, prime, temperature, top_k, length, seed, True)
     text, command, status, download = written(ground, *fields)
     assert bool(status) != bool(text)
@@ -171,6 +178,7 @@ def fuzzed_ground(work: Path, tmp_path_factory: pytest.TempPathFactory) -> Playg
                 return (os.system, (f"touch {work / 'pwned'}",))
 
         torch.save({"state_dict": Exploit()}, work / "evil.ckpt", pickle_module=pickle)
+        foreign_run(work, "foreign-fuzz")
         GROUNDS["ground"] = shared_ground(work, tmp_path_factory.mktemp("downloads"), allow=[str(work)], max_chars=300)
     return GROUNDS["ground"]
 
