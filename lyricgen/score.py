@@ -16,6 +16,10 @@ from lyricgen.atomic import write_atomically
 from lyricgen.config import as_typed
 from lyricgen.generate import GenerateConfig, Paths, help_text, load, option, parsed, sampled
 
+# copied text is looked for in the training split's first this many characters: its 30-character spans are
+# held in memory (~100 MB a million), so a corpus of any size is scored in bounded memory
+TRAINING_CHARS = 2_000_000
+
 
 @dataclass
 class ScoreConfig:
@@ -47,7 +51,7 @@ def scored_texts(cfg: ScoreConfig) -> tuple[list[str], list[str], str]:
 
     path = find_checkpoint(cfg.ckpt, cfg.paths.output_dir)
     data = load_run_config(RunDir.of_checkpoint(path).path).data
-    held_out, training = split_text(data, "val"), split_text(data, "train")
+    held_out, training = split_text(data, "val"), split_text(data, "train", limit=TRAINING_CHARS)
     if cfg.file:
         text = Path(cfg.file).expanduser()
         if not text.is_file():

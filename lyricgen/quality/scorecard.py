@@ -115,8 +115,11 @@ def wasserstein(first: list[int], second: list[int]) -> float:
     """The earth mover's distance between two samples of numbers: the mean gap between their quantiles."""
     if not first or not second:
         return math.nan
-    steps = 200
-    quantile = lambda values, q: sorted(values)[min(len(values) - 1, int(q * len(values)))]  # noqa: E731
+    steps, first, second = 200, sorted(first), sorted(second)  # sorted once, read at every quantile
+
+    def quantile(values: list[int], q: float) -> int:
+        return values[min(len(values) - 1, int(q * len(values)))]
+
     return statistics.fmean(
         abs(quantile(first, (i + 0.5) / steps) - quantile(second, (i + 0.5) / steps)) for i in range(steps)
     )
