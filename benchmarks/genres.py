@@ -13,7 +13,7 @@ Two labelled corpora:
 Three models of each, the default model at equal steps: unconditioned, conditioned (model.condition=source)
 and conditioned with label dropout. Measured, seed by seed:
 1. each label's validation bits per character (the unconditioned model scored label by label too);
-2. an independent judge (judge.py: naive Bayes over character n-grams, fitted on each label's training
+2. an independent judge (lyricgen.quality.judge: naive Bayes over character n-grams, fitted on each label's training
    text): its accuracy on held-out pieces of each label (its ceiling) and on samples of each label, for
    the label-dropout model at each guidance in GUIDANCE (0: its unconditional model, 1: plain conditional);
 3. what guidance costs: each label's validation bits per character under guidance.
@@ -28,7 +28,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
-from judge import NgramJudge
 from omegaconf import OmegaConf
 
 from lyricgen import charset
@@ -36,13 +35,14 @@ from lyricgen.data import corpus, idcache
 from lyricgen.nn.checkpoints import load_checkpoint
 from lyricgen.nn.sampling import generate
 from lyricgen.provenance import provenance
+from lyricgen.quality.judge import NgramJudge
 from lyricgen.training.scoring import label_scores
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "outputs" / "genres"
 OUT = ROOT / "docs" / "genres"
 # the code these numbers depend on (benchmarks/stale.py)
-MEASURES = ("lyricgen", "conf", "benchmarks/genres.py", "benchmarks/judge.py")
+MEASURES = ("lyricgen", "conf", "benchmarks/genres.py", "lyricgen/quality/judge.py")
 GENRES = {  # stand-in genre -> the songbooks whose songs it holds
     "scottish": ("burns", "bundle_of_ballads"),
     "english": ("english_ballads", "elizabethan"),

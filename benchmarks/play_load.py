@@ -42,7 +42,7 @@ BAD = [  # (what a page may send, the line it must answer with)
 
 @dataclass
 class Asked:
-    """One request: the page's nine fields, and what must come back (a text, or an error line)."""
+    """One request: the page's ten fields, and what must come back (a text, or an error line)."""
 
     fields: tuple
     error: str | None = None
@@ -97,7 +97,7 @@ def plan(run: str, visitors: int, each: int, vocab: str, seed: int = 0) -> list[
             bad = BAD[(visitor + number) % len(BAD)] if number % 5 == 4 else None
             settings |= bad[0] if bad else {}
             fields = (run, "", None, settings["prime"], settings["temperature"], settings["top_k"],
-                      settings["length"], settings["seed"], True)  # fmt: skip
+                      settings["length"], settings["seed"], True, "")  # fmt: skip
             cfg = None if bad else GenerateConfig(ckpt=run, **settings)
             asked.append(Asked(fields, bad[1] if bad else None, cfg))
         plans.append(asked)
@@ -116,7 +116,7 @@ def visit(url: str, asked: list[Asked], expected: dict) -> list[Answered]:
             for text, *_ in job:
                 if answer.first_char_s is None and len(text) > len(request.fields[3]):
                     answer.first_char_s = time.monotonic() - started
-            text, command, status, download = job.result()
+            text, command, status, download, _ = job.result()
         except Exception as err:  # the server failed this request: counted, and the visitor goes on
             answers.append(Answered(problems=[f"no answer to {request.fields}: {err}"]))
             continue
@@ -202,8 +202,8 @@ def cancelled_cpu(work: Path, run: str) -> dict:
     server, url = serve(work)
     try:
         client = Client(url, verbose=False)
-        client.predict(run, "", None, "\n", 0.8, None, 20, 0, True, api_name="/write")  # the model loaded
-        job = client.submit(run, "", None, "\n", 0.8, None, LONG, 0, True, api_name="/write")
+        client.predict(run, "", None, "\n", 0.8, None, 20, 0, True, "", api_name="/write")  # the model loaded
+        job = client.submit(run, "", None, "\n", 0.8, None, LONG, 0, True, "", api_name="/write")
         deadline = time.monotonic() + 60
         while not job.outputs() and time.monotonic() < deadline:  # writing (the first part is out)
             time.sleep(0.05)

@@ -17,6 +17,7 @@ from lyricgen import one_line_errors
 from lyricgen.atomic import write_atomically
 from lyricgen.cli import run_checked
 from lyricgen.config import CONF_DIR
+from lyricgen.quality.scorecard import summary
 from lyricgen.rundir import RunDir
 
 
@@ -48,6 +49,9 @@ def run(cfg: DictConfig) -> None:
         f"{result['scored']}: {result['loss']:.4f} nats/char, {result['bpc']:.4f} bits/char{per_label}{memory} "
         f"over {result['characters']:,} characters ({result['checkpoint']}); written to {out}"
     )
+    if "scorecard" in result:
+        card = result["scorecard"]
+        print(f"samples: {summary(card['samples'])}\nscored text: {summary(card['scored_text'])}")
 
 
 def main() -> None:

@@ -25,8 +25,19 @@ from omegaconf import OmegaConf
 
 from lyricgen import UserError, one_line_errors
 from lyricgen.config import as_typed
-from lyricgen.generate import GenerateConfig, Paths, check, help_text, load, option, parsed, sampled
+from lyricgen.generate import (
+    GenerateConfig,
+    Paths,
+    characters_asked,
+    check,
+    help_text,
+    load,
+    option,
+    parsed,
+    sampled,
+)
 from lyricgen.nn.checkpoints import find_checkpoint
+from lyricgen.quality.scorecard import SHOWN, score, shown, summary
 from lyricgen.rundir import RunDir
 
 COMPARED = 4  # samples side by side
@@ -124,6 +135,7 @@ def command_line(cfg: GenerateConfig) -> str:
             ("length", cfg.length),
             ("seed", cfg.seed),
             ("with_memory", cfg.with_memory),
+            ("form", cfg.form),
         ]
         if value != getattr(defaults, name) or name == "ckpt"
     ]
@@ -244,7 +256,7 @@ class Playground:
 
     def settings(
         self, run: str, path: str, genre: str | None, prime: str, temperature: object, top_k: object,
-        length: object, seed: object, memory: bool,
+        length: object, seed: object, memory: bool, form: str | None = None,
     ) -> GenerateConfig:  # fmt: skip
         """The page's fields as generate's settings, checked as generate checks them; one line otherwise."""
         try:
@@ -261,6 +273,7 @@ class Playground:
             length=whole(length, "length"),
             seed=whole(seed if seed not in (None, "") else 0, "seed"),
             with_memory=bool(memory),
+            form=(form or "").strip() or None,
             paths=Paths(self.play.paths.output_dir),
         )
         check(cfg)
@@ -268,7 +281,7 @@ class Playground:
 
     def allowed(self, visitor: str, cfg: GenerateConfig, samples: int = 1) -> None:
         """The request's characters within the page's limits (max_chars; a shared page's per minute)."""
-        asked = len(cfg.prime) + cfg.length * samples
+        asked = len(cfg.prime) + (characters_asked(cfg) - len(cfg.prime)) * samples
         if asked > self.play.max_chars:
             raise UserError(f"{asked} characters asked for: this page writes at most {self.play.max_chars} a request")
         if self.budget is not None:
@@ -282,8 +295,9 @@ class Playground:
         except UserError:
             return None
 
-    def write(self, visitor: str, *fields: object) -> Iterator[tuple[str, str, str, str | None]]:
-        """(text so far, its command line, an error line, the download once done), as the sample grows."""
+    def write(self, visitor: str, *fields: object) -> Iterator[tuple[str, str, str, str | None, str]]:
+        """(text so far, its command line, an error line, the download and the scorecard once done), as the
+        sample grows."""
         try:
             cfg = self.settings(*fields)
             self.allowed(visitor, cfg)
@@ -291,14 +305,16 @@ class Playground:
             for pieces in sampled(cfg, *self.model_for(cfg)):
                 parts.append(pieces[0])
                 if time.monotonic() - shown >= REFRESH_S:  # the page keeps up with the sampler
-                    yield "".join(parts), command_line(cfg), "", None
+                    yield "".join(parts), command_line(cfg), "", None, ""
                     shown = time.monotonic()
-            yield "".join(parts), command_line(cfg), "", self.download(cfg, "".join(parts))
+            text = "".join(parts)
+            yield text, command_line(cfg), "", self.download(cfg, text), summary(scored(text[len(parts[0]) :]))
         except UserError as err:
-            yield "", "", error_line(err), None
+            yield "", "", error_line(err), None, ""
 
     def compare(self, visitor: str, by: str, values: str, *fields: object) -> list[str]:
-        """Up to COMPARED samples side by side, by temperature or genre, and an error line."""
+        """Up to COMPARED samples side by side, by temperature or genre, an error line, and their scorecards
+        as a table."""
         try:
             base = self.settings(*fields)
             asked = [value.strip() for value in str(values).split(",") if value.strip()][:COMPARED]
@@ -306,11 +322,13 @@ class Playground:
             for cfg in configs:
                 check(cfg)
             self.allowed(visitor, base, len(configs))
-            texts = ["".join(piece[0] for piece in sampled(cfg, *self.model_for(cfg))) for cfg in configs]
+            pieces = [list(sampled(cfg, *self.model_for(cfg))) for cfg in configs]
+            texts = ["".join(piece[0] for piece in written) for written in pieces]
             titled = [f"{by} {value}:\n\n{text}" for value, text in zip(asked, texts, strict=True)]
-            return [*titled, *[""] * (COMPARED - len(titled)), ""]
+            cards = [scored("".join(piece[0] for piece in written[1:])) for written in pieces]
+            return [*titled, *[""] * (COMPARED - len(titled)), "", scorecard_table(by, asked, cards)]
         except UserError as err:
-            return [*[""] * COMPARED, error_line(err)]
+            return [*[""] * COMPARED, error_line(err), ""]
 
     @staticmethod
     def compared(base: GenerateConfig, by: str, value: str) -> GenerateConfig:
@@ -386,7 +404,10 @@ def build(play: PlayConfig, downloads: Path) -> "gradio.Blocks":  # noqa: F821 (
             length = gr.Number(500, label="length", elem_id="length", precision=0)
             seed = gr.Number(0, label="seed", elem_id="seed", precision=0)
             memory = gr.Checkbox(True, label="n-gram memory (where the run's text is at hand)", elem_id="memory")
-        fields = [run, path, genre, prime, temperature, top_k, length, seed, memory]
+        form = gr.Textbox(
+            "", label="song form (empty: free text; e.g. verse:ABAB,chorus:AABB,verse:ABAB,chorus)", elem_id="form"
+        )
+        fields = [run, path, genre, prime, temperature, top_k, length, seed, memory, form]
         limit = {"concurrency_limit": play.concurrency}
         with gr.Tab("write"):
             with gr.Row():
@@ -395,8 +416,9 @@ def build(play: PlayConfig, downloads: Path) -> "gradio.Blocks":  # noqa: F821 (
             status = gr.Markdown(elem_id="status")
             text = gr.Textbox(label="sample", lines=16, elem_id="output", buttons=["copy"])
             again = gr.Textbox(label="the same sample from the command line", elem_id="command", buttons=["copy"])
+            card = gr.Markdown(elem_id="scorecard")
             download = gr.File(label="download (sample and command)", elem_id="download")
-            writing = go.click(write, fields, [text, again, status, download], api_name="write", **limit)
+            writing = go.click(write, fields, [text, again, status, download, card], api_name="write", **limit)
             stop.click(None, cancels=[writing])
         with gr.Tab("compare"):
             with gr.Row():
@@ -406,12 +428,29 @@ def build(play: PlayConfig, downloads: Path) -> "gradio.Blocks":  # noqa: F821 (
             compared_status = gr.Markdown(elem_id="compare_status")
             with gr.Row():
                 columns = [gr.Textbox(label=f"{i + 1}", lines=14, elem_id=f"column{i}") for i in range(COMPARED)]
-            side_by_side.click(compare, [by, values, *fields], [*columns, compared_status], api_name="compare", **limit)
+            compared_cards = gr.Markdown(elem_id="compare_scorecards")
+            side_by_side.click(
+                compare, [by, values, *fields], [*columns, compared_status, compared_cards], api_name="compare", **limit
+            )
         run.change(labels_of, [run, path], genre, api_name="labels")
         path.change(labels_of, [run, path], genre, api_name=False)
         page.load(labels_of, [run, path], genre, api_name=False)
     print(ground.opening_line(), flush=True)
     return page
+
+
+def scored(text: str) -> dict:
+    """A sample's scorecard (lyricgen.quality.scorecard), as the page shows it."""
+    return score([text]).as_dict()
+
+
+def scorecard_table(by: str, values: list[str], cards: list[dict]) -> str:
+    """Compared samples' scorecards as a Markdown table: a column per sample."""
+    lines = [f"| {by} | " + " | ".join(values) + " |", "|---" * (len(values) + 1) + "|"]
+    lines += [
+        f"| {label} | " + " | ".join(shown(card, name) for card in cards) + " |" for name, (label, _) in SHOWN.items()
+    ]
+    return "\n".join(lines)
 
 
 def visitor(request: object) -> str:

@@ -32,6 +32,7 @@ GRAD_RATIO = 10.0  # a gradient norm this many times the normal one is a gradien
 GRAD_GAP = 500  # gradient spikes closer than this many steps are one episode
 WINDOWS_SHOWN = 3  # spike episodes per run whose text the report shows
 NOT_SHOWN = ("experiment=", "hydra.", "threads=", "trainer.enable_progress_bar=")  # overrides that change no result
+SCORED = ("real_words", "rhyme_share", "repeated_lines", "line_chars_mean", "lines_per_stanza")  # scorecard columns
 SEED_PART = re.compile(r"(^|,)seed=\d+(?=,|$)")
 
 
@@ -116,6 +117,11 @@ class RunResult:
     grad_spikes_on_tablature: int  # episodes whose peak step's batch holds a line of guitar tablature
     max_grad_norm: float
     diverged: bool
+    real_words: float  # the lyrics scorecard of its last validation's samples (samples.json; mean over labels)
+    rhyme_share: float
+    repeated_lines: float
+    line_chars_mean: float
+    lines_per_stanza: float
     sample: str
 
 
@@ -184,9 +190,18 @@ def read_run(run: Path, root: Path) -> tuple[RunResult, dict]:
         grad_spikes_on_tablature=0,  # filled in from the batches' text (write_report)
         max_grad_norm=float(np.nanmax(grad_norms)) if len(grad_norms) else math.nan,
         diverged=has_diverged(losses, "train/diverged" in tags),
+        **sample_scores(run),
         sample=sample.replace("\n    ", "\n").strip()[:200],  # the logged sample is indented as Markdown code
     )
     return result, {"steps": steps, "losses": losses, "val": (val_steps, val_losses), "by_grad": by_grad}
+
+
+def sample_scores(run: Path) -> dict[str, float]:
+    """SCORED of the run's samples.json (its last validation's samples on the lyrics scorecard), averaged
+    over a conditioned model's labels; NaN for a run that has none."""
+    path = RunDir(run).samples
+    cards = list(json.loads(path.read_text())["scorecards"].values()) if path.is_file() else []
+    return {name: float(np.nanmean([card[name] for card in cards])) if cards else math.nan for name in SCORED}
 
 
 def recorded_windows(run: Path, steps: list[int]) -> dict[int, list[str]]:
@@ -247,9 +262,16 @@ def summarise_groups(table: pd.DataFrame) -> pd.DataFrame:
                 "unrecovered": int(runs["unrecovered"].sum()),
                 "diverged": int(runs["diverged"].sum()),
                 "steps": int(runs["steps"].max()),
+                **{f"{name}_{kind}": value for name in SCORED for kind, value in spread(runs[name]).items()},
             }
         )
     return pd.DataFrame(rows)
+
+
+def spread(values: pd.Series) -> dict[str, float]:
+    """Mean and standard deviation over seeds (NaN sd for one seed)."""
+    values = values.dropna()
+    return {"mean": values.mean(), "sd": values.std(ddof=1) if len(values) > 1 else math.nan}
 
 
 def plot_curves(curves: dict[str, list[dict]], title: str, path: Path) -> None:
@@ -319,7 +341,10 @@ def write_report(root: Path) -> Path:
         f"that; unrecovered: the last never came back. Gradient spikes: episodes of gradient norms (before "
         f"clipping) above {GRAD_RATIO:g}x the median of the {HISTORY * BLOCK} steps before, gaps under "
         f"{GRAD_GAP} steps joined; on tablature: the batch at the episode's peak holds a line of tablature "
-        f"(lyricgen.data.hygiene).\n\n{images}\n\n## What set off the largest gradient spikes\n\n{spikes}\n"
+        f"(lyricgen.data.hygiene). Samples: the scorecard (lyricgen.quality.scorecard) of the samples each run "
+        f"wrote at its last validation: real words (share of words in CMUdict), rhyme share (line ends rhyming "
+        f"with one of the two before), repeated lines (lines recurring in their sample), characters a line and "
+        f"lines a stanza.\n\n{images}\n\n## What set off the largest gradient spikes\n\n{spikes}\n"
         f"## Samples\n\n{samples}"
     )
     return report

@@ -10,6 +10,8 @@ config, its spike forensics and evaluations, and how a checkpoint leads back to 
                                          text's fingerprint (equal fingerprints, equal validation text)
       status.json                        how it ended: finished, diverged, not requeued (and its
                                          process's exit code and time, under lyricgen.reproduce)
+      samples.json                       the samples of its latest validation, scored on the lyrics
+                                         scorecard (lyricgen.quality): what the report's rows show
       evaluation-<split or file>.json    lyricgen.evaluate's numbers
       events.out.tfevents.*, hparams.yaml  TensorBoard's
 """
@@ -64,6 +66,10 @@ class RunDir:
     @property
     def status(self) -> Path:
         return self.path / "status.json"
+
+    @property
+    def samples(self) -> Path:
+        return self.path / "samples.json"
 
     def evaluation(self, name: str) -> Path:
         return self.path / f"evaluation-{name}.json"

@@ -16,7 +16,12 @@ MODULES = {
     if "__pycache__" not in path.parts and "conf" not in path.relative_to(PACKAGE).parts
 }
 SHARED = {"charset", "config", "atomic", "rundir", "provenance"}  # leaves every layer may use
-LAYERS = {"nn": {"nn"}, "data": {"data"}, "training": {"training", "nn", "data"}, "quality": {"quality"}}  # may import
+LAYERS = {  # what each layer may import: nn asks quality which words rhyme, training scores samples with it
+    "nn": {"nn", "quality"},
+    "data": {"data"},
+    "training": {"training", "nn", "data", "quality"},
+    "quality": {"quality"},
+}
 
 
 def lyricgen_imports(path) -> set[str]:

@@ -40,6 +40,9 @@ def test_the_command_scores_the_validation_split_as_training_did(run_with_test_s
     val = json.loads((run / "evaluation-val.json").read_text())
     assert result.stdout.startswith("val split of data=text: ") and "bits/char" in result.stdout
     assert val["loss"] == pytest.approx(best, rel=1e-5)  # the very windows validation scored
+    card = val["scorecard"]  # the samples' lyrics scorecard beside the validation text's, cut alike
+    assert card["samples"]["pieces"] == 10 and card["scored_text"]["real_words"] > card["samples"]["real_words"]
+    assert card["scored_text"]["line_length_distance"] == 0  # the real pieces against themselves
     other = tmp_path / "other.txt"  # data=... on the command line: that corpus's split instead of the run's
     other.write_text("la la la la\nyeah yeah yeah\n" * 200)
     args = [f"ckpt={run}", "data=text", f"data.path={other}", f"out={tmp_path / 'other.json'}"]

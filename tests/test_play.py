@@ -132,6 +132,10 @@ def test_the_page_writes_what_lyricgen_generate_writes_and_shows_bad_input(page,
     assert command == f"python -m lyricgen.generate ckpt=outputs/runs/tiny {settings}"
     text, first = written(browser, len("Git along") + 80)  # the model is loaded now: how fast it starts
     print(f"first character after {first:.3f} s")
+    deadline = time.monotonic() + 30  # the finished sample's scorecard, beneath it
+    while "real words" not in browser.find_element("css selector", "#scorecard").text:
+        assert time.monotonic() < deadline, "no scorecard under the sample"
+        time.sleep(0.1)
     if SCREENSHOT:
         browser.save_screenshot(SCREENSHOT)
     typed(browser, "#prime textarea", "Git \u2603 along")
@@ -163,3 +167,5 @@ def test_the_compare_tab_writes_temperatures_side_by_side(page, monkeypatch):
         cfg = GenerateConfig(ckpt=str(run), genre=genre, prime="Oh", length=80, seed=3, temperature=temperature)
         assert value(browser, f"{column} textarea") == f"temperature {temperature}:\n\n{generate(cfg)[0]}"
     assert value(browser, "#column2 textarea") == ""
+    table = browser.find_element("css selector", "#compare_scorecards").text  # a scorecard column per sample
+    assert "real words" in table and "0.5" in table and "1.5" in table

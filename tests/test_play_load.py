@@ -19,7 +19,9 @@ pytest.importorskip("gradio", reason="the play extra is not installed (pip insta
 from play_load import cancelled_cpu, serve, under_load
 
 from lyricgen import UserError
+from lyricgen.generate import GenerateConfig, generate
 from lyricgen.play import NOT_OFFERED, Budget, PlayConfig, Playground
+from lyricgen.quality.scorecard import score, summary
 from lyricgen.training.fit import fit_run
 
 RUN = "outputs/runs/tiny"
@@ -64,9 +66,9 @@ def test_a_password_keeps_the_shared_page_closed(work):
     try:
         assert "shared at" in (line := server.stdout.readline()) and "visitors with the password" in line
         with pytest.raises(Exception, match=r"(?i)login|auth|401|403"):
-            Client(url, verbose=False).predict(RUN, "", None, "\n", 0.8, None, 10, 0, True, api_name="/write")
+            Client(url, verbose=False).predict(RUN, "", None, "\n", 0.8, None, 10, 0, True, "", api_name="/write")
         client = Client(url, auth=("band", "secret"), verbose=False)
-        text, _, status, _ = client.predict(RUN, "", None, "\n", 0.8, None, 10, 0, True, api_name="/write")
+        text, _, status, _, _ = client.predict(RUN, "", None, "\n", 0.8, None, 10, 0, True, "", api_name="/write")
         assert status == "" and len(text) == 11
     finally:
         server.terminate()
@@ -81,6 +83,23 @@ def shared_ground(work: Path, tmp_path: Path, **options: object) -> Playground:
 
 def written(ground: Playground, *fields: object, visitor: str = "a") -> tuple:
     return list(ground.write(visitor, *fields))[-1]
+
+
+def test_a_sample_comes_with_its_scorecard_and_a_song_form_is_written_as_generate_writes_it(work, tmp_path):
+    ground = shared_ground(work, tmp_path, shared=False)
+    run = str(work / RUN)
+    form = "verse:AABB,chorus,verse,chorus"
+    text, command, status, _, card = written(ground, run, "", None, "\n", 0.8, None, 10, 3, True, form)
+    assert status == "" and f"form={form}" in command
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(work)  # generate finds the run's memory as the page does
+        assert [text] == generate(GenerateConfig(ckpt=run, seed=3, form=form))
+    assert card == summary(score([text[1:]]).as_dict())  # the song's scorecard, without the prime
+    assert card.startswith("real words ") and "rhymed lines" in card
+    *columns, compare_status, table = ground.compare("a", "temperature", "0.5, 1.5", run, "", None, "\n", 0.8, None,
+                                                     10, 3, True, form)  # fmt: skip
+    assert compare_status == "" and table.splitlines()[0] == "| temperature | 0.5 | 1.5 |"
+    assert "| real words |" in table and columns[1].startswith("temperature 1.5:")
 
 
 def test_a_shared_page_offers_only_its_runs_and_trusts_no_foreign_code(work, tmp_path):
@@ -143,9 +162,12 @@ FIELD = st.one_of(
     seed=FIELD,
     by=st.sampled_from(["temperature", "genre", "colour"]),
     values=st.text(max_size=30),
+    form=st.one_of(
+        st.just(""), st.text(max_size=20), st.sampled_from(["verse,chorus,verse,chorus", "chorus:A.,chorus"])
+    ),
 )
 def test_the_pages_handlers_answer_any_input_with_text_or_one_line(
-    work, tmp_path_factory, path, genre, prime, temperature, top_k, length, seed, by, values
+    work, tmp_path_factory, path, genre, prime, temperature, top_k, length, seed, by, values, form
 ):
     """Any field, any value: a sample or one error line; nothing outside the offered folders is loaded or
     served, no module outside lyricgen is imported, and the page answers the next request."""
@@ -153,14 +175,14 @@ def test_the_pages_handlers_answer_any_input_with_text_or_one_line(
     run = str(work / RUN)
     inside = {"evil": work / "evil.ckpt", "foreign": work / "outputs" / "runs" / "foreign-fuzz"}  # offered folders
     path = str(inside.get(path, path))  # a pickle's payload; a run whose checkpoint names a foreign class
-    fields = (run, path, genre, prime, temperature, top_k, length, seed, True)
-    text, command, status, download = written(ground, *fields)
+    fields = (run, path, genre, prime, temperature, top_k, length, seed, True, form)
+    text, command, status, download, _ = written(ground, *fields)
     assert bool(status) != bool(text)
     if status:
         assert status.startswith("**error:** ") and "\n" not in status and text == "" and download is None
     else:
         assert Path(download).is_relative_to(ground.downloads) and command.startswith("python -m lyricgen.generate")
-    *columns, compare_status = ground.compare("a", by, values, *fields)
+    *columns, compare_status, _ = ground.compare("a", by, values, *fields)
     assert "\n" not in compare_status and len(columns) == 4
     assert written(ground, run, "", None, "\n", 0.8, None, 5, 0, True)[2] == ""  # still answering
     assert not (work / "pwned").exists()

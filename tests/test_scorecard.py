@@ -61,3 +61,23 @@ def test_the_command_scores_a_runs_samples_and_a_file_beside_its_held_out_songs(
     assert mine.returncode == 0 and "| repeated_lines |" in mine.stdout, mine.stderr
     bad = run_module("lyricgen.score", f"ckpt={trained_run}", "length=10", cwd=tmp_path)
     assert bad.returncode == 2 and bad.stderr.startswith("error: samples must be >= 1 and length >= 50")
+
+
+@pytest.mark.slow
+def test_a_conditioned_models_labels_are_judged_and_samples_take_real_songs_forms(compose_config, tmp_path):
+    from lyricgen.training.fit import fit_run
+
+    files = {"rock": "oh baby baby\nrock and roll all night\n\n" * 80, "folk": "la la la la\nyeah yeah yeah\n\n" * 80}
+    for label, text in files.items():
+        (tmp_path / f"{label}.txt").write_text(text)
+    labelled = "data.files={" + ", ".join(f"{label}: {tmp_path / label}.txt" for label in files) + "}"
+    trained_run = tmp_path / "run"
+    fit_run(compose_config(labelled, "model.condition=source", "data.val_fraction=0.2"), trained_run)
+    args = [f"ckpt={trained_run}", "genre=rock", "form=real", "samples=2", "length=80", "json=card.json"]
+    result = run_module("lyricgen.score", *args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    cards = json.loads((tmp_path / "card.json").read_text())
+    assert set(cards["judge"]) == {"rock", "folk"}  # each label's samples and held-out songs, judged
+    assert cards["judge"]["rock"]["held_out"] == 1 and cards["judge"]["folk"]["held_out"] == 1  # they differ
+    assert all(0 <= shares["samples"] <= 1 for shares in cards["judge"].values())
+    assert cards["scored"]["lines_per_stanza"] == 2  # in the held-out pieces' form: stanzas of two lines

@@ -69,3 +69,7 @@ def test_a_tensorboard_server_shows_curves_hparams_and_samples(server, trained_r
     assert (group["hparams"]["model.cell"], group["hparams"]["model.hidden_size"]) == ("lstm", 16)
     samples = get(f"{server}/data/plugin/text/text?run=.&tag=sample/text_summary")
     assert samples and all("<pre><code>" in sample["text"] for sample in samples)
+    real_words = get(f"{server}/data/plugin/scalars/scalars?run=.&tag=sample/real_words")
+    scored = json.loads((trained_run / "samples.json").read_text())  # the same scorecard, for the report
+    assert [value for _, _, value in real_words][-1] == pytest.approx(scored["scorecards"]["sample"]["real_words"])
+    assert scored["step"] == real_words[-1][1] and len(samples) == len(real_words)  # a scorecard per sample shown

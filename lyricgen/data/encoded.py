@@ -34,6 +34,12 @@ def split_text(data: DictConfig, split: str, limit: int | None = None) -> str:
     return charset.decode(ids, vocab)
 
 
+def label_texts(data: DictConfig, split: str, limit: int | None = None) -> dict[str, str]:
+    """A labelled corpus's split as text, label by label (its first `limit` characters)."""
+    ids, vocab, label_ids, names = split_ids(data, split, labelled=True, limit=limit)
+    return {name: charset.decode(ids[label_ids == index], vocab) for index, name in enumerate(names)}
+
+
 def in_vocabulary(ids: torch.Tensor, vocab: str, model_vocab: str, drop_unknown: bool = False) -> torch.Tensor:
     """Ids over `vocab` as ids over the model's vocabulary; characters the model never saw are refused,
     or dropped with `drop_unknown`."""

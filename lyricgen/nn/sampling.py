@@ -152,9 +152,15 @@ def default_prime(vocab: str) -> str:
     return "\n" if "\n" in vocab else vocab[0]
 
 
-def sample_text(
+def sample_text(model: nn.Module, vocab: str, prime: str | None = None, **options: object) -> str:
+    """Text generated after `prime` (default: a line break); `options` as sample_texts takes them."""
+    return sample_texts(model, vocab, 1, prime, **options)[0]
+
+
+def sample_texts(
     model: nn.Module,
     vocab: str,
+    count: int,
     prime: str | None = None,
     length: int = 300,
     temperature: float = 0.8,
@@ -163,13 +169,14 @@ def sample_text(
     label: int | None = None,
     memory: "Mixture | None" = None,
     guidance: float = 1.0,
-) -> str:
-    """Text generated after `prime` (default: a line break), reproducible from `seed` without touching
-    the global RNG; in `label` (an index into model.labels) for a conditioned model, with `guidance`
-    (guided_logits); from the mixture with a `memory` (lyricgen.nn.ngram). Returns the continuation only."""
+) -> list[str]:
+    """`count` texts generated together as one batch after `prime` (default: a line break), reproducible
+    from `seed` without touching the global RNG; in `label` (an index into model.labels) for a conditioned
+    model, with `guidance` (guided_logits); from the mixture with a `memory` (lyricgen.nn.ngram). Returns
+    the continuations only."""
     check_sampling(temperature, top_k, length, guidance, seed)
     prime = default_prime(vocab) if prime is None else prime
-    prime_ids = charset.encode(prime, vocab).long().unsqueeze(0).to(device_of(model))
+    prime_ids = charset.encode(prime, vocab).long().unsqueeze(0).to(device_of(model)).expand(count, -1)
     generator = torch.Generator().manual_seed(seed)
     ids = generate(model, prime_ids, length, temperature, top_k, generator, label, memory, guidance)
-    return charset.decode(ids[0], vocab)
+    return [charset.decode(row, vocab) for row in ids]

@@ -1,1 +1,1 @@
-"""What the models write, measured against real songs: the lyrics scorecard."""
+"""What the models write, measured against real songs: the lyrics scorecard and an independent genre judge."""

@@ -15,11 +15,23 @@ from lightning.pytorch.callbacks import Callback, RichProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from lyricgen import Diverged, Interrupted, NotRequeued, UserError
+from lyricgen.atomic import write_atomically
 from lyricgen.data.windows import window_texts
-from lyricgen.nn.sampling import sample_text
+from lyricgen.nn.sampling import sample_texts
+from lyricgen.quality.scorecard import score
 from lyricgen.rundir import RunDir
 from lyricgen.training.spikes import BLOCK, HISTORY, GradNormal
 
+SCORED = 4  # samples written (as one batch) and scored at each validation
+SCALARS = (
+    "real_words",
+    "line_chars_mean",
+    "line_chars_sd",
+    "lines_per_stanza",
+    "rhyme_share",
+    "repeated_lines",
+    "distinct_2",
+)
 Batch = tuple[torch.Tensor, ...]  # inputs, targets, and for a conditioned run each character's label
 
 
@@ -103,23 +115,34 @@ class StepMetrics(Callback):
 
 
 class TextSamples(Callback):
-    """A generated sample in TensorBoard's TEXT tab at every validation, `length` characters long (one per
-    label, sample/<label>, for a conditioned model)."""
+    """Samples at every validation, `length` characters long: the first in TensorBoard's TEXT tab, all
+    SCORED of them on the lyrics scorecard as sample/* scalars and in the run's samples.json (one set per
+    label, sample/<label>, for a conditioned model). What a reader meets, next to the loss that does not
+    measure it."""
 
-    def __init__(self, length: int):
-        self.length = length
+    def __init__(self, length: int, run_dir: RunDir):
+        self.length, self.run_dir = length, run_dir
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or tensorboard(trainer) is None or not trainer.is_global_zero:
             return
+        cards = {}
         for tag, label in sample_tags(pl_module.model.labels):
             try:
-                text = sample_text(
-                    pl_module.model, pl_module.hparams.vocab, length=self.length, seed=trainer.global_step, label=label
-                )
+                texts = sample_texts(
+                    pl_module.model, pl_module.hparams.vocab, SCORED, length=self.length, seed=trainer.global_step,
+                    label=label,
+                )  # fmt: skip
             except UserError as err:  # a sample is not worth stopping training for; the loss curve tells
-                text = f"(no sample: {err})"
-            add_text(trainer, tag, text)
+                add_text(trainer, tag, f"(no sample: {err})")
+                continue
+            add_text(trainer, tag, texts[0])
+            cards[tag] = score(texts).as_dict()
+            scalars = {f"{tag}/{name}": cards[tag][name] for name in SCALARS if math.isfinite(cards[tag][name])}
+            for logger in trainer.loggers:
+                logger.log_metrics(scalars, trainer.global_step)
+        record = {"step": trainer.global_step, "samples": SCORED, "length": self.length, "scorecards": cards}
+        write_atomically(self.run_dir.samples, lambda partial: partial.write_text(json.dumps(record, indent=2)))
 
 
 def sample_tags(labels: list[str]) -> list[tuple[str, int | None]]:

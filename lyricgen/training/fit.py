@@ -118,7 +118,7 @@ def build_trainer(cfg: DictConfig, out_dir: Path, resume_step: int = 0) -> L.Tra
         best,
         last,
         StepMetrics(),
-        TextSamples(cfg.sample_length),
+        TextSamples(cfg.sample_length, RunDir(out_dir)),
         SpikeForensics(cfg.spikes.grad_ratio, cfg.spikes.loss_jump),
         RNGState(),
         FinishAtLastStep(),

@@ -16,15 +16,33 @@ from lyricgen.data.encoded import in_vocabulary, split_ids
 from lyricgen.data.windows import VAL_BATCH_SIZE, consecutive_windows
 from lyricgen.nn.charrnn import sequence_loss
 from lyricgen.nn.checkpoints import find_checkpoint, load_checkpoint, pick_device
-from lyricgen.nn.networks import device_of, evaluating
+from lyricgen.nn.networks import device_of, evaluating, null_label
 from lyricgen.nn.ngram import Mixture
-from lyricgen.nn.sampling import check_guidance, guided_logits, label_index
+from lyricgen.nn.sampling import check_guidance, guided_logits, label_index, sample_texts
+from lyricgen.quality.scorecard import pieces_of, score
 from lyricgen.rundir import RunDir
 from lyricgen.training.memory import run_memory
 
 # conf/evaluate.yaml's own keys; the rest of the composed config is a run's
 EVALUATE_KEYS = tuple(key for key in OmegaConf.load(CONF_DIR / "evaluate.yaml") if key not in ("defaults", "hydra"))
 SPLITS = ("val", "test")
+REAL_CHARS = 200_000  # the scored split's first characters cut into real pieces for the scorecard
+
+
+def sample_scorecard(model: nn.Module, vocab: str, real: str, cfg: DictConfig, label: int | None) -> dict:
+    """The lyrics scorecard (lyricgen.quality.scorecard) of cfg.samples samples of cfg.sample_length
+    characters (seeds from 0, one batch, in `label`), beside the scored text cut into pieces of that length."""
+    if not cfg.samples:
+        return {}
+    texts = sample_texts(model, vocab, cfg.samples, length=cfg.sample_length, label=label, guidance=cfg.guidance)
+    real_pieces = pieces_of(real, cfg.sample_length, max(cfg.samples, 10))
+    return {
+        "scorecard": {
+            "samples": score(texts, real=real_pieces).as_dict(),
+            "scored_text": score(real_pieces, real=real_pieces).as_dict(),
+            "label": None if label is None else model.labels[label],
+        }
+    }
 
 
 def corpus_config(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> DictConfig:
@@ -124,9 +142,12 @@ def evaluate(cfg: DictConfig, overrides: list[str] = ()) -> dict:
         ids = in_vocabulary(charset.encode(text, vocab), vocab, model_vocab)
         label = label_index(model, cfg.genre)
         scored = mean_loss(model, ids, data.seq_len, label, memory, cfg.guidance)
-        return result | {"scored": f"text {cfg.text}"} | scored
+        lyrics = sample_scorecard(model, model_vocab, text, cfg, label)
+        return result | {"scored": f"text {cfg.text}"} | scored | lyrics
     result["scored"] = f"{cfg.split} split of data={data.source}"
     ids, vocab, label_ids, names = split_ids(data, cfg.split, bool(model.labels) or has_labels(data))
+    label = label_index(model, cfg.genre) if model.labels and (cfg.genre or null_label(model) is None) else None
+    result |= sample_scorecard(model, model_vocab, charset.decode(ids[:REAL_CHARS], vocab), cfg, label)
     if label_ids is None:
         return result | mean_loss(model, in_vocabulary(ids, vocab, model_vocab), data.seq_len, memory=memory)
     text = (ids, vocab, label_ids, names)

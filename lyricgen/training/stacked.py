@@ -100,7 +100,11 @@ class Member:
         self.best = ModelCheckpoint(dirpath=checkpoints, **BEST)
         self.last = ModelCheckpoint(dirpath=checkpoints, every_n_train_steps=self.cfg.checkpoint.every_n_steps, **LAST)
         spikes = SpikeForensics(self.cfg.spikes.grad_ratio, self.cfg.spikes.loss_jump)
-        self.records = [StepMetrics(progress_bar=False), TextSamples(self.cfg.sample_length), spikes]
+        self.records = [
+            StepMetrics(progress_bar=False),
+            TextSamples(self.cfg.sample_length, RunDir(self.run_dir)),
+            spikes,
+        ]
 
     @property
     def training(self) -> bool:
