@@ -77,12 +77,13 @@ format: install ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: $(PLAY_INSTALLED) ## measure speed; results go to benchmarks/results/*.json
+bench: $(PLAY_INSTALLED) ## measure speed and the lyrics scorecard; results go to benchmarks/results/*.json
 	cd benchmarks && ../$(BIN)/python train_speed.py && ../$(BIN)/python generate_speed.py \
 	  && ../$(BIN)/python prepare_speed.py && ../$(BIN)/python data_speed.py && ../$(BIN)/python time_to_quality.py \
-	  && ../$(BIN)/python stacked_speed.py && ../$(BIN)/python gpu_speed.py && ../$(BIN)/python play_load.py
+	  && ../$(BIN)/python stacked_speed.py && ../$(BIN)/python gpu_speed.py && ../$(BIN)/python play_load.py \
+	  && cd .. && $(BIN)/python benchmarks/lyrics.py
 
-figures: install ## write README.md's table of results from the results files
+figures: install ## write README's table and song and the docs' measured tables from the results files
 	$(BIN)/python benchmarks/figures.py
 
 docs: figures ## write the written parts of the docs: README's results, docs/training.md's keys from conf/

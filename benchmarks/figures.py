@@ -2,7 +2,8 @@
 the commit that measured it.
 
 Run: `make figures` or `python benchmarks/figures.py` rewrites the marked sections of README.md (the table
-of results) and docs/reproduce.md (the protocol's groups, the split's shift); `--check [FILE ...]` exits 1,
+of results, the song), docs/reproduce.md (the protocol's groups, the split's shift) and docs/measurements.md
+(the lyrics against real songs); `--check [FILE ...]` exits 1,
 naming the lines, where a file is not what the results files say (tests/test_figures.py runs it).
 `make stale` says which results files the code has moved past since.
 """
@@ -15,6 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import yaml
+
+from lyricgen.quality.scorecard import SHOWN, shown
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -147,8 +150,79 @@ def shakespeare() -> list[str]:
     return ["Tiny Shakespeare against a small transformer, 10 minutes", figure, where, commit(data), link(path)]
 
 
+LYRICS = ROOT / "benchmarks" / "results" / "lyrics.json"
+
+
+def percent(spread: dict) -> str:
+    """A share's mean over seeds in percent, with its spread."""
+    return f"{spread['mean']:.1%}" + (f" ± {spread['sd']:.1%}" if spread.get("sd") is not None else "")
+
+
+def over_seeds(model: dict, kind: str, name: str) -> dict:
+    values = [run[kind][name] for run in model["runs"]]
+    return {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else None}
+
+
+def lyrics() -> list[str]:
+    data = load(LYRICS)
+    model = data["models"]["songs_poems"]
+    words = over_seeds(model, "free", "real_words")
+    real = over_seeds(model, "held_out", "real_words")
+    rhymes = [over_seeds(model, kind, "rhyme_share")["mean"] for kind in ("free", "form", "held_out")]
+    figure = (
+        f"{percent(words)} real words (held-out songs {real['mean']:.1%}); rhymed lines {rhymes[0]:.0%} free, "
+        f"{rhymes[1]:.0%} in the held-out songs' forms, {rhymes[2]:.0%} in the songs"
+    )
+    seeds = len(model["runs"])
+    where = f"built-in corpus, `make train`'s model, {seeds} seeds, 10 samples of 600 characters each, {machine(data)}"
+    return ["the lyrics of `make train`'s model against real songs", figure, where, commit(data), link(LYRICS)]
+
+
+def lyrics_song() -> str:
+    """The song in the README: a form written by `make train`'s model, its scorecard beside the real songs'."""
+    data = load(LYRICS)
+    real = {name: over_seeds(data["models"]["songs_poems"], "held_out", name)["mean"] for name in SHOWN}
+    lines = [
+        f"```\n{data['song']}\n```",
+        "",
+        f"`{data['song_command']}` after `make train` (seed 0), at {commit(data)}; {link(LYRICS)}.",
+        "",
+        "| | " + " | ".join(label for label, _ in SHOWN.values()) + " |",
+        "|---|" + "---|" * len(SHOWN),
+        "| this song | " + " | ".join(shown(data["song_scorecard"], name) for name in SHOWN) + " |",
+        "| held-out real songs | " + " | ".join(shown(real, name) for name in SHOWN) + " |",
+    ]
+    return "\n".join(lines)
+
+
+def lyrics_measurements() -> str:
+    """docs/measurements.md's record of the lyrics benchmark: its verdicts and each model's scorecard."""
+    data = load(LYRICS)
+    record = data["provenance"]
+    lines = [
+        f"Measured at {commit(data)} on the {machine(data)} by `{record['command']}` "
+        f"([lyrics.json](../benchmarks/results/lyrics.json)).",
+        "",
+        *(f"- {line}" for line in data["verdicts"]),
+        f"- scoring a 300-character sample: {data['timing']['scoring_ms']:.2f} ms; a song in a form: "
+        f"{data['timing']['form']['ratio']:.2f}x free sampling's time a character",
+    ]
+    for model in data["models"].values():
+        lines += ["", f"**{model['title']}**, {len(model['runs'])} seeds (mean ± sd over seeds):", ""]
+        lines += ["| | free samples | in the held-out pieces' forms | held-out songs |", "|---|---|---|---|"]
+        for name in (*SHOWN, "copied", "line_length_distance"):
+            cells = []
+            for kind in ("free", "form", "held_out"):
+                spread = over_seeds(model, kind, name)
+                sd = f" ± {spread['sd']:.3f}" if spread["sd"] is not None else ""
+                cells.append(f"{spread['mean']:.3f}{sd}")
+            lines.append(f"| `{name}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 ROWS: list[Callable[[], list[str]]] = [
     make_train,
+    lyrics,
     best_against_baseline,
     spikes,
     training_speed,
@@ -230,8 +304,11 @@ def shift_table() -> str:
 
 
 REPRODUCE = ROOT / "docs" / "reproduce.md"
+MEASUREMENTS = ROOT / "docs" / "measurements.md"
 SECTIONS = [  # (file, section name, what writes it)
     (README, "figures", table),
+    (README, "song", lyrics_song),
+    (MEASUREMENTS, "lyrics", lyrics_measurements),
     (REPRODUCE, "reproduce-head", lambda: protocol_table(ROOT / "docs" / "reproduce-head")),
     (REPRODUCE, "reproduce-shift", shift_table),
     (REPRODUCE, "reproduce-full", lambda: protocol_table(ROOT / "docs" / "reproduce-full")),
@@ -271,7 +348,7 @@ def check(path: Path) -> int:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--check"]:
-        files = [Path(arg) for arg in sys.argv[2:]] or [README, REPRODUCE]
+        files = [Path(arg) for arg in sys.argv[2:]] or [README, REPRODUCE, MEASUREMENTS]
         sys.exit(max(check(path) for path in files))
-    for path in (README, REPRODUCE):
+    for path in (README, REPRODUCE, MEASUREMENTS):
         path.write_text(written(path.read_text(), path))

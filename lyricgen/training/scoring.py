@@ -34,7 +34,8 @@ def sample_scorecard(model: nn.Module, vocab: str, real: str, cfg: DictConfig, l
     characters (seeds from 0, one batch, in `label`), beside the scored text cut into pieces of that length."""
     if not cfg.samples:
         return {}
-    texts = sample_texts(model, vocab, cfg.samples, length=cfg.sample_length, label=label, guidance=cfg.guidance)
+    guidance = cfg.guidance if label is not None else 1.0  # guidance steers towards a label: none, none to steer
+    texts = sample_texts(model, vocab, cfg.samples, length=cfg.sample_length, label=label, guidance=guidance)
     real_pieces = pieces_of(real, cfg.sample_length, max(cfg.samples, 10))
     return {
         "scorecard": {
