@@ -14,12 +14,13 @@ anew each time. Stanzas are parted by a blank line, as real songs are.
 
 How a line is made to rhyme: the line is sampled as free sampling would write it (temperature, top-k,
 label, guidance and memory included); if its last word does not rhyme with its partner's, the last word is
-sampled again from the network, letter by letter, among the words that rhyme (CMUdict's): the network's own
-choice of ending, conditioned on rhyming. A line that a later line must rhyme with gets a last word CMUdict
-knows the same way, so there is a sound to rhyme with. Every line is conditioned to be non-empty (a line
-break cannot open it) and ends at its line break, at its first space after `wrap` characters (as a lyric
-sheet wraps a long line), or at MAX_LINE characters. The generator is the only
-source of randomness, so a seed makes the same song.
+sampled again from the network, letter by letter, among the words that rhyme (CMUdict's), ENDINGS times,
+and the ending the network finds likeliest is kept: the network's own choice of ending, conditioned on
+rhyming (one word sampled letter by letter can commit to a rare one: "thal" leaves only "thalidomide").
+A line that a later line must rhyme with gets a last word CMUdict knows the same way, so there is a sound
+to rhyme with. Every line is conditioned to be non-empty (a line break cannot open it) and ends at its line
+break, at its first space after `wrap` characters (as a lyric sheet wraps a long line), or at MAX_LINE
+characters. The generator is the only source of randomness, so a seed makes the same song.
 """
 
 import re
@@ -46,6 +47,7 @@ MAX_LINE = 120  # characters: a line that has not ended by then is cut (real lyr
 NAME = re.compile(r"[A-Za-z][\w-]*")
 SCHEME = re.compile(r"[A-Z.]+")
 LAST_WORD = re.compile(r"[A-Za-z']+[^A-Za-z']*$")  # a line's last word and what follows it
+ENDINGS = 8  # last words sampled among the rhymes; the likeliest kept (one forced letter by letter can go astray)
 UNLIKELY = -1e30  # a score no temperature can lift: what a line break opening a line gets
 
 
@@ -135,7 +137,7 @@ class SongWriter:
         """A line (without its line break) from `state`; its last word rhyming with `partner`'s last word if
         given, or one CMUdict knows if a later line `leads` from it. A line whose stem no word can end as
         asked stays as it came."""
-        line = self.sampled(state, lambda scores, text: scores)
+        line, _ = self.sampled(state, lambda scores, text: scores)
         partner_end = last_word(partner or "")
         if partner_end and not ends_rhyme(line, partner):
             wanted = WordEnding(self.vocab, rhyming_words(partner_end))
@@ -144,8 +146,14 @@ class SongWriter:
         else:
             return line
         stem = LAST_WORD.sub("", line)
-        ending = self.sampled(self.fed(state, stem) if stem else state, wanted)
-        return stem + ending if ending is not None and last_word(stem + ending) in wanted.words else line
+        after_stem = self.fed(state, stem) if stem else state
+        endings = [self.sampled(after_stem, wanted) for _ in range(ENDINGS)]
+        found = [
+            (likelihood, end)
+            for end, likelihood in endings
+            if end is not None and last_word(stem + end) in wanted.words
+        ]
+        return stem + max(found)[1] if found else line
 
     def known_ending(self) -> "WordEnding":
         """Endings among the CMUdict words this vocabulary spells (filtered once a song, not once a line)."""
@@ -153,19 +161,24 @@ class SongWriter:
             self.known = WordEnding(self.vocab, known_words())
         return self.known
 
-    def sampled(self, state: State, allowed: Callable[[torch.Tensor, str], torch.Tensor | None]) -> str | None:
+    def sampled(
+        self, state: State, allowed: Callable[[torch.Tensor, str], torch.Tensor | None]
+    ) -> tuple[str | None, float]:
         """Text from `state` up to its line break (which cannot come first) or MAX_LINE characters, each
-        character sampled from the scores `allowed(scores, text so far)` leaves; None when it leaves none."""
+        character sampled from the scores `allowed(scores, text so far)` leaves (None when it leaves none),
+        and the text's log-likelihood under the network's own scores."""
         settings, memory = self.settings, self.settings["memory"]
-        logits, hidden, recent, text = state.logits, state.hidden, state.recent, ""
+        logits, hidden, recent, text, likelihood = state.logits, state.hidden, state.recent, "", 0.0
         for position in range(MAX_LINE):
-            scores = allowed(logits if memory is None else memory.next_log_probs(logits, recent), text)
+            own = logits if memory is None else memory.next_log_probs(logits, recent)
+            scores = allowed(own, text)
             if scores is None:
-                return None
+                return None, likelihood
             if position == 0:  # a line is not empty: sampled as if conditioned on not opening with a break
                 scores = scores.clone()
                 scores[:, self.newline] = UNLIKELY
             next_id = sample_next(scores, settings["temperature"], settings["top_k"], self.generator)
+            likelihood += float(own[0].float().log_softmax(-1)[int(next_id)])
             if int(next_id) == self.newline or (
                 self.wrap and len(text) >= self.wrap and self.vocab[int(next_id)] == " "
             ):
@@ -176,7 +189,7 @@ class SongWriter:
             with one_step_kernels():
                 logits, hidden = guided_logits(self.model, step, hidden, settings["label"], settings["guidance"])
             logits = logits[:, -1]
-        return text
+        return text, likelihood
 
 
 class WordEnding:
