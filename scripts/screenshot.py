@@ -8,6 +8,7 @@ is shown; PICTURE's .json beside it records the commit, command and settings.
 """
 
 import json
+import shutil
 import socket
 import subprocess
 import sys
@@ -32,10 +33,14 @@ def free_port() -> int:
 
 
 def opened(port: int) -> webdriver.Chrome:
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and driver):  # named, so that Selenium never fetches a browser of its own
+        raise SystemExit("needs Chromium and its driver: apt-get install chromium chromium-driver")
     options = webdriver.ChromeOptions()
+    options.binary_location = chromium
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1300,1500"):
         options.add_argument(argument)
-    browser = webdriver.Chrome(options=options)
+    browser = webdriver.Chrome(service=webdriver.ChromeService(driver), options=options)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         try:
@@ -56,16 +61,17 @@ def typed(browser: webdriver.Chrome, selector: str, text: str) -> None:
 
 def main(run: Path, picture: Path) -> None:
     record = provenance(["lyricgen", "scripts/screenshot.py"])
+    shown = ROOT / "outputs" / "picture"  # the run alone under the page's outputs: the list offers it first
+    shutil.rmtree(shown, ignore_errors=True)
+    shutil.copytree(run, shown / run.name)
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "lyricgen.play", f"port={port}", f"paths.output_dir={run.parent}"], cwd=ROOT
+        [sys.executable, "-m", "lyricgen.play", f"port={port}", f"paths.output_dir={shown.relative_to(ROOT)}"], cwd=ROOT
     )
     browser = opened(port)
     try:
-        typed(browser, "#path textarea", str(run.relative_to(ROOT)))
         typed(browser, "#form textarea", SONG_FORM)
         typed(browser, "#seed input", SEED)
-        time.sleep(2)  # the path box's change loads the run
         browser.find_element("css selector", "#generate").click()
         deadline = time.monotonic() + 120
         while "real words" not in browser.find_element("css selector", "#scorecard").text:
