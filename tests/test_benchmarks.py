@@ -10,13 +10,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
 from genres import GENRES, SONG_CHARS, WRONG_SHARE, songs, standin_songs
-from judge import NgramJudge
 from references import BabyGPT, SkeletonRNN, nanogpt_lr, raw_steps, skeleton_steps, train_baby_gpt
 from stacked_speed import StackedAdam, StackedRNN, member_losses
 from time_to_quality import best_by_minute, make_train_verdict, summary_bits, verdicts
 from train_speed import BATCHES, MODELS, TARGETS, VOCAB, targets
 
 from lyricgen.nn.charrnn import CharRNN, sequence_loss
+from lyricgen.quality.judge import NgramJudge
 
 SONGBOOK_LABELS = [book for members in GENRES.values() for book in members]
 TINY = {"cell": "gru", "num_layers": 2, "hidden_size": 8, "dropout": 0.2}

@@ -94,6 +94,7 @@ def test_lines_that_lead_a_rhyme_end_on_a_word_cmudict_knows(song):
     assert verse[0] in known_words() and verse[1] in known_words()  # A and B: later lines rhyme with them
 
 
+@pytest.mark.slow
 def test_generate_writes_a_form_from_the_command_line(trained_run, tmp_path):
     result = run_module("lyricgen.generate", f"ckpt={trained_run}", "form=verse:AABB,chorus,verse,chorus", cwd=tmp_path)
     parts = stanzas(result.stdout)

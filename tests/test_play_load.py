@@ -85,6 +85,7 @@ def written(ground: Playground, *fields: object, visitor: str = "a") -> tuple:
     return list(ground.write(visitor, *fields))[-1]
 
 
+@pytest.mark.slow
 def test_a_sample_comes_with_its_scorecard_and_a_song_form_is_written_as_generate_writes_it(work, tmp_path):
     ground = shared_ground(work, tmp_path, shared=False)
     run = str(work / RUN)

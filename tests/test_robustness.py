@@ -1,5 +1,6 @@
 """Never lose a run: validated configs, the divergence guard, exact resume after SIGKILL, safe loading."""
 
+import csv
 import json
 import math
 import os
@@ -160,7 +161,7 @@ def test_a_finite_blow_up_is_divergence_too(tmp_path):
     from lyricgen.report import write_report
 
     write_report(run_dir)
-    assert (run_dir / "results.csv").read_text().splitlines()[1].split(",")[-2] == "True"  # diverged
+    assert next(csv.DictReader((run_dir / "results.csv").open()))["diverged"] == "True"
 
 
 def guard(vocab_size: int = 90) -> LyricLM:
