@@ -280,8 +280,8 @@ def protocol_table(folder: Path) -> str:
         "",
         "| group | corpus | overrides | iterations | seeds | val loss: mean ± sd (min-max) "
         "| runs with loss spikes (unrecovered) | gradient-spike episodes on tablature "
-        "| largest gradient norm (min-max over seeds) | diverged |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| largest gradient norm (min-max over seeds) | diverged | samples: real words, rhymed lines |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in csv.DictReader((folder / "groups.csv").open()):
         group = protocol[row["group"]]
@@ -301,9 +301,22 @@ def protocol_table(folder: Path) -> str:
             row["grad_spikes_on_tablature"],
             f"{number(row['max_grad_norm_min'])}-{number(row['max_grad_norm_max'])}",
             row["diverged"],
+            sample_scores(row),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def sample_scores(row: dict) -> str:
+    """The group's samples on the lyrics scorecard, mean ± sd over seeds ("-" for a report made before
+    runs scored their samples)."""
+    if not row.get("real_words_mean") or row["real_words_mean"] == "nan":
+        return "-"
+    parts = []
+    for name in ("real_words", "rhyme_share"):
+        sd = row[f"{name}_sd"]
+        parts.append(f"{float(row[f'{name}_mean']):.1%}" + (f" ± {float(sd):.1%}" if sd and sd != "nan" else ""))
+    return ", ".join(parts)
 
 
 def shift_table() -> str:
