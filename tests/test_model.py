@@ -23,8 +23,12 @@ def test_forward_shapes(cell, input_mode):
     assert state.shape == (2, 3, 8)
 
 
-def test_relu_nonlinearity_reaches_the_rnn():
-    assert CharRNN(VOCAB, cell="rnn", nonlinearity="relu").rnn.nonlinearity == "relu"
+def test_relu_nonlinearity_is_the_one_the_rnn_computes():
+    """A ReLU RNN's states are never negative, a tanh RNN's are: the option reaches the computation."""
+    torch.manual_seed(0)
+    ids = torch.randint(VOCAB, (3, 11))
+    states = {name: CharRNN(VOCAB, cell="rnn", num_layers=2, nonlinearity=name)(ids)[1] for name in ("relu", "tanh")}
+    assert (states["relu"] >= 0).all() and (states["tanh"] < 0).any()
 
 
 def test_generation_carries_state_exactly_like_rerunning_the_prefix():
