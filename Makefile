@@ -22,6 +22,9 @@ ONLY ?=
 # make tensorboard: the folder whose runs it shows (a run's paths.output_dir, or one sweep)
 LOGDIR ?= outputs
 BIN := $(VENV)/bin
+# make reproduce hands ARGS to every run as one list: train=[a,b]
+comma := ,
+space := $(subst ,, )
 INSTALLED := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
@@ -93,9 +96,9 @@ stale: install ## list the results files whose code changed since they were meas
 	$(BIN)/python benchmarks/stale.py
 
 reproduce: install ## the paper's protocol (conf/protocol/paper.yaml), JOBS at a time, then report
-	$(BIN)/python -m lyricgen.reproduce $(REPRODUCE_DIR) --jobs $(JOBS) --scale $(SCALE) \
-	  $(if $(SEEDS),--seeds $(SEEDS)) $(if $(ONLY),--only $(ONLY)) $(ARGS)
-	$(BIN)/python -m lyricgen.report $(REPRODUCE_DIR)
+	$(BIN)/python -m lyricgen.reproduce out=$(REPRODUCE_DIR) jobs=$(JOBS) scale=$(SCALE) \
+	  $(if $(SEEDS),seeds=[$(SEEDS)]) $(if $(ONLY),only=[$(ONLY)]) $(if $(strip $(ARGS)),'train=[$(subst $(space),$(comma),$(strip $(ARGS)))]')
+	$(BIN)/python -m lyricgen.report dir=$(REPRODUCE_DIR)
 
 tensorboard: install ## compare loss curves of every run under LOGDIR (outputs/), at http://localhost:6006
 	$(BIN)/tensorboard --logdir $(LOGDIR)

@@ -12,6 +12,7 @@ from lyricgen.nn.sampling import generate
 MEASURES = (
     "lyricgen/nn",
     "lyricgen/generate.py",
+    "lyricgen/training/generation.py",
     "benchmarks/generate_speed.py",
 )  # the code these numbers depend on (benchmarks/stale.py)
 

@@ -7,7 +7,7 @@ outputs/lyrics/; then for each run it scores 10 free samples of 600 characters (
 temperature, the run's n-gram memory as generate uses it) and 10 songs each in the form of the held-out
 piece beside it (form=real), against 10 held-out pieces of 600 characters (lyricgen.score). The paper's best
 model, its baseline and the baseline with tablature (the paper's sample claims) are scored the same way where
-`python -m lyricgen.reproduce outputs/reproduce/head` left their runs. It times the scorecard on a
+`python -m lyricgen.reproduce out=outputs/reproduce/head` left their runs. It times the scorecard on a
 300-character sample and a form's sampling per character against free sampling's, side by side. Writes
 results/lyrics.{json,md} with the provenance, and in lyrics.json a song of the first seed's model in a form
 with the command that writes it again (the README shows it).
@@ -25,13 +25,13 @@ from pathlib import Path
 import torch
 from common import RESULTS, write_result
 
-from lyricgen.generate import GenerateConfig, load, sampled
 from lyricgen.quality.scorecard import score
 from lyricgen.score import ScoreConfig, scorecards, scored_texts
+from lyricgen.training.generation import GenerateConfig, load, sampled
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "outputs" / "lyrics"
-REPRODUCED = ROOT / "outputs" / "reproduce" / "head"  # python -m lyricgen.reproduce outputs/reproduce/head ...
+REPRODUCED = ROOT / "outputs" / "reproduce" / "head"  # python -m lyricgen.reproduce out=outputs/reproduce/head ...
 PAPER_GROUPS = {"baseline": "the paper's baseline", "baseline_tab": "the paper's baseline, tablature in its songs",
                 "best": "the paper's best model"}  # fmt: skip
 MEASURES = ("lyricgen", "conf", "benchmarks/lyrics.py")

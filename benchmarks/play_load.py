@@ -25,10 +25,16 @@ from common import RESULTS, write_result
 
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")  # gradio_client's hub library would report usage
 
-from lyricgen.generate import GenerateConfig, load, sampled
+from lyricgen.training.generation import GenerateConfig, load, sampled
 
 # the code these numbers depend on (benchmarks/stale.py)
-MEASURES = ("lyricgen/play.py", "lyricgen/generate.py", "lyricgen/nn", "benchmarks/play_load.py")
+MEASURES = (
+    "lyricgen/play.py",
+    "lyricgen/generate.py",
+    "lyricgen/training/generation.py",
+    "lyricgen/nn",
+    "benchmarks/play_load.py",
+)
 PRIMES = ["\n", "The ", "I want ", "la la", "rock "]
 LONG = 4900  # characters of the request cancelled mid-way (within max_chars)
 BAD = [  # (what a page may send, the line it must answer with)

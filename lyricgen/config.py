@@ -1,5 +1,5 @@
-"""The schema of a run's config (types, choices and ranges, checked before any data is read) and the
-resolvers the YAML files use.
+"""The schema of a run's config: types, choices and ranges, checked before any data is read (the values
+themselves live in conf/ alone).
 
 Hydra composes plain YAML; `validate(cfg)` merges it into these dataclasses so that
 `model.num_layers=two`, `model.dropout=1.5`, `model.cell=transformer` or `optim.lr=-1` stop the run with one
@@ -7,13 +7,9 @@ line naming the key, the bad value and what is allowed.
 """
 
 import ast
-import builtins
 import functools
-import hashlib
 import importlib.util
-import types
-import typing
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -23,7 +19,6 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from lyricgen import UserError
-from lyricgen.rundir import HYDRA_SUBDIR, RunDir
 
 # The configs: conf/ at the top of a checkout (the source), lyricgen/conf/ inside an installed wheel.
 _PACKAGED = Path(__file__).resolve().parent / "conf"
@@ -62,106 +57,6 @@ AsciiMode = choices("AsciiMode", ASCII_MODES)
 Schedule = choices("Schedule", SCHEDULES)
 Condition = choices("Condition", CONDITIONS)
 ConditionOn = choices("ConditionOn", CONDITION_ON)
-
-
-def scaled(iterations: int, *, _root_: DictConfig) -> int:
-    """${scaled:N} in a config: N iterations times the run's `scale` (make reproduce SCALE=0.1)."""
-    return max(1, round(iterations * _root_.scale))
-
-
-def resume_dir(resume: str | None, ckpt_path: str | None, fresh: str) -> str:
-    """${resume_dir:...} for hydra.run.dir: a resumed run continues in its own directory."""
-    if resume:
-        return resume
-    return str(RunDir.of_checkpoint(ckpt_path).path) if ckpt_path else fresh
-
-
-def hydra_subdir(resume: str | None, ckpt_path: str | None) -> str | None:
-    """${hydra_subdir:...} for hydra.output_subdir: a resumed run keeps the .hydra/ record of the command
-    that made it (the report reads its experiment there); the resume command writes none."""
-    return None if resume or ckpt_path else HYDRA_SUBDIR
-
-
-def sqlite_in(directory: str, name: str) -> str:
-    """${sqlite_in:DIR,FILE}: an SQLite URL for DIR/FILE, DIR created first (Optuna opens it before any job
-    has made the sweep directory)."""
-    Path(directory).mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{Path(directory).resolve() / name}"
-
-
-def dirname(name: str, limit: int = 200) -> str:
-    """${dirname:...}: a run directory name within file-system limits (255 bytes); a longer one keeps its
-    start and ends in a hash of the whole, so names stay unique."""
-    if len(name.encode()) <= limit:
-        return name
-    digest = hashlib.blake2b(name.encode(), digest_size=4).hexdigest()
-    return f"{name.encode()[: limit - 13].decode(errors='ignore')}...{digest}"
-
-
-OmegaConf.register_new_resolver("scaled", scaled, replace=True)
-OmegaConf.register_new_resolver("dirname", dirname, replace=True)
-OmegaConf.register_new_resolver("sqlite_in", sqlite_in, replace=True)
-OmegaConf.register_new_resolver("resume_dir", resume_dir, replace=True)
-OmegaConf.register_new_resolver("hydra_subdir", hydra_subdir, replace=True)
-
-
-def load_run_config(run_dir: str | Path) -> DictConfig:
-    """The resolved config a run saved in its directory. Keys added to lyricgen after the run was made get
-    the behaviour the run had without them: no hygiene, no deduplication; today's guard, forensics and
-    n-gram memory (they watch or score a run without changing its training)."""
-    path = RunDir(Path(run_dir)).config
-    if not path.is_file():
-        raise UserError(f"{run_dir} is not a lyricgen run directory: it has no {path.name}")
-    defaults = OmegaConf.load(CONF_DIR / "config.yaml")
-    added = {"data": {"hygiene": False, "dedup": False, "train_chars": None, "test_fraction": 0.0}}
-    added["init_from"] = None
-    added["model"] = {
-        "_target_": CHARRNN,
-        "condition": None,
-        "condition_on": "input",
-        "label_dim": 16,
-        "label_dropout": 0.0,
-        "input_dropout": 0.0,
-    }
-    added |= {"guard": defaults.guard, "spikes": defaults.spikes, "paths": defaults.paths, "tags": [], "callbacks": {}}
-    added |= {"logger": {"name": "tensorboard", "extra": []}, "memory": defaults.memory, "extras": defaults.extras}
-    added["optim"] = {"schedule": "constant", "warmup_steps": 0, "decoupled_weight_decay": False}
-    added["optim"] |= {"activation_reg": 0.0, "temporal_activation_reg": 0.0}
-    saved = OmegaConf.load(path)
-    if OmegaConf.is_list(saved.get("callbacks")):  # a run made when callbacks were a list, not named
-        saved.callbacks = {f"callback{index}": spec for index, spec in enumerate(saved.callbacks)}
-    return OmegaConf.merge(added, saved)
-
-
-def run_network(run_dir: str | Path) -> str | None:
-    """The network class (model._target_) a run's saved config names: the user's own choice, so loading
-    that run's checkpoints may import it (lyricgen.nn.networks). None without a saved config."""
-    path = RunDir(Path(run_dir)).config
-    return OmegaConf.select(OmegaConf.load(path), "model._target_") if path.is_file() else None
-
-
-def flatten(tree: dict, prefix: str = "") -> Iterator[tuple[str, object]]:
-    """("model.cell", "gru"), ... for every leaf of a nested dict."""
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            yield from flatten(value, f"{prefix}{key}.")
-        else:
-            yield f"{prefix}{key}", value
-
-
-def as_typed(value: object) -> str:
-    """A value as it is typed on a command line: YAML's null, true and false; a line break as \\n."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return str(value).lower()
-    return value.encode("unicode_escape").decode() if isinstance(value, str) else str(value)
-
-
-def typed_line_breaks(text: str) -> str:
-    """A string as a command line types it, read back: `\\n` a line break and `\\t` a tab (as_typed's
-    spelling), since neither the shell nor Hydra's overrides make one."""
-    return text.replace("\\n", "\n").replace("\\t", "\t")
 
 
 def require(condition: bool, key: str, value: object, allowed: str) -> None:
@@ -346,6 +241,7 @@ class RunSchema:
     resume: str | None = MISSING
     init_from: str | None = MISSING
     ckpt_path: str | None = MISSING
+    run_format: int = MISSING
 
     def __post_init__(self) -> None:
         max_steps = self.trainer.get("max_steps", 1)
@@ -372,23 +268,36 @@ class RunSchema:
 OWNED_TRAINER_KEYS = ("default_root_dir", "callbacks", "plugins", "enable_checkpointing")  # lyricgen sets these
 
 
-class _Unchecked:
-    """What a name in an annotation stands for when a config cannot hold a value of it (Accelerator,
-    timedelta, Iterable[Logger], ...): any value passes here, and Lightning checks it when the Trainer is made."""
-
-    def __class_getitem__(cls, item: object) -> type:
-        return cls
+# An annotation a config value is not checked against (Any, Accelerator, timedelta, Iterable[Logger], ...):
+# Lightning checks such a value when the Trainer is made.
+ANY = "any"
+PLAIN_TYPES = {"int": int, "float": float, "bool": bool, "str": str, "list": list, "dict": dict}
 
 
-class _AnyName(dict):
-    def __missing__(self, name: str) -> type:
-        return _Unchecked
+def annotation(node: ast.expr) -> tuple:
+    """The values an annotation's syntax tree allows, read without running it, as its alternatives: plain
+    types, None, a Literal's values as a frozenset, or ANY; Optional, Union and `|` become alternatives."""
+    if isinstance(node, ast.Constant) and node.value is None:
+        return (None,)
+    if isinstance(node, ast.Name):
+        return (PLAIN_TYPES.get(node.id, ANY),)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        return annotation(node.left) + annotation(node.right)
+    if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):
+        inner = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+        if node.value.id == "Literal":
+            return (frozenset(item.value for item in inner if isinstance(item, ast.Constant)),)
+        if node.value.id in ("Optional", "Union"):
+            return sum((annotation(item) for item in inner), (None,) if node.value.id == "Optional" else ())
+        return (PLAIN_TYPES.get(node.value.id, ANY),)
+    return (ANY,)
 
 
 @functools.cache
-def trainer_arguments() -> dict[str, object]:
-    """{name: type annotation} of lightning.Trainer's arguments, read from its source without importing
-    Lightning (seconds), so that a misspelt trainer key is refused at once. Empty without Lightning."""
+def trainer_arguments() -> dict[str, tuple]:
+    """{name: the values it allows (annotation())} of lightning.Trainer's arguments, read from its source's
+    syntax tree without importing Lightning (seconds), so that a misspelt trainer key is refused at once.
+    Empty without Lightning."""
     spec = importlib.util.find_spec("lightning")
     if spec is None or spec.origin is None:
         return {}
@@ -396,31 +305,35 @@ def trainer_arguments() -> dict[str, object]:
     tree = ast.parse(source.read_text())
     trainer = next(node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == "Trainer")
     init = next(node for node in trainer.body if isinstance(node, ast.FunctionDef) and node.name == "__init__")
-    known = vars(builtins) | {name: getattr(typing, name) for name in ("Union", "Optional", "Literal")}
-    return {
-        arg.arg: eval(compile(ast.Expression(arg.annotation), str(source), "eval"), {}, _AnyName(known))
-        for arg in init.args.kwonlyargs
-        if arg.annotation is not None
-    }
+    return {arg.arg: annotation(arg.annotation) for arg in init.args.kwonlyargs if arg.annotation is not None}
 
 
-def fits(value: object, annotation: object) -> bool:
-    """Whether a plain config value fits a Trainer argument's type annotation (Optional, Union, Literal,
-    int, float, bool, str, list, dict, Any)."""
-    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
-    if annotation in (typing.Any, _Unchecked):
+def fits(value: object, allowed: tuple) -> bool:
+    """Whether a plain config value is one of the alternatives annotation() read."""
+    return any(fits_one(value, alternative) for alternative in allowed)
+
+
+def fits_one(value: object, alternative: object) -> bool:
+    if alternative == ANY:
         return True
-    if origin in (typing.Union, types.UnionType):
-        return any(fits(value, arg) for arg in args)
-    if origin is typing.Literal:
-        return value in args
-    if annotation is type(None):
+    if alternative is None:
         return value is None
-    if annotation is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if annotation is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(origin or annotation, type) and isinstance(value, origin or annotation)
+    if isinstance(alternative, frozenset):
+        return not isinstance(value, list | dict) and value in alternative
+    if isinstance(value, bool):  # YAML's true is no number of steps
+        return alternative is bool
+    return isinstance(value, int | float if alternative is float else alternative)
+
+
+def spelled(allowed: tuple) -> str:
+    """The alternatives as a user reads them: int | None | 'auto' | 'cpu'."""
+    names = []
+    for alternative in allowed:
+        if isinstance(alternative, frozenset):
+            names += sorted(repr(value) for value in alternative)
+        else:
+            names.append(getattr(alternative, "__name__", str(alternative)))
+    return " | ".join(dict.fromkeys(names))
 
 
 def check_trainer(options: dict) -> None:
@@ -432,7 +345,8 @@ def check_trainer(options: dict) -> None:
         if known and key not in known:
             raise UserError(f"trainer.{key} is not an argument of lightning.Trainer: check its spelling")
         if key in known and not fits(value, known[key]):
-            raise UserError(f"trainer.{key}={value} is not a valid {key}: lightning.Trainer takes {known[key]}")
+            takes = spelled(known[key])
+            raise UserError(f"trainer.{key}={value} is not a valid {key}: lightning.Trainer takes {takes}")
         if key == "logger" and value not in (True, False, None):
             raise UserError(f"trainer.logger={value} is invalid: use false for no logging (TensorBoard is the default)")
 

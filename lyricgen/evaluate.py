@@ -15,8 +15,8 @@ from omegaconf import DictConfig
 
 from lyricgen import one_line_errors
 from lyricgen.atomic import write_atomically
-from lyricgen.cli import run_checked
 from lyricgen.config import CONF_DIR
+from lyricgen.hydra.cli import run_checked
 from lyricgen.quality.scorecard import summary
 from lyricgen.rundir import RunDir
 

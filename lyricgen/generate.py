@@ -3,209 +3,36 @@
 Needs only the checkpoint: the vocabulary and hyperparameters travel inside it. Like the sample a run
 prints when it ends, the text comes from the network mixed with the run's n-gram memory of its training
 text (lyricgen.nn.ngram) while the run's directory and text are at hand; with_memory=false samples from the
-network alone.
+network alone. The sampling itself is lyricgen.training.generation's, which score and play share.
 """
 
 import sys
-from collections.abc import Iterator
-from dataclasses import MISSING, dataclass, field, fields, is_dataclass
-from typing import TYPE_CHECKING
 
-import torch
 from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
-from torch import nn
 
-from lyricgen import UserError, charset, one_line_errors
-from lyricgen.config import as_typed, run_network
-from lyricgen.nn.checkpoints import find_checkpoint, load_checkpoint, pick_device
-from lyricgen.nn.forms import check_wrap, most_characters, parse_form, write_song
-from lyricgen.nn.networks import device_of
-from lyricgen.nn.sampling import check_sampling, default_prime, generate_steps, label_index
-from lyricgen.rundir import RunDir
+from lyricgen import one_line_errors
+from lyricgen.options import help_text, parsed, wants_help
+from lyricgen.training.generation import GenerateConfig, generate
 
-if TYPE_CHECKING:
-    from lyricgen.nn.ngram import Mixture
-
-
-def option(default: object, meaning: str) -> object:
-    """A command-line option: its default and its one-line meaning, which --help prints."""
-    return field(default=default, metadata={"help": meaning})
-
-
-@dataclass
-class Paths:
-    output_dir: str = option("outputs", "where ckpt=latest looks (the training runs' paths.output_dir)")
-
-
-@dataclass
-class GenerateConfig:
-    ckpt: str = option("latest", "a .ckpt file, a run directory, or latest (the newest run under paths.output_dir)")
-    prime: str = option("\n", "text the samples continue, taken literally")
-    genre: str | None = option(None, "a conditioned model's label to write in (a genre, or a data.files source)")
-    guidance: float = option(1.0, "with genre=, for a model with label dropout: >1 writes the genre more strongly")
-    length: int = option(500, "characters generated after the prime")
-    temperature: float = option(0.8, "> 0; lower is more conservative; 0 is greedy; [0.5,1.0]: a sample for each")
-    greedy: bool = option(False, "always pick the most likely character (same as temperature=0)")
-    top_k: int | None = option(None, "sample only among the k most likely characters")
-    num_samples: int = option(1, "samples generated together, as one batch")
-    seed: int = option(0, "same seed, same text")
-    stream: bool = option(False, "print characters as they are produced (one sample)")
-    device: str = option("auto", "cpu | cuda | auto")
-    unknown: str = option("error", "prime characters outside the vocabulary: error | skip")
-    with_memory: bool = option(True, "mix in the run's n-gram memory, as training's sample does (needs its text)")
-    form: str | None = option(
-        None, "write a song: stanzas in order, e.g. verse,chorus,verse,chorus,bridge:none,chorus (length unused)"
-    )
-    rhyme: str = option("AABB", "with form=: the scheme of a stanza that names none (AABB, ABAB, ABCB, none)")
-    lines: int = option(4, "with form=: lines of a stanza whose scheme is none")
-    wrap: int = option(60, "with form=: a line longer than this ends at its next space (0: at its line break only)")
-    network: str | None = option(None, "a plugged-in network class to trust (its run's config.yaml names it too)")
-    paths: Paths = field(default_factory=Paths)
-
-
-def options(schema: type = GenerateConfig, prefix: str = "") -> list[tuple[str, object, str]]:
-    """(name, default, meaning) of every option, nested ones dotted (paths.output_dir)."""
-    table = []
-    for entry in fields(schema):
-        if is_dataclass(entry.type):
-            table += options(entry.type, f"{prefix}{entry.name}.")
-        else:
-            default = entry.default_factory() if entry.default_factory is not MISSING else entry.default
-            table.append((f"{prefix}{entry.name}", default, entry.metadata["help"]))
-    return table
-
-
-def clean_prime(prime: str, vocab: str, unknown: str) -> str:
-    missing = sorted(set(prime) - set(vocab))
-    if not missing:
-        return prime
-    if unknown != "skip":
-        raise UserError(
-            f"prime has characters outside the model's vocabulary: {missing!r} (remove them or add unknown=skip)"
-        )
-    print(f"warning: dropping prime characters outside the vocabulary: {missing!r}", file=sys.stderr)
-    return "".join(char for char in prime if char in vocab)
-
-
-def check(cfg: GenerateConfig) -> None:
-    """One line for settings no sampler can use (the sampling ones: lyricgen.nn.sampling.check_sampling)."""
-    check_sampling(cfg.temperature, cfg.top_k, cfg.length, cfg.guidance, cfg.seed)
-    if cfg.num_samples < 1:
-        raise UserError(f"num_samples={cfg.num_samples} is invalid: use an integer >= 1")
-    if cfg.stream and cfg.num_samples != 1:
-        raise UserError("stream=true prints one sample as it is produced: set num_samples=1")
-    if cfg.form is not None:
-        parse_form(cfg.form, cfg.rhyme, cfg.lines)
-        check_wrap(cfg.wrap)
-        if cfg.num_samples != 1:
-            raise UserError("form= writes one song at a time: set num_samples=1 (another seed= writes another song)")
-    if cfg.unknown not in ("error", "skip"):
-        raise UserError(f"unknown={cfg.unknown} is not an option: use unknown=error or unknown=skip")
-
-
-def characters_asked(cfg: GenerateConfig) -> int:
-    """The most characters the settings can write, prime included (a form's songs at their longest)."""
-    written = most_characters(parse_form(cfg.form, cfg.rhyme, cfg.lines)) if cfg.form else cfg.length
-    return len(cfg.prime) + written * cfg.num_samples
-
-
-def load(cfg: GenerateConfig, trust_run: bool = True) -> tuple[nn.Module, str, "Mixture | None"]:
-    """The checkpoint's network (on cfg.device), its vocabulary, and its run's n-gram memory when asked
-    for and at hand. `trust_run`: import the network class the run's config.yaml names (a shared
-    playground does not: its runs' files may come from anyone)."""
-    path = find_checkpoint(cfg.ckpt, cfg.paths.output_dir)
-    trusted = [cfg.network, run_network(RunDir.of_checkpoint(path).path) if trust_run else None]
-    model, vocab = load_checkpoint(path, pick_device(cfg.device), trusted)
-    memory = None
-    if cfg.with_memory:  # imported here: reading a corpus pulls in pandas and hydra, which plain sampling does without
-        from lyricgen.training.memory import run_memory
-
-        memory = run_memory(RunDir.of_checkpoint(path).path, vocab, bool(model.labels))
-    return model, vocab, memory
-
-
-def sampled(cfg: GenerateConfig, model: nn.Module, vocab: str, memory: "Mixture | None") -> Iterator[list[str]]:
-    """Each sample's text as it is produced: the primes first, then each sample's next character."""
-    check(cfg)
-    label = label_index(model, cfg.genre)
-    prime = clean_prime(cfg.prime, vocab, cfg.unknown) or default_prime(vocab)
-    prime_ids = charset.encode(prime, vocab).long().to(device_of(model)).expand(cfg.num_samples, -1)
-    generator = torch.Generator().manual_seed(cfg.seed)
-    temperature = 0.0 if cfg.greedy else cfg.temperature
-    yield [prime] * cfg.num_samples
-    if cfg.form is not None:
-        stanzas = parse_form(cfg.form, cfg.rhyme, cfg.lines)
-        settings = {"label": label, "memory": memory, "guidance": cfg.guidance, "wrap": cfg.wrap}
-        for piece in write_song(model, vocab, stanzas, prime, generator, temperature, cfg.top_k, **settings):
-            yield [piece]
-        return
-    steps = generate_steps(model, prime_ids, cfg.length, temperature, cfg.top_k, generator, label, memory, cfg.guidance)
-    for next_ids in steps:
-        yield [vocab[int(index)] for index in next_ids]
-
-
-def generate(cfg: GenerateConfig) -> list[str]:
-    """Samples (prime + continuation), printed as they are produced when cfg.stream."""
-    check(cfg)
-    parts: list[list[str]] = [[] for _ in range(cfg.num_samples)]
-    for pieces in sampled(cfg, *load(cfg)):
-        for part, piece in zip(parts, pieces, strict=True):
-            part.append(piece)
-        if cfg.stream:
-            print(pieces[0], end="", flush=True)
-    if cfg.stream:
-        print()
-    return ["".join(part) for part in parts]
-
-
-def help_text(schema: type = GenerateConfig, command: str = "generate") -> str:
-    """Usage and every option with its default and meaning, from a command's option table (generate's, and
-    the playground's and the scorecard's, which share its grammar)."""
-    shown = [(f"{name}={as_typed(default)}", meaning) for name, default, meaning in options(schema)]
-    width = max(len(text) for text, _ in shown)
-    lines = [f"  {text:<{width}}  {meaning}" for text, meaning in shown]
-    return f"usage: python -m lyricgen.{command} [option=value ...]\n\noptions (default shown):\n" + "\n".join(lines)
-
-
-def parsed(schema: type, argv: list[str]) -> object:
-    """key=value arguments over a schema's typed defaults; a wrong key or type is one line naming the options."""
-    try:
-        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), OmegaConf.from_dotlist(argv)))
-    except OmegaConfBaseException as err:
-        names = ", ".join(name for name, _, _ in options(schema))
-        raise UserError(f"{str(err).splitlines()[0]} (options: {names})") from None
+SUMMARY = "sample lyrics (or a song in a form) from a checkpoint"
 
 
 def parse_args(argv: list[str]) -> list[GenerateConfig]:
-    """key=value arguments over the typed defaults, one config per temperature asked for; a wrong key or
-    type is a one-line error. The prime is taken as raw text: YAML would turn "yes" into True and refuse "@"."""
-    primes = [arg.removeprefix("prime=") for arg in argv if arg.startswith("prime=")]
-    others = [arg for arg in argv if not arg.startswith("prime=")]
-    try:
-        given = OmegaConf.from_dotlist(others)
-        temperatures = given.pop("temperature", None)
-        temperatures = list(temperatures) if OmegaConf.is_list(temperatures) else [temperatures]
-        merged = OmegaConf.merge(OmegaConf.structured(GenerateConfig), given)
-        if primes:
-            merged.prime = primes[-1]
-        configs = []
-        for temperature in temperatures:
-            if temperature is not None:
-                merged.temperature = temperature
-            configs.append(OmegaConf.to_object(merged))
-    except OmegaConfBaseException as err:
-        raise UserError(
-            f"{str(err).splitlines()[0]} (options: {', '.join(name for name, _, _ in options())})"
-        ) from None
-    return configs
+    """key=value arguments over the typed defaults, one config per temperature asked for (temperature=[0.5,1.0]);
+    a wrong key or type is a one-line error. The prime is taken as raw text: YAML would turn "yes" into True."""
+    asked = [arg for arg in argv if arg.startswith("temperature=")]
+    others = [arg for arg in argv if not arg.startswith("temperature=")]
+    temperatures = OmegaConf.from_dotlist(asked[-1:]).get("temperature") if asked else None
+    if not OmegaConf.is_list(temperatures):
+        return [parsed(GenerateConfig, [*others, *asked[-1:]], raw=("prime",))]
+    return [parsed(GenerateConfig, [*others, f"temperature={value}"], raw=("prime",)) for value in temperatures]
 
 
 @one_line_errors
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    if {"--help", "-h", "help"} & set(argv):
-        print(help_text())
+    if wants_help(argv):
+        print(help_text(GenerateConfig, "generate", SUMMARY))
         return
     configs = parse_args(argv)
     for cfg in configs:

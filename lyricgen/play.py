@@ -24,21 +24,11 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from lyricgen import UserError, one_line_errors
-from lyricgen.config import as_typed
-from lyricgen.generate import (
-    GenerateConfig,
-    Paths,
-    characters_asked,
-    check,
-    help_text,
-    load,
-    option,
-    parsed,
-    sampled,
-)
 from lyricgen.nn.checkpoints import find_checkpoint
+from lyricgen.options import as_typed, help_text, option, parsed, wants_help
 from lyricgen.quality.scorecard import SHOWN, score, shown, summary
 from lyricgen.rundir import RunDir
+from lyricgen.training.generation import GenerateConfig, Paths, characters_asked, check, load, sampled
 
 COMPARED = 4  # samples side by side
 # The page is sent the text at most this often: an update per character costs the page more than sampling
@@ -462,8 +452,8 @@ def visitor(request: object) -> str:
 @one_line_errors
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    if {"--help", "-h", "help"} & set(argv):
-        print(help_text(PlayConfig, "play"))
+    if wants_help(argv):
+        print(help_text(PlayConfig, "play", "the lyrics playground: write, compare and score samples in the browser"))
         return
     play = parse_args(argv)
     for variable in ("GRADIO_ANALYTICS_ENABLED", "HF_HUB_DISABLE_TELEMETRY"):  # no request leaves the machine

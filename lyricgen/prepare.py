@@ -9,8 +9,8 @@ import hydra
 from omegaconf import DictConfig
 
 from lyricgen import UserError, one_line_errors
-from lyricgen.cli import run_checked
 from lyricgen.config import CONF_DIR, validate
+from lyricgen.hydra.cli import run_checked
 
 
 @hydra.main(version_base=None, config_path=str(CONF_DIR), config_name="prepare")

@@ -1,4 +1,4 @@
-"""Finished runs -> tables, plots and spike episodes: `python -m lyricgen.report outputs/multirun/<time>`.
+"""Finished runs -> tables, plots and spike episodes: `python -m lyricgen.report dir=outputs/multirun/<time>`.
 
 Reads the TensorBoard events (and spikes.jsonl) of every run under the directory and writes report.md,
 results.csv (a row per run), groups.csv (a row per group of seeds) and PNG plots next to them. Runs that
@@ -6,10 +6,10 @@ differ only by their seed form a group: `<name>/seed=<s>` (lyricgen.reproduce) o
 `...,seed=<s>` directories.
 """
 
-import argparse
 import json
 import math
 import re
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -17,18 +17,20 @@ import matplotlib
 import numpy as np
 import pandas as pd
 import yaml
+from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from lyricgen import UserError, one_line_errors
+from lyricgen.config import CONF_DIR
 from lyricgen.data import hygiene
-from lyricgen.rundir import RunDir
+from lyricgen.options import help_text, parsed, required, wants_help
+from lyricgen.rundir import RunDir, load_run_config
 from lyricgen.training.spikes import BLOCK, HISTORY, GradNormal
 
 matplotlib.use("Agg")  # files only: no display needed
 import matplotlib.pyplot as plt
 
 LOSS_JUMP = 0.3  # nats of a block mean above normal that start a loss spike; back within half of it ends it
-GRAD_RATIO = 10.0  # a gradient norm this many times the normal one is a gradient spike (lyricgen.training.spikes)
 GRAD_GAP = 500  # gradient spikes closer than this many steps are one episode
 WINDOWS_SHOWN = 3  # spike episodes per run whose text the report shows
 NOT_SHOWN = ("experiment=", "hydra.", "threads=", "trainer.enable_progress_bar=")  # overrides that change no result
@@ -72,7 +74,7 @@ def loss_episodes(losses: np.ndarray, block: int = BLOCK, jump: float = LOSS_JUM
     return episodes
 
 
-def grad_episodes(grad_norms: np.ndarray, ratio: float = GRAD_RATIO, gap: int = GRAD_GAP) -> list[Episode]:
+def grad_episodes(grad_norms: np.ndarray, ratio: float, gap: int = GRAD_GAP) -> list[Episode]:
     """Gradient spikes as the run's forensics name them (lyricgen.training.spikes), replayed over the
     logged norms; spikes closer than `gap` steps form one episode."""
     norms = np.asarray(grad_norms, dtype=float)
@@ -166,7 +168,7 @@ def read_run(run: Path, root: Path) -> tuple[RunResult, dict]:
     sample = samples[-1].tensor_proto.string_val[0].decode() if samples else ""
     experiment, overrides = hydra_choices(run)
     val_loss = float(val_losses[-1]) if len(val_losses) else math.nan
-    by_loss, by_grad = loss_episodes(losses), grad_episodes(grad_norms)
+    by_loss, by_grad = loss_episodes(losses), grad_episodes(grad_norms, grad_ratio(run))
     name = str(run.relative_to(root)) if run != root else "."
     result = RunResult(
         run=name,
@@ -196,6 +198,13 @@ def read_run(run: Path, root: Path) -> tuple[RunResult, dict]:
     return result, {"steps": steps, "losses": losses, "val": (val_steps, val_losses), "by_grad": by_grad}
 
 
+def grad_ratio(run: Path) -> float:
+    """The run's own spikes.grad_ratio, so that the report names the steps its live forensics named (today's
+    default for a directory of events without a saved config)."""
+    config = load_run_config(run) if RunDir(run).config.is_file() else OmegaConf.load(CONF_DIR / "config.yaml")
+    return float(config.spikes.grad_ratio)
+
+
 def sample_scores(run: Path) -> dict[str, float]:
     """SCORED of the run's samples.json (its last validation's samples on the lyrics scorecard), averaged
     over a conditioned model's labels; NaN for a run that has none."""
@@ -206,7 +215,7 @@ def sample_scores(run: Path) -> dict[str, float]:
 
 def recorded_windows(run: Path, steps: list[int]) -> dict[int, list[str]]:
     """The text of the batches at `steps`: from spikes.jsonl where the run recorded them, else rebuilt
-    from the run's config, seed and step (lyricgen.batches)."""
+    from the run's config, seed and step (lyricgen.data.windows)."""
     recorded = {}
     spikes = RunDir(run).spikes
     if spikes.is_file():
@@ -215,7 +224,7 @@ def recorded_windows(run: Path, steps: list[int]) -> dict[int, list[str]]:
             recorded[entry["step"]] = entry["windows"]
     missing = [step for step in steps if step not in recorded]
     if missing:
-        from lyricgen.batches import windows_at  # loads the corpus: only when the run did not record them
+        from lyricgen.data.windows import windows_at  # loads the corpus: only when the run did not record them
 
         recorded |= windows_at(run, missing)
     return {step: recorded[step] for step in steps}
@@ -339,7 +348,8 @@ def write_report(root: Path) -> Path:
         f"Loss spikes: separate episodes of a {BLOCK}-step mean train loss more than {LOSS_JUMP} nats above the "
         f"median of the {HISTORY} normal blocks before it, each lasting until the loss is back within half of "
         f"that; unrecovered: the last never came back. Gradient spikes: episodes of gradient norms (before "
-        f"clipping) above {GRAD_RATIO:g}x the median of the {HISTORY * BLOCK} steps before, gaps under "
+        f"clipping) above the run's spikes.grad_ratio times the median of the {HISTORY * BLOCK} steps before, "
+        f"gaps under "
         f"{GRAD_GAP} steps joined; on tablature: the batch at the episode's peak holds a line of tablature "
         f"(lyricgen.data.hygiene). Samples: the scorecard (lyricgen.quality.scorecard) of the samples each run "
         f"wrote at its last validation: real words (share of words in CMUdict), rhyme share (line ends rhyming "
@@ -350,12 +360,18 @@ def write_report(root: Path) -> Path:
     return report
 
 
+@dataclass
+class ReportConfig:
+    dir: str = required("a sweep or run directory, e.g. outputs/multirun/<time>")
+
+
 @one_line_errors
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m lyricgen.report", description=__doc__.splitlines()[0])
-    parser.add_argument("directory", type=Path, help="a sweep or run directory, e.g. outputs/multirun/<time>")
-    args = parser.parse_args(argv)
-    report = write_report(args.directory)
+    argv = sys.argv[1:] if argv is None else argv
+    if wants_help(argv):
+        print(help_text(ReportConfig, "report", "finished runs -> tables, plots and spike episodes"))
+        return
+    report = write_report(Path(parsed(ReportConfig, argv, raw=("dir",)).dir))
     print(f"wrote {report}, results.csv, groups.csv and the loss_*.png plots beside it")
     print(pd.read_csv(report.parent / "groups.csv").to_string(index=False, na_rep="-"))
 

@@ -1,5 +1,5 @@
 """Run the paper's protocol — every experiment, corpus and seed — `jobs` at a time, then report:
-`python -m lyricgen.reproduce outputs/reproduce/full --jobs 2` (what `make reproduce JOBS=2` runs).
+`python -m lyricgen.reproduce out=outputs/reproduce/full jobs=2` (what `make reproduce JOBS=2` runs).
 
 Each group's seeds train stacked in one process with one thread (`python -m lyricgen.train -m
 hydra/launcher=stacked seed=...`: runs of one shape share every batch-1 step), each run in
@@ -9,14 +9,13 @@ its last checkpoint, a missing one starts. `<out>/provenance.json` records the c
 commit of each group's training (lyricgen.provenance).
 """
 
-import argparse
 import json
 import subprocess
 import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -25,6 +24,7 @@ from lyricgen import UserError, one_line_errors
 from lyricgen.atomic import write_atomically
 from lyricgen.config import CONF_DIR
 from lyricgen.data import standin
+from lyricgen.options import help_text, option, parsed, required, wants_help
 from lyricgen.provenance import provenance
 from lyricgen.rundir import RunDir
 
@@ -32,7 +32,7 @@ PROTOCOLS = CONF_DIR / "protocol"
 ENDINGS = ("finished", "diverged")  # a diverged run is a result too, and is not run again
 # the code the protocol's numbers depend on: a later change to any of these makes them stale
 MEASURES = ("conf", "lyricgen/config.py", "lyricgen/data", "lyricgen/nn", "lyricgen/training", "lyricgen/train.py")
-MEASURES += ("lyricgen/stacking.py", "lyricgen/reproduce.py")
+MEASURES += ("lyricgen/hydra", "lyricgen/reproduce.py")
 RECORDING = threading.Lock()  # groups finish in parallel threads; one writes the record at a time
 
 
@@ -57,7 +57,7 @@ def load_protocol(name_or_path: str, seeds: list[int] | None = None, only: list[
     groups = OmegaConf.to_container(OmegaConf.load(path))["runs"]
     unknown = sorted(set(only or []) - {group["name"] for group in groups})
     if unknown:
-        raise UserError(f"--only names no group of {path.name}: {unknown}")
+        raise UserError(f"only= names no group of {path.name}: {unknown}")
     return [
         Run(group["name"], seed, group["corpus"], tuple(group["args"]))
         for group in groups
@@ -133,19 +133,35 @@ def reproduce(runs: list[Run], out: Path, jobs: int, scale: float, extra: list[s
         return sum(pool.map(lambda item: execute(*item, out, csvs, scale, extra), groups.items()))
 
 
+SUMMARY = "the paper's protocol: every group, corpus and seed, `jobs` at a time; run it again to continue"
+
+
+@dataclass
+class ReproduceConfig:
+    out: str = required("the protocol's directory; the same command again continues it")
+    protocol: str = option("paper", "conf/protocol/<name>.yaml, or a .yaml file")
+    jobs: int = option(1, "groups at a time, one process and thread each")
+    scale: float = option(1.0, "fraction of every run's iterations")
+    seeds: list[int] | None = field(
+        default=None, metadata={"help": "every group's seeds instead of its own: seeds=[0,1]"}
+    )
+    only: list[str] | None = field(default=None, metadata={"help": "only these groups: only=[baseline,baseline_tab]"})
+    train: list[str] = field(
+        default_factory=list, metadata={"help": "training overrides for every run: train=[trainer=gpu]"}
+    )
+
+
 @one_line_errors
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m lyricgen.reproduce", description=__doc__.splitlines()[0])
-    parser.add_argument("out", type=Path, help="the protocol's directory; run again to continue it")
-    parser.add_argument("--protocol", default="paper", help="conf/protocol/<name>.yaml or a .yaml path")
-    parser.add_argument("--jobs", type=int, default=1, help="groups at a time, one process and thread each")
-    parser.add_argument("--scale", type=float, default=1.0, help="fraction of every run's iterations")
-    parser.add_argument("--seeds", type=lambda text: [int(s) for s in text.split(",")], help="e.g. 0,1: every group")
-    parser.add_argument("--only", type=lambda text: text.split(","), help="e.g. baseline,baseline_tab")
-    parser.add_argument("overrides", nargs="*", help="extra training overrides for every run, e.g. trainer=gpu")
-    args = parser.parse_intermixed_args(argv)  # overrides may follow the options, as `make reproduce ARGS=` puts them
-    runs = load_protocol(args.protocol, args.seeds, args.only)
-    failed = reproduce(runs, args.out, args.jobs, args.scale, args.overrides)
+    argv = sys.argv[1:] if argv is None else argv
+    if wants_help(argv):
+        print(help_text(ReproduceConfig, "reproduce", SUMMARY))
+        return
+    cfg = parsed(ReproduceConfig, argv, raw=("out", "protocol"))
+    if cfg.jobs < 1 or cfg.scale <= 0:
+        raise UserError("jobs= must be at least 1 and scale= above 0")
+    runs = load_protocol(cfg.protocol, cfg.seeds, cfg.only)
+    failed = reproduce(runs, Path(cfg.out), cfg.jobs, cfg.scale, cfg.train)
     if failed:
         raise UserError(f"{failed} runs failed: see their train.log; run the same command again to retry", 1)
 

@@ -18,10 +18,15 @@ config, its spike forensics and evaluations, and how a checkpoint leads back to 
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from omegaconf import DictConfig, OmegaConf
+
+from lyricgen import UserError
 from lyricgen.atomic import write_atomically
+from lyricgen.config import CHARRNN, CONF_DIR
 
 HYDRA_SUBDIR = ".hydra"  # hydra.output_subdir of a run
 
@@ -80,3 +85,51 @@ class RunDir:
             write_atomically(
                 self.status, lambda partial: partial.write_text(json.dumps({"state": state, "message": message}))
             )
+
+
+# A run's saved config.yaml records the format it was written in (run_format, conf/config.yaml). Loading an
+# older run applies each migration from its format on, so a run made by any earlier lyricgen loads as today's
+# config with the behaviour it was trained with. A change to the config's keys adds a migration here and
+# raises run_format in conf/config.yaml.
+
+
+def keys_added_before_formats(saved: DictConfig, today: DictConfig) -> DictConfig:
+    """Format 0 -> 1: runs saved before formats were recorded. Keys added since they were made take the
+    behaviour those runs had (no hygiene, no deduplication, no test split, a constant schedule, an
+    unconditioned network); the keys that watch or score a run without changing its training (guard,
+    forensics, n-gram memory, logging) take today's values."""
+    added = {"data": {"hygiene": False, "dedup": False, "train_chars": None, "test_fraction": 0.0}, "init_from": None}
+    added["model"] = {"_target_": CHARRNN, "condition": None, "condition_on": "input", "label_dim": 16}
+    added["model"] |= {"label_dropout": 0.0, "input_dropout": 0.0}
+    added["optim"] = {"schedule": "constant", "warmup_steps": 0, "decoupled_weight_decay": False}
+    added["optim"] |= {"activation_reg": 0.0, "temporal_activation_reg": 0.0}
+    added |= {key: today[key] for key in ("guard", "spikes", "paths", "memory", "extras")}
+    added |= {"tags": [], "callbacks": {}, "logger": {"name": "tensorboard", "extra": []}}
+    if OmegaConf.is_list(saved.get("callbacks")):  # callbacks were a list before they were named
+        saved.callbacks = {f"callback{index}": spec for index, spec in enumerate(saved.callbacks)}
+    return OmegaConf.merge(added, saved)
+
+
+MIGRATIONS: list[Callable[[DictConfig, DictConfig], DictConfig]] = [keys_added_before_formats]
+
+
+def load_run_config(run_dir: str | Path) -> DictConfig:
+    """The resolved config a run saved in its directory, migrated to today's format."""
+    path = RunDir(Path(run_dir)).config
+    if not path.is_file():
+        raise UserError(f"{run_dir} is not a lyricgen run directory: it has no {path.name}")
+    saved, today = OmegaConf.load(path), OmegaConf.load(CONF_DIR / "config.yaml")
+    made_in = saved.get("run_format", 0)
+    if made_in > today.run_format:
+        raise UserError(f"{run_dir} was made by a newer lyricgen (run format {made_in}): update lyricgen to load it")
+    for migrate in MIGRATIONS[made_in:]:
+        saved = migrate(saved, today)
+    saved.run_format = today.run_format
+    return saved
+
+
+def run_network(run_dir: str | Path) -> str | None:
+    """The network class (model._target_) a run's saved config names: the user's own choice, so loading
+    that run's checkpoints may import it (lyricgen.nn.networks). None without a saved config."""
+    path = RunDir(Path(run_dir)).config
+    return OmegaConf.select(OmegaConf.load(path), "model._target_") if path.is_file() else None

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from lyricgen import UserError, one_line_errors
 from lyricgen.atomic import write_atomically
-from lyricgen.config import as_typed
-from lyricgen.generate import GenerateConfig, Paths, help_text, load, option, parsed, sampled
+from lyricgen.options import as_typed, help_text, option, parsed, wants_help
+from lyricgen.training.generation import GenerateConfig, Paths, load, sampled
 
 # copied text is looked for in the training split's first this many characters: its 30-character spans are
 # held in memory (~100 MB a million), so a corpus of any size is scored in bounded memory
@@ -49,11 +49,10 @@ def parse_args(argv: list[str]) -> ScoreConfig:
 
 def scored_texts(cfg: ScoreConfig) -> tuple[list[str], list[str], str]:
     """(the texts scored, the run's held-out songs cut alike, its training text)."""
-    from lyricgen.config import load_run_config
     from lyricgen.data.encoded import split_text
     from lyricgen.nn.checkpoints import find_checkpoint
     from lyricgen.quality.scorecard import pieces_of
-    from lyricgen.rundir import RunDir
+    from lyricgen.rundir import RunDir, load_run_config
 
     path = find_checkpoint(cfg.ckpt, cfg.paths.output_dir)
     data = load_run_config(RunDir.of_checkpoint(path).path).data
@@ -89,12 +88,11 @@ def judged(cfg: ScoreConfig) -> dict[str, dict] | None:
     """For a model conditioned on labels: an independent genre judge (lyricgen.quality.judge, fitted on the
     run's training split) and how often it names each label for that label's samples and held-out pieces;
     None for another model."""
-    from lyricgen.config import load_run_config
     from lyricgen.data.encoded import label_texts
     from lyricgen.nn.checkpoints import find_checkpoint
     from lyricgen.quality.judge import NgramJudge
     from lyricgen.quality.scorecard import pieces_of
-    from lyricgen.rundir import RunDir
+    from lyricgen.rundir import RunDir, load_run_config
 
     path = find_checkpoint(cfg.ckpt, cfg.paths.output_dir)
     labels = load(GenerateConfig(ckpt=str(path), with_memory=False))[0].labels
@@ -140,8 +138,8 @@ def judge_table(judge: dict[str, dict]) -> str:
 @one_line_errors
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    if {"--help", "-h", "help"} & set(argv):
-        print(help_text(ScoreConfig, "score"))
+    if wants_help(argv):
+        print(help_text(ScoreConfig, "score", "a run's samples and its held-out songs on one lyrics scorecard"))
         return
     cfg = parse_args(argv)
     cards = scorecards(*scored_texts(cfg))

@@ -1,75 +1,28 @@
-"""The command: `python -m lyricgen.train model=gru optim.lr=0.001`. It checks the composed config, then
-starts a new run, continues one (resume=, ckpt_path=, or a requeued job's own directory) and calls
-lyricgen.training.fit.fit_run. It imports no Lightning, torch or data code before the config has passed its checks, so
-a mistake on the command line is reported in a fraction of a second rather than after seconds of imports."""
+"""The command: `python -m lyricgen.train model=gru optim.lr=0.001`. Its command line is checked first
+(lyricgen.hydra.cli); then a new run starts, or one continues (resume=, ckpt_path=, or a requeued job's own
+directory: lyricgen.training.run), and lyricgen.training.fit trains it. No Lightning, torch or data code is
+imported before the config has passed its checks, so a mistake on the command line is reported in a
+fraction of a second rather than after seconds of imports."""
 
-import math
-import os
-import shutil
-import sys
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from lyricgen import Diverged, Interrupted, NotRequeued, UserError, one_line_errors
-from lyricgen.cli import run_checked
-from lyricgen.config import CONF_DIR, flatten, load_run_config, validate
-from lyricgen.rundir import RunDir
-
-RESUMABLE_KEYS = ("trainer.", "checkpoint.", "threads", "sample_length", "memory.", "extras.")  # a resume may change
-
-
-def resumed_run(cfg: DictConfig, overrides: list[str]) -> tuple[DictConfig, Path, Path]:
-    """(config, run dir, checkpoint) to continue: the run's own config, with the command line's key=value
-    overrides (e.g. trainer.max_steps=5000) on top."""
-    ckpt_path = Path(cfg.ckpt_path) if cfg.ckpt_path else RunDir(Path(cfg.resume)).last
-    run_dir = Path(cfg.resume) if cfg.resume else RunDir.of_checkpoint(ckpt_path).path
-    if not ckpt_path.is_file():
-        raise UserError(f"nothing to resume: {ckpt_path} does not exist (resume=<run dir> or ckpt_path=<.ckpt>)")
-    changes = [item for item in overrides if item.split("=")[0].lstrip("+~") not in ("resume", "ckpt_path")]
-    # The model, data and optimiser state come back from the checkpoint: changing their config would be
-    # silently ignored (Adam's saved lr wins) or break the restore.
-    refused = [item for item in changes if not item.lstrip("+~").startswith(RESUMABLE_KEYS)]
-    if refused:
-        raise UserError(f"a resumed run keeps its config: drop {refused} (only {', '.join(RESUMABLE_KEYS)} can change)")
-    resumed = OmegaConf.merge(load_run_config(run_dir), OmegaConf.from_dotlist(changes))
-    return resumed, run_dir, ckpt_path
-
-
-def rerun(cfg: DictConfig, out_dir: Path) -> tuple[DictConfig, Path, Path]:
-    """A command run again into the directory of its own earlier run — a SLURM job requeued after
-    preemption or its time limit, the same hydra.run.dir — continues that run from its last checkpoint;
-    another run's directory is refused (it would mix two runs' checkpoints and curves)."""
-    saved = dict(flatten(OmegaConf.to_container(load_run_config(out_dir), resolve=True)))
-    differ = [
-        key
-        for key, value in flatten(OmegaConf.to_container(cfg, resolve=True))
-        if not key.startswith(RESUMABLE_KEYS) and saved.get(key) != value
-    ]
-    if differ:
-        raise UserError(
-            f"{out_dir} already holds another run ({', '.join(differ[:3])} differ): choose another "
-            f"hydra.run.dir, or continue that run with resume={out_dir}"
-        )
-    from lyricgen.training.fit import resumable_step  # torch: the command line has passed its checks
-
-    step = resumable_step(RunDir(out_dir).last)
-    print(
-        f"note: {out_dir} already holds this run: continuing it from its last checkpoint (step {step})", file=sys.stderr
-    )
-    return cfg, out_dir, RunDir(out_dir).last
+from lyricgen.config import CONF_DIR
+from lyricgen.hydra.cli import run_checked
+from lyricgen.training.run import finish_run, forget_unstarted, prepare_run
 
 
 @hydra.main(version_base=None, config_path=str(CONF_DIR), config_name="config")
 @one_line_errors
 def run(cfg: DictConfig) -> float:
-    """The Hydra task: one run (or one job of a sweep)."""
+    """The Hydra task: one run (or one job of a sweep); what a sweeper minimises: its best validation loss."""
     out_dir, ckpt_path = Path(HydraConfig.get().runtime.output_dir), None
     try:
-        cfg, out_dir, ckpt_path = prepare(cfg)
+        cfg, out_dir, ckpt_path = prepare_run(cfg)
         from lyricgen.training.fit import fit_run  # Lightning, torch and the data code: only once the command is sound
 
         result = fit_run(cfg, out_dir, ckpt_path)
@@ -79,75 +32,12 @@ def run(cfg: DictConfig) -> float:
         if ckpt_path is None and not isinstance(err, Interrupted) and not (cfg.resume or cfg.ckpt_path):
             forget_unstarted(out_dir)
         raise
-    return ending(out_dir, result)
-
-
-def prepare(cfg: DictConfig) -> tuple[DictConfig, Path, Path | None]:
-    """(config, run dir, checkpoint to continue or None) of the job Hydra has set up: its config checked,
-    and a new run, a resume or a rerun chosen. What lyricgen.stacking runs for each member of a stack."""
-    hydra_cfg = HydraConfig.get()
-    validate(cfg)
-    if hydra_cfg.mode == RunMode.MULTIRUN and cfg.trainer.get("strategy") == "ddp" and not slurm_started_the_ranks():
-        # Lightning's ddp re-runs sys.argv in its child processes, which would relaunch the whole sweep.
-        print("note: trainer.strategy=ddp runs as ddp_spawn inside a -m sweep", file=sys.stderr)
-        cfg.trainer.strategy = "ddp_spawn"
-    cfg, out_dir, ckpt_path = chosen_run(cfg, hydra_cfg)
-    if cfg.extras.print_config:
-        print(OmegaConf.to_yaml(cfg, resolve=True))
-    return cfg, out_dir, ckpt_path
-
-
-def ending(out_dir: Path, result: float | Diverged | NotRequeued) -> float:
-    """How a run ended, in its status.json; what the sweeper gets: its best validation loss, or inf for a
-    diverged run of a sweep (the sweep goes on with its other runs, and lyricgen.sweeps reports this one
-    at its end). A single run that diverged fails with the reason."""
-    if not isinstance(result, UserError):
-        RunDir(out_dir).record_ending("finished", f"best val/loss {result:.4f}")
-        return result
-    RunDir(out_dir).record_ending("diverged" if isinstance(result, Diverged) else "not requeued", str(result))
-    if HydraConfig.get().mode != RunMode.MULTIRUN:
-        raise result
-    print(f"error: {result}", file=sys.stderr)
-    return math.inf
-
-
-def slurm_started_the_ranks() -> bool:
-    """A SLURM job of several tasks (hydra.launcher.tasks_per_node > 1): SLURM started one process per
-    rank, and Lightning's SLURM environment joins them; nothing needs spawning."""
-    return int(os.environ.get("SLURM_NTASKS", "1")) > 1
-
-
-def forget_unstarted(out_dir: Path) -> None:
-    """A new run that stopped before its first checkpoint (a corpus that cannot be read, say) leaves no
-    directory behind: `ckpt=latest`, `lyricgen.report` and `resume=` would meet an empty run. Only what
-    the run itself wrote is removed, and the directory only once it is empty: hydra.run.dir may name a
-    folder that holds other things."""
-    run = RunDir(out_dir)
-    written = [run.hydra, run.config, run.data, out_dir / f"{HydraConfig.get().job.name}.log"]
-    if run.checkpoints.exists() or any(path not in written for path in out_dir.iterdir()):
-        return
-    for path in written:
-        if path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink(missing_ok=True)
-    out_dir.rmdir()
+    return finish_run(out_dir, result)
 
 
 def main() -> None:
     """`python -m lyricgen.train` and `lyricgen-train`: the command line checked, then the run."""
     run_checked("train", run)
-
-
-def chosen_run(cfg: DictConfig, hydra_cfg: DictConfig) -> tuple[DictConfig, Path, Path | None]:
-    """(config, run dir, checkpoint to continue or None): a run to continue (resume=, ckpt_path=), this
-    command's own earlier run in its directory (rerun), or a new run."""
-    if cfg.resume or cfg.ckpt_path:
-        return resumed_run(cfg, list(hydra_cfg.overrides.task))
-    out_dir = Path(hydra_cfg.runtime.output_dir)
-    if RunDir(out_dir).last.is_file():
-        return rerun(cfg, out_dir)
-    return cfg, out_dir, None
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
 import sys
 from pathlib import Path
 
-from lyricgen.cli import reference_markdown
+from lyricgen.hydra.cli import reference_markdown
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "training.md"
 START, END = "<!-- reference: written by scripts/reference.py from conf/ -->", "<!-- /reference -->"

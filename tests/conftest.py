@@ -13,7 +13,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-import lyricgen.config  # noqa: F401  (registers the resolvers the YAML files use)
+import lyricgen.hydra  # noqa: F401  (registers the resolvers the YAML files use)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "conf"

@@ -15,13 +15,15 @@ MODULES = {
     for path in PACKAGE.rglob("*.py")
     if "__pycache__" not in path.parts and "conf" not in path.relative_to(PACKAGE).parts
 }
-SHARED = {"charset", "config", "atomic", "rundir", "provenance"}  # leaves every layer may use
+SHARED = {"charset", "config", "atomic", "rundir", "provenance", "options"}  # leaves every layer may use
 LAYERS = {  # what each layer may import: nn asks quality which words rhyme, training scores samples with it
     "nn": {"nn", "quality"},
     "data": {"data"},
     "training": {"training", "nn", "data", "quality"},
     "quality": {"quality"},
+    "hydra": {"hydra", "training"},  # the launcher trains stacked runs through training's run life
 }
+COMMANDS = {"train", "generate", "play", "score", "evaluate", "prepare", "report", "reproduce", "batches", "standin"}
 
 
 def lyricgen_imports(path) -> set[str]:
@@ -45,6 +47,24 @@ def test_each_layer_imports_only_what_it_may(module):
     allowed = LAYERS[layer] | SHARED
     wrong = {name for name in lyricgen_imports(MODULES[module]) if name.split("/")[0] not in allowed}
     assert not wrong, f"{module} imports {sorted(wrong)}: {layer}/ may import {sorted(allowed)}"
+
+
+def test_the_top_floor_holds_commands_and_shared_leaves_only():
+    """A new top-level module is a command or a leaf every layer may use: anything else has a layer."""
+    top = {name for name in MODULES if "/" not in name and name != "__init__"}
+    assert top == COMMANDS | SHARED, f"loose top-level modules: {sorted(top - COMMANDS - SHARED)}"
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_no_command_imports_a_command(command):
+    imported = {name for name in lyricgen_imports(MODULES[command]) if "/" not in name}
+    assert not imported & COMMANDS, f"{command} imports {sorted(imported & COMMANDS)}: move what it shares down a floor"
+
+
+@pytest.mark.parametrize("leaf", sorted(SHARED))
+def test_shared_leaves_import_only_shared_leaves(leaf):
+    wrong = lyricgen_imports(MODULES[leaf]) - SHARED
+    assert not wrong, f"{leaf} imports {sorted(wrong)}: a shared leaf imports no layer"
 
 
 def written_table() -> dict[str, set[str]]:
@@ -73,7 +93,8 @@ def test_the_written_table_lists_every_module_and_exactly_its_imports():
 HEAVY = ("torch", "lightning", "pandas", "hydra", "matplotlib")
 NOT_IMPORTED = {  # where the time goes: lightning ~3 s on 2 cores, torch ~2 s, pandas and hydra ~0.5 s
     "lyricgen.config": HEAVY,  # checking a config loads nothing heavy
-    "lyricgen.cli": ("torch", "lightning", "pandas", "matplotlib"),
+    "lyricgen.hydra.cli": ("torch", "lightning", "pandas", "matplotlib"),
+    "lyricgen.options": HEAVY,  # every command's grammar: its mistakes are reported at once
     "lyricgen.train": ("torch", "lightning", "pandas", "matplotlib"),  # the command's mistakes are reported at once
     "lyricgen.evaluate": ("torch", "lightning", "pandas", "matplotlib"),  # likewise
     "lyricgen.prepare": ("torch", "lightning", "pandas", "matplotlib"),  # likewise
@@ -82,6 +103,8 @@ NOT_IMPORTED = {  # where the time goes: lightning ~3 s on 2 cores, torch ~2 s, 
     "lyricgen.generate": ("lightning", "pandas", "hydra", "matplotlib"),  # generation starts fast
     "lyricgen.data.lyrics_csv": ("torch", "lightning", "matplotlib"),
     "lyricgen.report": ("torch", "lightning"),  # reads run directories, not models
+    "lyricgen.batches": HEAVY,  # the grammar's mistakes before the corpus and torch
+    "lyricgen.standin": HEAVY,  # likewise
     "lyricgen.quality.scorecard": HEAVY,  # text in, numbers out
 }
 

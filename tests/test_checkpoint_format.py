@@ -3,8 +3,8 @@ tests/fixtures/ (the only place a checkpoint may be committed) generates the tex
 
 from pathlib import Path
 
-from lyricgen.generate import GenerateConfig, generate
 from lyricgen.nn import load_checkpoint
+from lyricgen.training.generation import GenerateConfig, generate
 
 FIXTURES = Path(__file__).parent / "fixtures"
 # Written by commit 1eadffe: python -m lyricgen.train model=rnn model.hidden_size=8 data=text (toy lyrics)

@@ -88,8 +88,8 @@ def test_every_key_of_every_option_in_conf_is_in_help_and_the_training_guide(tmp
     presets aside) appears in --help and in docs/training.md's reference, which is what conf/ says."""
     from omegaconf import OmegaConf
 
-    from lyricgen.cli import PRESETS, config_groups, option_files, prefix_of
-    from lyricgen.config import flatten
+    from lyricgen.hydra.cli import PRESETS, config_groups, option_files, prefix_of
+    from lyricgen.options import flatten
 
     text, guide = help_of("lyricgen.train", tmp_path), (CONF_DIR.parent / "docs" / "training.md").read_text()
     top = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "config.yaml"))
@@ -134,7 +134,7 @@ def test_a_sweep_is_named_by_what_it_varies_and_reported_with_validation_curves(
     assert sweep.returncode == 0, sweep.stderr
     (sweep_dir,) = (tmp_path / "outputs" / "multirun").iterdir()
     assert sorted(path.name for path in sweep_dir.iterdir() if path.is_dir()) == ["model=gru", "model=rnn"]
-    report = run_module("lyricgen.report", str(sweep_dir), cwd=tmp_path)
+    report = run_module("lyricgen.report", f"dir={sweep_dir}", cwd=tmp_path)
     assert report.returncode == 0, report.stderr
     groups = pd.read_csv(sweep_dir / "groups.csv")
     assert sorted(groups["group"]) == ["model=gru", "model=rnn"]

@@ -23,8 +23,8 @@ import pytest
 from conftest import CONF_DIR, ROOT, SHARED_DATA
 from hydra import compose, initialize_config_dir
 
-from lyricgen.cli import all_keys
 from lyricgen.config import trainer_arguments
+from lyricgen.hydra.cli import all_keys
 
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 COMMAND = re.compile(r"^(python -m lyricgen\.\w+|lyricgen-\w+|make)(\s|$)")
@@ -156,7 +156,7 @@ class Workspace:
         if module == "train" and "--help" not in args:
             args = self.train_args(args)
         if module == "reproduce":
-            args += ["--scale", TINY_SCALE, "--seeds", "0", "--only", "baseline", "data.val_chars=2000"]
+            args += [f"scale={TINY_SCALE}", "seeds=[0]", "only=[baseline]", "train=[data.val_chars=2000]"]
         return [sys.executable, "-m", f"lyricgen.{module}", *args]
 
     def train_args(self, args: list[str]) -> list[str]:
@@ -308,7 +308,7 @@ EXAMPLE_CONF = ROOT / "examples" / "conf"  # the plugged-in network the docs sho
 
 
 def config_keys() -> set[str]:
-    """Every dotted key of the run config under each data source (lyricgen.cli's own list of them), and
+    """Every dotted key of the run config under each data source (lyricgen.hydra.cli's own list of them), and
     with the example network."""
     keys = set()
     example = [f"hydra.searchpath=[file://{EXAMPLE_CONF}]", "model=tiny_gru"]

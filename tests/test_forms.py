@@ -8,10 +8,10 @@ import torch
 from conftest import error_line, run_module
 
 from lyricgen import UserError
-from lyricgen.generate import GenerateConfig, generate
 from lyricgen.nn import load_checkpoint
 from lyricgen.nn.forms import WordEnding, parse_form, song_text
 from lyricgen.quality.scorecard import Words, form_of, known_words, rhymes, rhyming_words, stanzas, words
+from lyricgen.training.generation import GenerateConfig, generate
 
 FORM = "verse:ABAB,chorus:AABB,verse:ABCB,chorus,bridge:none,chorus"
 

@@ -13,9 +13,10 @@ from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
 from lyricgen import UserError, charset
-from lyricgen.config import flatten, validate
+from lyricgen.config import validate
 from lyricgen.data import corpus
 from lyricgen.data.lyrics_csv import EXPECTED_COLUMNS, default_options, prepare
+from lyricgen.options import flatten
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -116,9 +117,14 @@ COMMAND_LINE_MISTAKES = [
     ("lyricgen.generate", ["ckpt={corrupt}"], "cannot load checkpoint"),
     ("lyricgen.prepare", ["data=lyrics_csv", "data.csv={corrupt}"], "is not"),
     ("lyricgen.prepare", ["data=lyrics_csv", f"data.csv={__file__}", "data.val_fraction=2"], "data.val_fraction"),
-    ("lyricgen.report", ["{missing}"], "no such directory"),
-    ("lyricgen.batches", ["{corrupt}", "3"], "not a lyricgen run directory"),
-    ("lyricgen.reproduce", ["out", "--protocol", "nope"], "no protocol nope"),
+    ("lyricgen.report", ["dir={missing}"], "no such directory"),
+    ("lyricgen.report", ["directory=runs"], "did you mean dir?"),
+    ("lyricgen.batches", ["run={corrupt}", "steps=[3]"], "not a lyricgen run directory"),
+    ("lyricgen.batches", ["run={corrupt}"], "steps= names no step"),
+    ("lyricgen.reproduce", ["out=out", "protocol=nope"], "no protocol nope"),
+    ("lyricgen.reproduce", ["protocol=paper"], "out= is required"),
+    ("lyricgen.reproduce", ["out=out", "--jobs", "2"], "is not key=value"),
+    ("lyricgen.standin", ["out=x", "fracton=0.1"], "did you mean fraction?"),
     ("lyricgen.evaluate", ["ckpt={corrupt}"], "cannot load checkpoint"),
 ]
 

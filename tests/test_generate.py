@@ -7,10 +7,11 @@ import pytest
 from conftest import run_module
 
 from lyricgen import UserError, charset
-from lyricgen.generate import GenerateConfig, generate, parse_args
+from lyricgen.generate import parse_args
 from lyricgen.nn.checkpoints import find_checkpoint, load_checkpoint
 from lyricgen.nn.sampling import sample_text
 from lyricgen.training.fit import fit_run
+from lyricgen.training.generation import GenerateConfig, generate
 
 
 def sample(run, **options):

@@ -11,14 +11,15 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from lyricgen import UserError, charset
+from lyricgen.config import validate
 from lyricgen.data import corpus, idcache
 from lyricgen.data.lyrics_csv import EXPECTED_COLUMNS, default_options, prepare, song_key, song_side
-from lyricgen.generate import GenerateConfig, generate
 from lyricgen.nn.charrnn import CharRNN
 from lyricgen.nn.checkpoints import load_checkpoint
 from lyricgen.nn.sampling import sample_text
 from lyricgen.report import write_report
 from lyricgen.training.fit import fit_run
+from lyricgen.training.generation import GenerateConfig, generate
 from lyricgen.training.scoring import evaluate, has_labels, mean_loss
 
 VOCAB = "ab \nxyz"
@@ -147,9 +148,9 @@ def test_generate_refuses_labels_it_does_not_know_and_the_report_shows_each(
         (["model.condition=mood"], "model.condition"),
     ],
 )
-def test_a_condition_without_its_labels_is_one_line(compose_config, tmp_path, overrides, message):
+def test_a_condition_without_its_labels_is_one_line(compose_config, overrides, message):
     with pytest.raises(UserError, match=message):
-        fit_run(compose_config(*overrides), tmp_path / "run")
+        validate(compose_config(*overrides))
 
 
 def test_an_unconditioned_model_is_unchanged(compose_config, tmp_path):

@@ -12,8 +12,8 @@ import time
 import pytest
 from conftest import TINY, error_line, run_module
 
-from lyricgen.generate import GenerateConfig, generate
 from lyricgen.training.fit import fit_run
+from lyricgen.training.generation import GenerateConfig, generate
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 SCREENSHOT = os.environ.get("LYRICGEN_SCREENSHOT")  # where to save the page (docs/play.png is one, taken so)

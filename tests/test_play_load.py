@@ -19,10 +19,10 @@ pytest.importorskip("gradio", reason="the play extra is not installed (pip insta
 from play_load import cancelled_cpu, serve, under_load
 
 from lyricgen import UserError
-from lyricgen.generate import GenerateConfig, generate
 from lyricgen.play import NOT_OFFERED, Budget, PlayConfig, Playground
 from lyricgen.quality.scorecard import score, summary
 from lyricgen.training.fit import fit_run
+from lyricgen.training.generation import GenerateConfig, generate
 
 RUN = "outputs/runs/tiny"
 

@@ -44,12 +44,12 @@ def test_loss_spike_episodes_are_counted_separately_on_a_realistic_curve():
 def test_gradient_spike_episodes_join_close_spikes_and_keep_their_peaks():
     rng = np.random.default_rng(0)
     norms = np.exp(rng.normal(np.log(2.0), 0.3, 20_000))  # ordinary gradient norms around 2
-    assert grad_episodes(norms) == []
+    assert grad_episodes(norms, ratio=10.0) == []
     norms[5500:5510] = 5e3
     norms[5505] = 8.9e3
     norms[12000] = 1.3e9
     norms[[17700, 17800, 17950]] = [300.0, 1e4, 50.0]
-    episodes = grad_episodes(norms)
+    episodes = grad_episodes(norms, ratio=10.0)
     assert [(e.start, e.end, e.peak_step) for e in episodes] == [
         (5500, 5510, 5505),
         (12000, 12001, 12000),
@@ -101,7 +101,7 @@ def test_report_builds_a_table_and_plots_from_real_runs(compose_config, tmp_path
 
 
 def test_report_refuses_a_directory_without_runs(tmp_path):
-    result = run_module("lyricgen.report", str(tmp_path), cwd=Path.cwd())
+    result = run_module("lyricgen.report", f"dir={tmp_path}", cwd=Path.cwd())
     assert result.returncode == 2 and "no runs under" in result.stderr
 
 
@@ -116,7 +116,7 @@ def test_spike_windows_come_from_spikes_jsonl_and_tablature_is_recognised(tmp_pa
 
 @pytest.mark.slow
 def test_a_spikes_recorded_text_is_the_text_lyricgen_batches_rebuilds(compose_config, tmp_path):
-    from lyricgen.batches import windows_at
+    from lyricgen.data.windows import windows_at
 
     sensitive = ["spikes.grad_ratio=1.0001", "spikes.loss_jump=0.0001"]  # nearly every step counts as a spike
     steps = ["trainer.max_steps=530", "trainer.val_check_interval=530"]  # forensics start after 500 steps

@@ -17,7 +17,8 @@ TINY_RUN += ["trainer.val_check_interval=2", "data.val_chars=2000", "sample_leng
 
 
 def reproduce(out, protocol, *args):
-    command = [sys.executable, "-m", "lyricgen.reproduce", str(out), "--protocol", str(protocol), *args, *TINY_RUN]
+    train = f"train=[{','.join(TINY_RUN)}]"
+    command = [sys.executable, "-m", "lyricgen.reproduce", f"out={out}", f"protocol={protocol}", *args, train]
     return subprocess.run(command, capture_output=True, text=True, timeout=300)
 
 
@@ -29,7 +30,7 @@ def test_a_protocol_runs_two_at_a_time_continues_where_it_stopped_and_reports(tm
         "  - {name: tab, corpus: tab, seeds: [0], args: [model.nonlinearity=relu]}\n"
     )
     out = tmp_path / "protocol"
-    first = reproduce(out, protocol, "--jobs", "2")
+    first = reproduce(out, protocol, "jobs=2")
     assert first.returncode == 0, first.stderr
     assert "0 of 2 runs already ended; running 2 in 2 groups, 2 at a time" in first.stdout
     for group in ("plain", "tab"):
@@ -43,9 +44,9 @@ def test_a_protocol_runs_two_at_a_time_continues_where_it_stopped_and_reports(tm
     assert record["provenance"]["command"].startswith("python -m lyricgen.reproduce ")
     assert sorted(record["groups"]) == ["plain", "tab"]
     (out / "tab" / "seed=0" / "status.json").unlink()  # as if the machine stopped before this run ended
-    again = reproduce(out, protocol, "--jobs", "2")
+    again = reproduce(out, protocol, "jobs=2")
     assert "1 of 2 runs already ended; running 1" in again.stdout
-    report = subprocess.run([sys.executable, "-m", "lyricgen.report", str(out)], capture_output=True, text=True)
+    report = subprocess.run([sys.executable, "-m", "lyricgen.report", f"dir={out}"], capture_output=True, text=True)
     assert report.returncode == 0, report.stderr
     groups = pd.read_csv(out / "groups.csv")
     assert sorted(groups["group"]) == ["plain", "tab"] and (groups["steps"] == 4).all()

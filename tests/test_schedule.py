@@ -6,6 +6,7 @@ import torch
 from conftest import curve
 
 from lyricgen import UserError
+from lyricgen.config import validate
 from lyricgen.training.fit import fit_run
 from lyricgen.training.module import LyricLM, lr_factor
 
@@ -43,9 +44,9 @@ def test_the_papers_optimiser_keeps_the_rate_constant_and_the_default_decays_it(
     assert logged == pytest.approx([0.01 * lr_factor("wsd", 0, 6, step) for step in range(6)]) and logged[-1] < 0.01
 
 
-def test_an_unknown_schedule_is_refused_in_one_line(compose_config, tmp_path):
+def test_an_unknown_schedule_is_refused_in_one_line(compose_config):
     with pytest.raises(UserError, match=r"optim\.schedule"):
-        fit_run(compose_config("optim.schedule=linear"), tmp_path / "run")
+        validate(compose_config("optim.schedule=linear"))
 
 
 @pytest.mark.parametrize("decoupled", [False, True])
@@ -97,6 +98,6 @@ def test_activation_penalties_change_the_updates_but_train_loss_logs_the_cross_e
     assert plain[-1] != penalised[-1]  # the penalties moved the weights differently
 
 
-def test_a_negative_activation_penalty_is_refused_in_one_line(compose_config, tmp_path):
+def test_a_negative_activation_penalty_is_refused_in_one_line(compose_config):
     with pytest.raises(UserError, match=r"optim\.temporal_activation_reg"):
-        fit_run(compose_config("optim.temporal_activation_reg=-1"), tmp_path / "run")
+        validate(compose_config("optim.temporal_activation_reg=-1"))

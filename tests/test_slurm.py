@@ -135,7 +135,10 @@ def test_a_sweep_runs_each_job_in_its_own_run_dir_and_reports_a_diverging_one(cl
     assert len(ours) == 3
     completed(cluster, ours)  # inf is a result: no job failed
     report = subprocess.run(
-        [sys.executable, "-m", "lyricgen.report", str(tmp_path / "sweep")], cwd=tmp_path, capture_output=True, text=True
+        [sys.executable, "-m", "lyricgen.report", f"dir={tmp_path / 'sweep'}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
     )
     assert report.returncode == 0, report.stderr[-2000:]
     text = (tmp_path / "sweep" / "report.md").read_text()

@@ -13,9 +13,9 @@ from conftest import ROOT, TOY_LYRICS, curve, run_module, run_modules, stopped_m
 from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from lyricgen.hydra.launcher import plan, stack_key
 from lyricgen.nn.charrnn import CharRNN, sequence_loss
 from lyricgen.nn.stacked import member_losses, stacked_logits
-from lyricgen.stacking import plan, stack_key
 
 STACKED = "hydra/launcher=stacked"
 CELLS = ("model.cell=rnn,gru,lstm",)
@@ -129,7 +129,7 @@ def test_a_stacked_run_is_a_run_like_any_other(sweeps):
     assert ours["lr_schedulers"] == theirs["lr_schedulers"]
     assert tags(member) == tags(alone)
     readers = [("lyricgen.generate", f"ckpt='{member}'", "length=30"), ("lyricgen.evaluate", f"ckpt='{member}'")]
-    readers += [("lyricgen.report", str(sweep)) for sweep in (stacked_dir, solo_dir)]
+    readers += [("lyricgen.report", f"dir={sweep}") for sweep in (stacked_dir, solo_dir)]
     for result in run_modules(readers, cwd=ROOT):
         assert result.returncode == 0, result.stderr[-3000:]
 

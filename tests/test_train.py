@@ -134,7 +134,7 @@ def test_a_failed_run_removes_only_what_it_wrote(tiny_overrides, tmp_path):
 
 
 def test_long_sweep_directory_names_stay_unique_within_file_system_limits():
-    from lyricgen.config import dirname
+    from lyricgen.hydra.resolvers import dirname
 
     assert dirname("model.num_layers=2") == "model.num_layers=2"
     long_a, long_b = "a=1," * 100 + "x=1", "a=1," * 100 + "x=2"

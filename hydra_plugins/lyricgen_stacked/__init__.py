@@ -1,8 +1,8 @@
-"""Where Hydra finds lyricgen's stacked launcher (Hydra accepts launchers from the hydra_plugins namespace
-only); the launcher itself is lyricgen.stacking's."""
+"""Where Hydra finds lyricgen's stacked launcher: Hydra takes launchers only from classes defined in the
+hydra_plugins namespace, so this subclass is all there is here (the launcher: lyricgen.hydra.launcher)."""
 
-from lyricgen import stacking
+from lyricgen.hydra import launcher
 
 
-class StackedLauncher(stacking.StackedLauncher):
+class StackedLauncher(launcher.StackedLauncher):
     """`hydra/launcher=stacked` (conf/hydra/launcher/stacked.yaml)."""

@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import NamedTuple
 
 from lyricgen import UserError
-from lyricgen.config import SOURCES, labelled_by_file, typed_line_breaks
+from lyricgen.config import SOURCES, labelled_by_file
 from lyricgen.data import hygiene as lyrics_hygiene
 from lyricgen.data import lyrics_csv
+from lyricgen.options import typed_line_breaks
 
 SONG_SEPARATOR = "\n\n"  # between documents, so the model learns where a song ends
 

@@ -26,9 +26,10 @@ from omegaconf import OmegaConf
 
 from lyricgen import UserError
 from lyricgen.atomic import publish_dir
-from lyricgen.config import CONF_DIR, typed_line_breaks
+from lyricgen.config import CONF_DIR
 from lyricgen.data import hygiene
 from lyricgen.data.dedup import SongIndex, normalised_words
+from lyricgen.options import typed_line_breaks
 
 EXPECTED_COLUMNS = ["Artist", "Song", "Genre", "Language", "Lyrics"]
 REQUIRED_COLUMNS = ["Genre", "Language", "Lyrics"]

@@ -1,7 +1,7 @@
 """A public stand-in for the paper's data: the built-in songs as a Kaggle-schema CSV, with or without
 synthetic guitar tablature pasted into a few training songs, the way scraped rock lyrics carry it.
 
-`python -m lyricgen.standin outputs/standin` writes `songs_poems.csv` (clean) and `songs_poems_tab.csv`
+`python -m lyricgen.standin out=outputs/standin` writes `songs_poems.csv` (clean) and `songs_poems_tab.csv`
 (the same songs, ~1% of the characters tablature, in 3 songs). Both go through `lyricgen.prepare` like
 the real train.csv (`data=lyrics_csv data.csv=...`), so they split into the same validation songs: the
 tablature goes into training songs only, and both corpora are scored on identical validation text.

@@ -2,6 +2,7 @@
 
 import hashlib
 from collections.abc import Iterator
+from pathlib import Path
 
 import lightning as L
 import torch
@@ -9,6 +10,7 @@ from torch.utils.data import DataLoader, IterableDataset, TensorDataset
 
 from lyricgen import UserError, charset
 from lyricgen.data import idcache
+from lyricgen.rundir import load_run_config
 
 VAL_BATCH_SIZE = 64  # windows per validation batch; validation cost does not depend on the training batch
 
@@ -189,3 +191,14 @@ class LyricsDataModule(L.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         windows = consecutive_windows(self.val_ids, self.seq_len, self.val_label_ids)
         return DataLoader(windows, batch_size=VAL_BATCH_SIZE, generator=private_generator())
+
+
+def windows_at(run_dir: str | Path, steps: list[int]) -> dict[int, list[str]]:
+    """The text of each window (inputs and the last target) of a run's batches at `steps` (rank 0's),
+    rebuilt from its config, seed and step: what lyricgen.batches prints and the report shows for a spike."""
+    cfg = load_run_config(run_dir)
+    data = LyricsDataModule(**cfg.data, seed=cfg.seed)
+    data.setup("fit")
+    windows = RandomWindows(data.train_ids, cfg.data.batch_size, cfg.data.seq_len, cfg.seed)
+    batches = {step: windows.batch(step) for step in steps}
+    return {step: window_texts(inputs, targets, data.vocab) for step, (inputs, targets, *_) in batches.items()}

@@ -5,7 +5,7 @@ current weights (a copy of a few kB), so gradients land on each member's own par
 optimiser, checkpoint and sampling see a plain CharRNN.
 
 What stacks: every cell (rnn tanh or relu, gru, lstm) on one-hot input, unconditioned, on a CPU; members
-may differ in dropout and everything outside the network (lyricgen.stacking says which configs group).
+may differ in dropout and everything outside the network (lyricgen.hydra.launcher says which configs group).
 """
 
 from collections.abc import Callable, Sequence

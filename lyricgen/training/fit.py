@@ -23,12 +23,12 @@ from torch.utils.tensorboard.summary import hparams
 
 from lyricgen import UserError, provenance
 from lyricgen.atomic import write_atomically
-from lyricgen.config import flatten, validate
 from lyricgen.data.windows import LyricsDataModule
 from lyricgen.nn.checkpoints import find_checkpoint, read_checkpoint, warm_start
 from lyricgen.nn.networks import network_spec
 from lyricgen.nn.ngram import memory_mixture
 from lyricgen.nn.sampling import sample_text
+from lyricgen.options import flatten
 from lyricgen.rundir import RunDir
 from lyricgen.training.callbacks import (
     CheckpointOnSignal,
@@ -206,7 +206,6 @@ def start_of(cfg: DictConfig, out_dir: Path, ckpt_path: Path | None) -> int:
             f"{out_dir} already ran its {resume_step} steps (trainer.max_steps={cfg.trainer.max_steps}): "
             f"to train it longer, add trainer.max_steps=<more than {resume_step}>"
         )
-    validate(cfg)
     out_dir.mkdir(parents=True, exist_ok=True)
     if rank_zero_only.rank == 0:  # under DDP one rank writes it
         write_atomically(RunDir(out_dir).config, lambda partial: partial.write_text(OmegaConf.to_yaml(cfg)))

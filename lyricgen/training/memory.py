@@ -5,10 +5,9 @@ import sys
 from pathlib import Path
 
 from lyricgen import UserError
-from lyricgen.config import load_run_config
 from lyricgen.data.encoded import in_vocabulary, split_ids
 from lyricgen.nn.ngram import Mixture, memory_mixture
-from lyricgen.rundir import RunDir
+from lyricgen.rundir import RunDir, load_run_config
 
 
 def run_memory(run_dir: Path, model_vocab: str, labelled: bool) -> Mixture | None:

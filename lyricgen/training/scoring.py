@@ -10,7 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from lyricgen import UserError, charset
-from lyricgen.config import CONF_DIR, labelled_by_file, load_run_config, run_network, validate
+from lyricgen.config import CONF_DIR, labelled_by_file, validate
 from lyricgen.data import corpus
 from lyricgen.data.encoded import in_vocabulary, split_ids
 from lyricgen.data.windows import VAL_BATCH_SIZE, consecutive_windows
@@ -20,7 +20,7 @@ from lyricgen.nn.networks import device_of, evaluating, null_label
 from lyricgen.nn.ngram import Mixture
 from lyricgen.nn.sampling import check_guidance, guided_logits, label_index, sample_texts
 from lyricgen.quality.scorecard import pieces_of, score
-from lyricgen.rundir import RunDir
+from lyricgen.rundir import RunDir, load_run_config, run_network
 from lyricgen.training.memory import run_memory
 
 # conf/evaluate.yaml's own keys; the rest of the composed config is a run's

@@ -1,4 +1,4 @@
-"""Stacked training: several runs of one shape (lyricgen.stacking groups them) trained in one process by
+"""Stacked training: several runs of one shape (lyricgen.hydra.launcher groups them) trained in one process by
 one Lightning Trainer, as one stacked network (lyricgen.nn.stacked), each member still a run of its own.
 
 Each member is the LyricLM and LyricsDataModule its solo run would build (same seed, same initial

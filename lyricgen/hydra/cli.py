@@ -7,7 +7,6 @@ Hydra alone would report a misspelt key in seven lines, with a hint (`+key=`) th
 error, and only after the command's module has imported everything it needs.
 """
 
-import difflib
 import functools
 import re
 import sys
@@ -22,7 +21,8 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from lyricgen import UserError
-from lyricgen.config import CONF_DIR, as_typed, flatten, validate
+from lyricgen.config import CONF_DIR, validate
+from lyricgen.options import as_typed, did_you_mean, flatten
 
 _ABSENT = object()
 MULTIRUN_FLAGS = ("-m", "--multirun")
@@ -113,24 +113,6 @@ def first_value(override: Override) -> str:
         return override.input_line
     value = next(override.sweep_string_iterator())
     return f"{override.get_key_element()}={value}"
-
-
-def closest(key: str, candidates: list[str]) -> list[str]:
-    """The candidates nearest to a misspelt key, those under the same parent first."""
-    parent = key.rpartition(".")[0]
-    siblings = [name for name in candidates if name.rpartition(".")[0] == parent]
-    return difflib.get_close_matches(key, siblings, n=1, cutoff=0.5) or difflib.get_close_matches(
-        key, candidates, n=1, cutoff=0.6
-    )
-
-
-def did_you_mean(key: str, candidates: list[str]) -> str:
-    near = closest(key, candidates)
-    if near:
-        return f"did you mean {near[0]}?"
-    parent = key.rpartition(".")[0]
-    siblings = [name.rpartition(".")[2] for name in candidates if name.rpartition(".")[0] == parent]
-    return f"the keys of {parent} are {', '.join(siblings)}" if parent and siblings else "see --help for the keys"
 
 
 def all_keys(cfg: DictConfig) -> list[str]:

@@ -20,13 +20,16 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, run_job, setup_globals
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from lyricgen import Diverged, UserError, one_line_errors
+from lyricgen.config import CHARRNN
 from lyricgen.rundir import RunDir
+from lyricgen.training.run import finish_run, prepare_run
 
 # trainer options a stack runs with (the rest of a job's trainer config makes it run alone)
 STACKED_TRAINER = {
@@ -45,7 +48,7 @@ def stack_key(cfg: DictConfig, max_batch_size: Mapping[str, int]) -> tuple | Non
     stacks, by cell."""
     model, trainer = OmegaConf.to_container(cfg.model, resolve=True), OmegaConf.to_container(cfg.trainer, resolve=True)
     network = (
-        model.get("_target_") == "lyricgen.nn.CharRNN"
+        model.get("_target_") == CHARRNN
         and model.get("input") == "onehot"
         and not model.get("condition")
         and not model.get("input_dropout")
@@ -130,9 +133,7 @@ class StackedLauncher(Launcher):
         """One job alone, as the basic launcher runs it, or a group trained stacked."""
         if len(batch) == 1:
             return [self.job(configs[batch[0]], self.task_function)]
-        from lyricgen.train import ending, prepare  # the training command: only in the process that trains
-
-        prepared = [self.job(configs[index], one_line_errors(prepare)) for index in batch]
+        prepared = [self.job(configs[index], one_line_errors(prepare_run)) for index in batch]
         training = [ret for ret in prepared if ret.status == JobStatus.COMPLETED and not has_diverged(ret)]
         for ret in prepared:
             if ret in training:
@@ -144,7 +145,7 @@ class StackedLauncher(Launcher):
 
             results = one_line_errors(fit_stacked)([ret.return_value for ret in training])
             for ret, result in zip(training, results, strict=True):
-                ret.return_value = finished(ret, result, ending)
+                ret.return_value = finished(ret, result)
         return prepared
 
 
@@ -153,15 +154,13 @@ def has_diverged(ret: JobReturn) -> bool:
     return status.is_file() and json.loads(status.read_text()).get("state") == "diverged"
 
 
-def finished(ret: JobReturn, result: float | Diverged, ending: Callable) -> float:
+def finished(ret: JobReturn, result: float | Diverged) -> float:
     """The job's result as its solo run ends: its status.json, and what the sweeper gets."""
-    from hydra.core.hydra_config import HydraConfig
-
     HydraConfig.instance().set_config(ret.hydra_cfg)
     if isinstance(result, Diverged):  # the stack recorded it when it happened
         print(f"error: {result}", file=sys.stderr)
         return math.inf
-    return ending(ret.return_value[1], result)
+    return finish_run(ret.return_value[1], result)
 
 
 def in_processes(runs: list[Callable[[], list[JobReturn]]], n_jobs: int) -> list[list[JobReturn]]:
