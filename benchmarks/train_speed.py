@@ -23,8 +23,7 @@ from references import SkeletonRNN, raw_steps, skeleton_steps
 from lyricgen.data.windows import RandomWindows
 from lyricgen.nn.charrnn import CharRNN
 from lyricgen.training.callbacks import FinishAtLastStep, StepMetrics
-from lyricgen.training.fit import tune_process
-from lyricgen.training.module import LyricLM
+from lyricgen.training.fit import adam_module, tune_process
 
 MEASURES = (
     "lyricgen/nn",
@@ -78,7 +77,7 @@ def lyricgen_rate(
     precision: str = "32-true",
 ) -> float:
     """chars/s of the real Trainer + LyricLM at the default trainer settings (logging every step, clipping)."""
-    model = LyricLM(vocab="".join(chr(32 + i) for i in range(VOCAB)), network=options, lr=0.001)
+    model = adam_module("".join(chr(32 + i) for i in range(VOCAB)), options, lr=0.001)
     warmup = 3
     timer = StepTimer(warmup)
     trainer = L.Trainer(

@@ -10,7 +10,7 @@ import ast
 import functools
 import importlib.util
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ NONLINEARITIES = ("tanh", "relu")  # model.nonlinearity (rnn cell)
 SOURCES = ("songs_poems", "songbooks", "text", "lyrics_csv")  # data.source
 ASCII_MODES = ("strip", "transliterate", "keep")  # data.ascii
 SCHEDULES = ("constant", "cosine", "step", "wsd")  # optim.schedule
+OPTIMISERS = ("torch.optim.Adam", "torch.optim.AdamW", "torch.optim.SGD", "torch.optim.RMSprop")  # conf/optim/'s
 CONDITIONS = ("genre", "source")  # model.condition: a lyrics CSV's genres, or each text's file (its source)
 
 
@@ -95,23 +96,30 @@ class ModelSchema:
 
 @dataclass
 class OptimSchema:
+    """lyricgen's own optim keys, and the ranges of the built-in optimisers' arguments where a run sets them;
+    an optimiser's other arguments are its own to check when it is made (lyricgen.training.module)."""
+
+    _target_: str = MISSING
+    _partial_: bool = True
     lr: float = MISSING
-    betas: list[float] = MISSING
-    weight_decay: float = MISSING
-    decoupled_weight_decay: bool = MISSING
     schedule: Schedule = MISSING
     warmup_steps: int = MISSING
     activation_reg: float = MISSING
     temporal_activation_reg: float = MISSING
+    betas: list[float] | None = None
+    weight_decay: float | None = None
+    momentum: float | None = None
 
     def __post_init__(self) -> None:
         for key in ("activation_reg", "temporal_activation_reg"):
             require(getattr(self, key) >= 0, f"optim.{key}", getattr(self, key), "use a value >= 0")
         require(self.warmup_steps >= 0, "optim.warmup_steps", self.warmup_steps, "use an integer >= 0")
         require(self.lr > 0, "optim.lr", self.lr, "use a learning rate > 0")
-        betas_ok = len(self.betas) == 2 and all(0 <= beta < 1 for beta in self.betas)
+        betas_ok = self.betas is None or (len(self.betas) == 2 and all(0 <= beta < 1 for beta in self.betas))
         require(betas_ok, "optim.betas", self.betas, "use two values in [0, 1)")
-        require(self.weight_decay >= 0, "optim.weight_decay", self.weight_decay, "use a value >= 0")
+        for key in ("weight_decay", "momentum"):
+            value = getattr(self, key)
+            require(value is None or value >= 0, f"optim.{key}", value, "use a value >= 0")
 
 
 @dataclass
@@ -222,7 +230,7 @@ class MemorySchema:
 @dataclass
 class RunSchema:
     model: dict[str, Any] = MISSING  # ModelSchema for CharRNN (validate)
-    optim: OptimSchema = MISSING
+    optim: dict[str, Any] = MISSING  # OptimSchema's keys, and the optimiser's own arguments (validate)
     data: DataSchema = MISSING
     checkpoint: CheckpointSchema = MISSING
     paths: PathsSchema = MISSING
@@ -363,6 +371,8 @@ def validate(cfg: DictConfig) -> None:
             cfg.model.get("condition"),
             f"use null or one of {', '.join(CONDITIONS)}",
         )
+    own = {field.name for field in fields(OptimSchema)}
+    check_schema(OptimSchema, OmegaConf.masked_copy(cfg.optim, [key for key in cfg.optim if key in own]), "optim.")
     check_trainer(OmegaConf.to_container(cfg.trainer, resolve=True))
 
 

@@ -104,7 +104,7 @@ def check_keys(schema: type, argv: list[str]) -> None:
         if not equals or not key:
             raise UserError(f"{arg!r} is not key=value: every option is given as key=value (see --help)")
         if key not in names:
-            raise UserError(f"{key} is not an option: {did_you_mean(key, names)}")
+            raise UserError(f"{key} is not a key: {did_you_mean(key, names)}")
 
 
 def parsed(schema: type[T], argv: list[str], raw: tuple[str, ...] = ()) -> T:

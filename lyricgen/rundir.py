@@ -110,7 +110,13 @@ def keys_added_before_formats(saved: DictConfig, today: DictConfig) -> DictConfi
     return OmegaConf.merge(added, saved)
 
 
-MIGRATIONS: list[Callable[[DictConfig, DictConfig], DictConfig]] = [keys_added_before_formats]
+def adam_named(saved: DictConfig, today: DictConfig) -> DictConfig:
+    """Format 1 -> 2: the optimiser became the config's choice (optim._target_); runs before trained with Adam."""
+    saved.optim = OmegaConf.merge({"_target_": "torch.optim.Adam", "_partial_": True}, saved.optim)
+    return saved
+
+
+MIGRATIONS: list[Callable[[DictConfig, DictConfig], DictConfig]] = [keys_added_before_formats, adam_named]
 
 
 def load_run_config(run_dir: str | Path) -> DictConfig:

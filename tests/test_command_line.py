@@ -112,6 +112,26 @@ def test_every_key_of_every_option_in_conf_is_in_help_and_the_training_guide(tmp
     assert check.returncode == 0, "docs/training.md's reference is not what conf/ says: run make docs"
 
 
+COMMANDS = ("train", "evaluate", "prepare", "generate", "score", "play", "report", "reproduce", "batches", "standin")
+
+
+def test_every_command_has_one_grammar_one_help_and_one_did_you_mean(tmp_path):
+    """Each command: `--help` opens with what it does and its key=value usage; a misspelt key gets the
+    closest real one, in one line, before anything runs."""
+    helps = run_modules([(f"lyricgen.{command}", "--help") for command in COMMANDS], cwd=tmp_path)
+    misspelt = {"train": "sead=1", "evaluate": "splt=val", "prepare": "data.val_fracton=0.1", "generate": "lenght=9"}
+    misspelt |= {"score": "sampels=3", "play": "prot=1", "report": "dri=x", "reproduce": "jbs=2"}
+    misspelt |= {"batches": "stesp=[1]", "standin": "fracton=0.1"}
+    mistakes = run_modules([(f"lyricgen.{command}", misspelt[command]) for command in COMMANDS], cwd=tmp_path)
+    for command, shown, mistake in zip(COMMANDS, helps, mistakes, strict=True):
+        lines = shown.stdout.splitlines()
+        assert shown.returncode == 0 and lines[0].startswith(f"python -m lyricgen.{command}: "), command
+        assert lines[2].startswith(f"usage: python -m lyricgen.{command} ["), command
+        assert "[key=value ...]" in lines[2], command
+        assert mistake.returncode == 2 and "did you mean" in error_line(mistake), (command, mistake.stderr[-500:])
+    assert not (tmp_path / "outputs").exists()
+
+
 def test_evaluate_and_prepare_help_show_only_what_applies_to_them(tmp_path):
     evaluate, prepare = (help_of(module, tmp_path) for module in ("lyricgen.evaluate", "lyricgen.prepare"))
     for text in (evaluate, prepare):

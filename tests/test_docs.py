@@ -313,7 +313,7 @@ def config_keys() -> set[str]:
     keys = set()
     example = [f"hydra.searchpath=[file://{EXAMPLE_CONF}]", "model=tiny_gru"]
     with initialize_config_dir(str(CONF_DIR), version_base=None):
-        for overrides in ([], ["data=text"], ["data=lyrics_csv"], example):
+        for overrides in ([], ["data=text"], ["data=lyrics_csv"], ["optim=sgd"], ["optim=rmsprop"], example):
             keys |= set(all_keys(compose("config", overrides=overrides)))
     return keys | {f"trainer.{name}" for name in trainer_arguments()} | {"data.files"}
 

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 from lyricgen import Diverged, UserError
 from lyricgen.data.windows import RandomWindows
 from lyricgen.nn.checkpoints import read_checkpoint
-from lyricgen.training.fit import fit_run
+from lyricgen.training.fit import adam_module, fit_run
 from lyricgen.training.module import LyricLM
 
 # A 4-layer ReLU RNN at lr 1.5 without clipping: finite after one step, non-finite gradients at the second.
@@ -165,7 +165,7 @@ def test_a_finite_blow_up_is_divergence_too(tmp_path):
 
 
 def guard(vocab_size: int = 90) -> LyricLM:
-    return LyricLM(vocab="".join(chr(32 + i) for i in range(vocab_size)), network={"hidden_size": 4}, lr=0.001)
+    return adam_module("".join(chr(32 + i) for i in range(vocab_size)), {"hidden_size": 4}, lr=0.001)
 
 
 def test_the_guard_lets_the_papers_loss_spikes_pass_and_stops_a_blow_up():
@@ -186,7 +186,7 @@ def test_the_guard_lets_the_papers_loss_spikes_pass_and_stops_a_blow_up():
 def test_steps_a_grad_scaler_skips_are_not_divergence():
     torch.manual_seed(0)
     ids = torch.randint(20, (5_000,), dtype=torch.uint8)
-    module = LyricLM(vocab="abcdefghijklmnopqrst", network={"hidden_size": 16, "input": "embedding"}, lr=0.01)
+    module = adam_module("abcdefghijklmnopqrst", {"hidden_size": 16, "input": "embedding"}, lr=0.01)
     # fp16 gradients of a loss scaled by 2**40 overflow: the scaler skips steps and halves its scale
     precision = MixedPrecision("16-mixed", "cpu", scaler=torch.amp.GradScaler("cpu", init_scale=2.0**40))
     trainer = L.Trainer(

@@ -7,7 +7,7 @@ from conftest import curve
 
 from lyricgen import UserError
 from lyricgen.config import validate
-from lyricgen.training.fit import fit_run
+from lyricgen.training.fit import adam_module, fit_run
 from lyricgen.training.module import LyricLM, lr_factor
 
 
@@ -51,7 +51,7 @@ def test_an_unknown_schedule_is_refused_in_one_line(compose_config):
 
 @pytest.mark.parametrize("decoupled", [False, True])
 def test_decoupled_weight_decay_shrinks_the_weights_by_lr_times_decay_and_l2_does_not(decoupled):
-    module = LyricLM("ab", {"hidden_size": 4}, lr=0.01, weight_decay=0.1, decoupled_weight_decay=decoupled)
+    module = adam_module("ab", {"hidden_size": 4}, lr=0.01, weight_decay=0.1, decoupled_weight_decay=decoupled)
     optimizer = module.configure_optimizers()
     before = [parameter.detach().clone() for parameter in module.parameters()]
     for parameter in module.parameters():
@@ -73,9 +73,9 @@ def test_activation_penalties_are_the_mean_squares_of_the_outputs_and_of_their_c
     torch.manual_seed(0)
     ids = torch.randint(0, 3, (2, 9))
     network = {"cell": cell, "hidden_size": 5, "dropout": 0.5}  # AR reads the dropped-out outputs, TAR the outputs
-    plain = LyricLM("abc", network, lr=0.01)
+    plain = adam_module("abc", network, lr=0.01)
     assert penalty_of(plain, ids) == 0.0
-    module = LyricLM("abc", network, lr=0.01, activation_reg=2.0, temporal_activation_reg=3.0)
+    module = adam_module("abc", network, lr=0.01, activation_reg=2.0, temporal_activation_reg=3.0)
     module.load_state_dict(plain.state_dict())
     dropped = []  # what the decoder reads in the training step: the top layer's outputs after dropout
     module.model.decoder.register_forward_pre_hook(lambda decoder, args: dropped.append(args[0].detach()))

@@ -212,6 +212,9 @@ def test_the_plan_groups_same_shape_jobs(compose_config):
     assert plan(configs, max_members=8, max_batch_size=larger) == [[0, 1, 4, 7], [2], [3], [5], [6], [8, 9]]
     assert stack_key(compose_config(*paper, "model.input=embedding"), limits) is None
     assert stack_key(compose_config(*paper, "+trainer.accumulate_grad_batches=2"), limits) is None
+    sgd = stack_key(compose_config(*paper, "optim=sgd"), limits)
+    assert sgd == stack_key(compose_config(*paper), limits)  # another of PyTorch's optimisers: the same stack
+    assert stack_key(compose_config(*paper, "optim=adamw", "optim._target_=torch.optim.NAdam"), limits) is None
 
 
 @pytest.mark.parametrize("cell,nonlinearity", [("rnn", "tanh"), ("rnn", "relu"), ("gru", "tanh"), ("lstm", "tanh")])
@@ -256,3 +259,18 @@ def test_a_batch_limit_not_given_per_cell_is_refused_with_how_to_give_it(toy_cor
     result = run_module("lyricgen.train", *args, STACKED, f"hydra.sweep.dir={tmp_path}", cwd=ROOT)
     assert result.returncode != 0 and "hydra.launcher.max_batch_size.rnn=4" in result.stderr, result.stderr[-3000:]
     assert not list(tmp_path.glob("*/config.yaml"))  # refused before any job started
+
+
+@pytest.mark.slow
+def test_members_with_other_optimisers_train_as_their_solo_runs(toy_corpus, tmp_path):
+    """A stack whose members use SGD, RMSprop and AdamW: each member's curve is its solo run's."""
+    args = sweep_args(toy_corpus, "optim=sgd,rmsprop,adamw", seeds="0", dropout="0.0")
+    stacked = run_module("lyricgen.train", *args, STACKED, f"hydra.sweep.dir={tmp_path / 'stacked'}", cwd=ROOT)
+    solo = run_module("lyricgen.train", *args, f"hydra.sweep.dir={tmp_path / 'solo'}", cwd=ROOT)
+    assert stacked.returncode == 0 and solo.returncode == 0, stacked.stderr[-3000:] + solo.stderr[-3000:]
+    assert "[stacked launcher] 3 stacked" in stacked.stderr
+    pairs = list(zip(job_dirs(tmp_path / "stacked"), job_dirs(tmp_path / "solo"), strict=True))
+    assert [run.name for run, _ in pairs] == ["optim=adamw", "optim=rmsprop", "optim=sgd"]
+    for stacked_run, solo_run in pairs:
+        ours, theirs = curve(stacked_run), curve(solo_run)
+        assert [v for _, v in ours] == pytest.approx([v for _, v in theirs], abs=1e-5), stacked_run.name

@@ -6,10 +6,11 @@ experiment=paper_baseline` trains the five seeds as one stack.
 Jobs stack when their networks have the same shape (a CharRNN of any cell on one-hot input,
 unconditioned: what lyricgen.nn.stacked computes) and they share batch and window size, length,
 validation and checkpoint intervals, logging interval and threads; they may differ in everything else a
-sweep varies: seed, optimiser settings and schedule, dropout, clipping, guard, corpus, memory. Each group
-holds at most `max_members` jobs; `n_jobs` groups (or unstackable jobs) run at a time, each in a process
-of its own. A job that cannot stack runs alone, as do jobs whose batches are larger than
-their cell's `max_batch_size`, where stacking stops paying (benchmarks/results/stacked.md).
+sweep varies: seed, optimiser (one of PyTorch's that conf/optim/ offers; another runs alone), its settings
+and schedule, dropout, clipping, guard, corpus, memory. Each group holds at most `max_members` jobs;
+`n_jobs` groups (or unstackable jobs) run at a time, each in a process of its own. A job that cannot stack
+runs alone, as do jobs whose batches are larger than their cell's `max_batch_size`, where stacking stops
+paying (benchmarks/results/stacked.md).
 """
 
 import json
@@ -27,7 +28,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from lyricgen import Diverged, UserError, one_line_errors
-from lyricgen.config import CHARRNN
+from lyricgen.config import CHARRNN, OPTIMISERS
 from lyricgen.rundir import RunDir
 from lyricgen.training.run import finish_run, prepare_run
 
@@ -54,7 +55,8 @@ def stack_key(cfg: DictConfig, max_batch_size: Mapping[str, int]) -> tuple | Non
         and not model.get("input_dropout")
     )
     plain = not (cfg.resume or cfg.ckpt_path or cfg.init_from or cfg.callbacks or cfg.logger.get("extra"))
-    optim = not (cfg.optim.get("activation_reg") or cfg.optim.get("temporal_activation_reg"))
+    penalised = cfg.optim.get("activation_reg") or cfg.optim.get("temporal_activation_reg")
+    optim = cfg.optim.get("_target_") in OPTIMISERS and not penalised  # PyTorch's own optimisers, as conf/optim/'s
     options = all(trainer.get(key, allowed[0]) in allowed for key, allowed in STACKED_TRAINER.items())
     known = set(STACKED_TRAINER) | set(SHARED_TRAINER) | set(PER_MEMBER_TRAINER) | set(IGNORED_TRAINER)
     largest_batch = max_batch_size.get(model.get("cell"), 0)

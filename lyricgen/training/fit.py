@@ -23,6 +23,7 @@ from torch.utils.tensorboard.summary import hparams
 
 from lyricgen import UserError, provenance
 from lyricgen.atomic import write_atomically
+from lyricgen.config import CONF_DIR
 from lyricgen.data.windows import LyricsDataModule
 from lyricgen.nn.checkpoints import find_checkpoint, read_checkpoint, warm_start
 from lyricgen.nn.networks import network_spec
@@ -41,7 +42,7 @@ from lyricgen.training.callbacks import (
     sample_tags,
     tensorboard,
 )
-from lyricgen.training.module import LyricLM
+from lyricgen.training.module import OWN_OPTIM_KEYS, LyricLM, build_optimizer
 
 # Batches are sampled in-process in microseconds: DataLoader workers would only add overhead.
 warnings.filterwarnings("ignore", message=".*does not have many workers.*")
@@ -200,15 +201,21 @@ def model_line(model: LyricLM) -> str:
 def start_of(cfg: DictConfig, out_dir: Path, ckpt_path: Path | None) -> int:
     """The step the run starts from (0, or its checkpoint's), once it is known to have steps left; its
     config.yaml written (what `resume=` continues with)."""
+    resume_step = start_step(cfg, out_dir, ckpt_path)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if rank_zero_only.rank == 0:  # under DDP one rank writes it
+        write_atomically(RunDir(out_dir).config, lambda partial: partial.write_text(OmegaConf.to_yaml(cfg)))
+    return resume_step
+
+
+def start_step(cfg: DictConfig, out_dir: Path, ckpt_path: Path | None) -> int:
+    """The step a run starts from: 0, or its checkpoint's if it has steps left (one line otherwise)."""
     resume_step = resumable_step(ckpt_path) if ckpt_path else 0  # a checkpoint that cannot be read: said first
     if resume_step >= cfg.trainer.max_steps:
         raise UserError(
             f"{out_dir} already ran its {resume_step} steps (trainer.max_steps={cfg.trainer.max_steps}): "
             f"to train it longer, add trainer.max_steps=<more than {resume_step}>"
         )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if rank_zero_only.rank == 0:  # under DDP one rank writes it
-        write_atomically(RunDir(out_dir).config, lambda partial: partial.write_text(OmegaConf.to_yaml(cfg)))
     return resume_step
 
 
@@ -220,6 +227,7 @@ def build_run(cfg: DictConfig, ckpt_path: Path | None, out_dir: Path) -> tuple[L
     datamodule = LyricsDataModule(**cfg.data, seed=cfg.seed, labelled=cfg.model.condition is not None)
     datamodule.setup("fit")  # the model's size depends on the vocabulary (and the labels)
     model = build_module(cfg, datamodule.vocab, datamodule.labels)
+    build_optimizer(model.hparams.optimizer, model.parameters())  # a wrong optim.* key: said before anything runs
     model.memory = memory_mixture(datamodule.train_ids, len(datamodule.vocab), **cfg.memory)
     if cfg.init_from and ckpt_path is None:  # a resumed run's weights come from its own checkpoint
         start_from_checkpoint(model, cfg)
@@ -233,7 +241,19 @@ def build_module(cfg: DictConfig, vocab: str, labels: list[str]) -> LyricLM:
     plain = OmegaConf.to_container  # hyperparameters must be plain values for weights_only checkpoint loading
     guard = {"guard_ratio": cfg.guard.ratio, "guard_steps": cfg.guard.steps}
     network = network_spec(plain(cfg.model), labels)
-    return LyricLM(vocab=vocab, network=network, **plain(cfg.optim), **guard)
+    optim = plain(cfg.optim)
+    own = {key: optim.pop(key) for key in OWN_OPTIM_KEYS}  # the rest is the optimiser's: its class and arguments
+    return LyricLM(vocab=vocab, network=network, optimizer=optim, **own, **guard)
+
+
+def adam_module(vocab: str, network: dict, **settings: object) -> LyricLM:
+    """A LyricLM outside a run (a notebook, a test, a benchmark): conf/optim/adam.yaml's Adam, conf/config.yaml's
+    schedule keys and guard, with `settings` on top (lr=0.01, weight_decay=0.1, activation_reg=2.0, ...)."""
+    run = OmegaConf.load(CONF_DIR / "config.yaml")
+    optimizer = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "optim" / "adam.yaml"))
+    own = {key: settings.pop(key, run.optim[key]) for key in OWN_OPTIM_KEYS}
+    guard = {"guard_ratio": run.guard.ratio, "guard_steps": run.guard.steps}
+    return LyricLM(vocab=vocab, network=network, optimizer=optimizer | settings, **own, **guard)
 
 
 def start_from_checkpoint(module: LyricLM, cfg: DictConfig) -> None:

@@ -2,6 +2,7 @@
 Logging, samples and checkpoint extras are callbacks (lyricgen.training.callbacks)."""
 
 import math
+from collections.abc import Iterable
 from functools import partial
 
 import lightning as L
@@ -14,36 +15,36 @@ from lyricgen.nn.charrnn import sequence_loss
 from lyricgen.nn.networks import build_network
 from lyricgen.nn.ngram import Mixture
 
+OWN_OPTIM_KEYS = ("schedule", "warmup_steps", "activation_reg", "temporal_activation_reg")  # optim.*: lyricgen's
+
 
 class LyricLM(L.LightningModule):
     """Trains a network (a CharRNN, or any class keeping lyricgen.nn.networks' contract) with cross-entropy
-    and Adam. Its hyperparameters (vocabulary and network spec included) are plain values, so a checkpoint
-    alone is enough to generate text (lyricgen.nn.load_checkpoint).
+    and the optimiser its config names (conf/optim/). Its hyperparameters (vocabulary and network spec
+    included) are plain values, so a checkpoint alone is enough to generate text (lyricgen.nn.load_checkpoint).
 
     The guard stops training when the loss or the gradient norm is not finite, or when the training loss,
     smoothed over `guard_steps` steps, exceeds `guard_ratio` times ln(vocabulary size) — the loss of a
     uniform guess — a model that far behind guessing has diverged even while its numbers stay finite.
-    One bad step cannot trip it: the paper's loss spikes (single steps up to ~1.8x ln(vocab), 50-step
-    means below it) pass. Under a GradScaler (fp16) a non-finite gradient is a skipped step, not divergence.
+    One bad step cannot trip it: the paper's single-step loss spikes, whose smoothed loss stays below the
+    bar, pass. Under a GradScaler (fp16) a non-finite gradient is a skipped step, not divergence.
     """
 
-    # Defaults: conf/optim/adam.yaml and conf/config.yaml's guard (a test keeps them equal).
     def __init__(
         self,
         vocab: str,
         network: dict,
-        lr: float,
-        betas: tuple[float, float] = (0.9, 0.999),
-        weight_decay: float = 0.0,
-        decoupled_weight_decay: bool = False,
-        schedule: str = "constant",
-        warmup_steps: int = 0,
-        activation_reg: float = 0.0,
-        temporal_activation_reg: float = 0.0,
-        guard_ratio: float = 2.0,
-        guard_steps: int = 50,
+        optimizer: dict,
+        schedule: str,
+        warmup_steps: int,
+        activation_reg: float,
+        temporal_activation_reg: float,
+        guard_ratio: float,
+        guard_steps: int,
     ):
-        """`network`: the network's spec (lyricgen.nn.networks.network_spec): its class and options."""
+        """`network`: the network's spec (lyricgen.nn.networks.network_spec): its class and options.
+        `optimizer`: the optimiser's class (`_target_`) and arguments, as conf/optim/ gives them. The values
+        come from the run's config (conf/), which is where their defaults live."""
         super().__init__()
         self.save_hyperparameters()
         self.model = build_network(len(vocab), network, trusted=[network.get("_target_")])
@@ -129,7 +130,7 @@ class LyricLM(L.LightningModule):
         """Raised before the weights take the bad update, so the last checkpoint stays the last good state."""
         return Diverged(
             f"training diverged at step {self.global_step}: {what} (last finite loss {self.last_finite_loss:.4f}, "
-            f"lr {self.hparams.lr}); "
+            f"lr {self.hparams.optimizer.get('lr')}); "
             "lower optim.lr or set trainer.gradient_clip_val"
         )
 
@@ -161,19 +162,28 @@ class LyricLM(L.LightningModule):
                 self.log(f"val/bpc/{name}", chosen.mean() / math.log(2), batch_size=len(chosen), sync_dist=True)
 
     def configure_optimizers(self) -> torch.optim.Optimizer | dict:
-        optimizer = torch.optim.Adam(
-            self.parameters(),
-            lr=self.hparams.lr,
-            betas=tuple(self.hparams.betas),
-            weight_decay=self.hparams.weight_decay,
-            decoupled_weight_decay=self.hparams.decoupled_weight_decay,  # AdamW
-        )
+        optimizer = build_optimizer(self.hparams.optimizer, self.parameters())
         schedule, warmup_steps = self.hparams.schedule, self.hparams.warmup_steps
         if schedule == "constant" and not warmup_steps:  # the paper's: no scheduler at all
             return optimizer
         factor = partial(lr_factor, schedule, warmup_steps, self.trainer.max_steps)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def build_optimizer(spec: dict, parameters: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    """The optimiser a config names (`_target_`, `_partial_` and its arguments, Hydra's instantiate
+    convention) over `parameters`; an argument it does not take, or a class that cannot be imported, is one
+    line naming the key."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    try:
+        return instantiate({**spec, "_partial_": True})(parameters)
+    except (InstantiationException, TypeError, ValueError) as err:
+        lines = str(err).strip().splitlines() or [type(err).__name__]
+        message = lines[-1].split(", set env var HYDRA_FULL_ERROR")[0]  # Hydra's hint names no key of ours
+        raise UserError(f"optim._target_={spec['_target_']} cannot be made from optim.*: {message}") from None
 
 
 FINAL_LR_FRACTION = 0.1  # where cosine ends, and the second drop of step: nanoGPT's min_lr = lr / 10

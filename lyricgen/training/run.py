@@ -31,6 +31,10 @@ def prepare_run(cfg: DictConfig) -> tuple[DictConfig, Path, Path | None]:
         print("note: trainer.strategy=ddp runs as ddp_spawn inside a -m sweep", file=sys.stderr)
         cfg.trainer.strategy = "ddp_spawn"
     cfg, out_dir, ckpt_path = chosen_run(cfg, hydra_cfg)
+    if ckpt_path is not None:  # a checkpoint that cannot be read, or has no steps left, is said before the config
+        from lyricgen.training.fit import start_step  # torch: the command line has passed its checks
+
+        start_step(cfg, out_dir, ckpt_path)
     validate(cfg)
     if cfg.extras.print_config:
         print(OmegaConf.to_yaml(cfg, resolve=True))
