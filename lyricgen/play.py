@@ -17,7 +17,7 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -31,6 +31,7 @@ from lyricgen.rundir import RunDir
 from lyricgen.training.generation import GenerateConfig, Paths, characters_asked, check, load, sampled
 
 COMPARED = 4  # samples side by side
+INVITATION = "Pick a run, a genre and a temperature, and watch the song being written."
 # The page is sent the text at most this often: an update per character costs the page more than sampling
 # the character does, and the stream would fall behind the sampler (the closing note of the playground).
 REFRESH_S = 0.05
@@ -280,7 +281,8 @@ class Playground:
     def labels(self, run: str, path: str) -> list[str] | None:
         """The run's labels (genres), or None when it cannot be loaded."""
         try:
-            cfg = self.settings(run, path, None, "\n", 0.8, None, 1, 0, True)  # as the page first asks: memory on
+            first = {"genre": None, "prime": "\n", "temperature": 0.8, "top_k": None, "length": 1, "seed": 0}
+            cfg = self.settings(run, path, **first, memory=True)  # as the page first asks: memory on
             return list(self.model_for(cfg)[0].labels)
         except UserError:
             return None
@@ -358,33 +360,47 @@ class Playground:
         )
 
 
-def build(play: PlayConfig, downloads: Path) -> "gradio.Blocks":  # noqa: F821 (imported inside: an optional extra)
-    """The page: Gradio's widgets around a Playground, each visitor told apart by their session."""
-    import gradio as gr
+class Page:
+    """The page: Gradio's widgets around a Playground, each visitor told apart by their session. Gradio is
+    the optional `play` extra, so it is imported only when the page is built."""
 
-    ground = Playground(play, downloads)
-    choices = runs(play.paths.output_dir)
-    if choices:  # the newest run loaded before the first visitor comes, as the page offers it first
-        ground.labels(choices[0][1], "")
+    def __init__(self, play: PlayConfig, downloads: Path):
+        self.play, self.ground = play, Playground(play, downloads)
+        self.choices = runs(play.paths.output_dir)
+        if self.choices:  # the newest run loaded before the first visitor comes, as the page offers it first
+            self.ground.labels(self.choices[0][1], "")
 
-    def labels_of(run: str, path: str) -> dict:
-        labels = ground.labels(run, path)
-        if not labels:
-            return gr.update(choices=[], value=None, visible=False)
-        return gr.update(choices=labels, value=labels[0], visible=True)
+    def blocks(self) -> "gradio.Blocks":  # noqa: F821
+        import gradio as gr
 
-    # Gradio hands a handler the request where its signature asks for one, before the inputs
-    def write(request: gr.Request, *fields: object) -> Iterator[tuple]:
-        yield from ground.write(visitor(request), *fields)
+        # Gradio hands a handler the request where its signature asks for one, by this annotation
+        def write(request: gr.Request, *fields: object) -> Iterator[tuple]:
+            yield from self.ground.write(visitor(request), *fields)
 
-    def compare(request: gr.Request, by: str, values: str, *fields: object) -> list[str]:
-        return ground.compare(visitor(request), by, values, *fields)
+        def compare(request: gr.Request, by: str, values: str, *fields: object) -> list[str]:
+            return self.ground.compare(visitor(request), by, values, *fields)
 
-    with gr.Blocks(title="lyricgen playground", delete_cache=(600, 3600)) as page:
-        gr.Markdown("# lyricgen playground\nPick a run, a genre and a temperature, and watch the song being written.")
+        with gr.Blocks(title="lyricgen playground", delete_cache=(600, 3600)) as page:
+            gr.Markdown(f"# lyricgen playground\n{INVITATION}")
+            fields = self.fields(gr)
+            with gr.Tab("write"):
+                self.write_tab(gr, write, fields)
+            with gr.Tab("compare"):
+                self.compare_tab(gr, compare, fields)
+            run, path, genre = fields[:3]
+            run.change(self.labels_of, [run, path], genre, api_name="labels")
+            path.change(self.labels_of, [run, path], genre, api_name=False)
+            page.load(self.labels_of, [run, path], genre, api_name=False)
+        print(self.ground.opening_line(), flush=True)
+        return page
+
+    def fields(self, gr: object) -> list:
+        """The settings every request reads, in Playground.settings' order."""
+        choices = self.choices
         with gr.Row():
             run = gr.Dropdown(choices, value=choices[0][1] if choices else None, label="run", elem_id="run", scale=3)
-            path = gr.Textbox(label="or a checkpoint path", elem_id="path", scale=2, interactive=ground.access.path_box)
+            path_box = self.ground.access.path_box
+            path = gr.Textbox(label="or a checkpoint path", elem_id="path", scale=2, interactive=path_box)
         with gr.Row():
             genre = gr.Dropdown([], label="genre", elem_id="genre", visible=False)
             prime = gr.Textbox("\n", label="prime", elem_id="prime", lines=2)
@@ -397,36 +413,42 @@ def build(play: PlayConfig, downloads: Path) -> "gradio.Blocks":  # noqa: F821 (
         form = gr.Textbox(
             "", label="song form (empty: free text; e.g. verse:ABAB,chorus:AABB,verse:ABAB,chorus)", elem_id="form"
         )
-        fields = [run, path, genre, prime, temperature, top_k, length, seed, memory, form]
-        limit = {"concurrency_limit": play.concurrency}
-        with gr.Tab("write"):
-            with gr.Row():
-                go = gr.Button("generate", variant="primary", elem_id="generate")
-                stop = gr.Button("stop", elem_id="stop")
-            status = gr.Markdown(elem_id="status")
-            text = gr.Textbox(label="sample", lines=16, elem_id="output", buttons=["copy"])
-            again = gr.Textbox(label="the same sample from the command line", elem_id="command", buttons=["copy"])
-            card = gr.Markdown(elem_id="scorecard")
-            download = gr.File(label="download (sample and command)", elem_id="download")
-            writing = go.click(write, fields, [text, again, status, download, card], api_name="write", **limit)
-            stop.click(None, cancels=[writing])
-        with gr.Tab("compare"):
-            with gr.Row():
-                by = gr.Radio(["temperature", "genre"], value="temperature", label="compare by", elem_id="by")
-                values = gr.Textbox("0.5, 0.8, 1.1", label="values (comma-separated)", elem_id="values")
-                side_by_side = gr.Button("compare", variant="primary", elem_id="compare")
-            compared_status = gr.Markdown(elem_id="compare_status")
-            with gr.Row():
-                columns = [gr.Textbox(label=f"{i + 1}", lines=14, elem_id=f"column{i}") for i in range(COMPARED)]
-            compared_cards = gr.Markdown(elem_id="compare_scorecards")
-            side_by_side.click(
-                compare, [by, values, *fields], [*columns, compared_status, compared_cards], api_name="compare", **limit
-            )
-        run.change(labels_of, [run, path], genre, api_name="labels")
-        path.change(labels_of, [run, path], genre, api_name=False)
-        page.load(labels_of, [run, path], genre, api_name=False)
-    print(ground.opening_line(), flush=True)
-    return page
+        return [run, path, genre, prime, temperature, top_k, length, seed, memory, form]
+
+    def write_tab(self, gr: object, write: Callable, fields: list) -> None:
+        with gr.Row():
+            go = gr.Button("generate", variant="primary", elem_id="generate")
+            stop = gr.Button("stop", elem_id="stop")
+        status = gr.Markdown(elem_id="status")
+        text = gr.Textbox(label="sample", lines=16, elem_id="output", buttons=["copy"])
+        again = gr.Textbox(label="the same sample from the command line", elem_id="command", buttons=["copy"])
+        card = gr.Markdown(elem_id="scorecard")
+        download = gr.File(label="download (sample and command)", elem_id="download")
+        outputs = [text, again, status, download, card]
+        writing = go.click(write, fields, outputs, api_name="write", concurrency_limit=self.play.concurrency)
+        stop.click(None, cancels=[writing])
+
+    def compare_tab(self, gr: object, compare: Callable, fields: list) -> None:
+        with gr.Row():
+            by = gr.Radio(["temperature", "genre"], value="temperature", label="compare by", elem_id="by")
+            values = gr.Textbox("0.5, 0.8, 1.1", label="values (comma-separated)", elem_id="values")
+            side_by_side = gr.Button("compare", variant="primary", elem_id="compare")
+        status = gr.Markdown(elem_id="compare_status")
+        with gr.Row():
+            columns = [gr.Textbox(label=f"{i + 1}", lines=14, elem_id=f"column{i}") for i in range(COMPARED)]
+        cards = gr.Markdown(elem_id="compare_scorecards")
+        outputs = [*columns, status, cards]
+        limit = self.play.concurrency
+        side_by_side.click(compare, [by, values, *fields], outputs, api_name="compare", concurrency_limit=limit)
+
+    def labels_of(self, run: str, path: str) -> dict:
+        """The genre menu for a run: its labels, hidden for an unconditioned model."""
+        import gradio as gr
+
+        labels = self.ground.labels(run, path)
+        if not labels:
+            return gr.update(choices=[], value=None, visible=False)
+        return gr.update(choices=labels, value=labels[0], visible=True)
 
 
 def scored(text: str) -> dict:
@@ -464,7 +486,7 @@ def main(argv: list[str] | None = None) -> None:
         raise UserError("the playground needs Gradio: pip install -e '.[play]' (make play installs it)") from None
     auth = tuple(play.auth.split(":", 1)) if play.auth else None
     with tempfile.TemporaryDirectory(prefix="lyricgen-play-") as downloads:  # removed when the server stops
-        page = build(play, Path(downloads)).queue(max_size=play.queue)
+        page = Page(play, Path(downloads)).blocks().queue(max_size=play.queue)
         page.launch(server_name=play.host, server_port=play.port, show_error=True, auth=auth, quiet=True)
 
 

@@ -18,7 +18,7 @@ import unicodedata
 import warnings
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -184,21 +184,21 @@ def most_common(values: Counter) -> str:
     return ", ".join(repr(name) for name, _ in values.most_common(20))
 
 
-def no_songs_error(csv: Path, options: PrepareOptions, stats: dict, genres: Counter, languages: Counter) -> UserError:
-    dropped = stats["rows_dropped"]
-    if stats["rows_read"] == dropped["genre"]:
-        present = most_common(genres)
+def no_songs_error(csv: Path, options: PrepareOptions, stats: "PrepareStats") -> UserError:
+    dropped = stats.dropped
+    if stats.rows_read == dropped["genre"]:
+        present = most_common(stats.genres_seen)
         return UserError(f"no rows of {csv} have a genre in {list(options.genres)}; genres present: {present}")
-    if stats["rows_read"] == dropped["genre"] + dropped["language"]:
-        present = most_common(languages)
+    if stats.rows_read == dropped["genre"] + dropped["language"]:
+        present = most_common(stats.languages_seen_in_genres)
         return UserError(
             f"no rows of {csv} with genres {list(options.genres)} have a language in {list(options.languages)}; "
             f"their languages: {present}"
         )
-    return UserError(f"no songs left in {csv}: every kept row has empty lyrics after cleaning ({stats})")
+    return UserError(f"no songs left in {csv}: every kept row has empty lyrics after cleaning ({stats.counts()})")
 
 
-def placed(
+def split_of_each(
     songs: list[str], keys: list[str], index: SongIndex, options: PrepareOptions, found: Counter
 ) -> list[str | None]:
     """Each song's split, or None for a duplicate to drop. A song new to the corpus goes where its key's
@@ -217,60 +217,93 @@ def placed(
     return splits
 
 
+@dataclass
+class PrepareStats:
+    """What a prepare pass counts as the CSV's chunks stream by; counts() is the layout of its stats.json."""
+
+    rows_read: int = 0
+    rows_kept: int = 0
+    dropped: Counter = field(default_factory=lambda: Counter(genre=0, language=0, empty_lyrics=0))
+    chars_before_cleaning: int = 0
+    chars_after_cleaning: int = 0
+    genres_seen: Counter = field(default_factory=Counter)
+    languages_seen_in_genres: Counter = field(default_factory=Counter)
+    distinct: set[str] = field(default_factory=set)
+    held_out_keys: dict[str, list[str]] = field(default_factory=lambda: {"val": [], "test": []})  # the fingerprint's
+    malformed: Counter = field(default_factory=Counter)
+    removed: hygiene.Removed = field(default_factory=hygiene.Removed)
+    duplicates: Counter = field(default_factory=Counter)
+
+    def filtered(self, chunk: pd.DataFrame, options: PrepareOptions) -> pd.DataFrame:
+        """The chunk's rows of the asked genres and languages that have lyrics, counting what is dropped."""
+        self.rows_read += len(chunk)
+        self.genres_seen.update(chunk["Genre"].dropna())
+        in_genre = chunk[chunk["Genre"].isin(options.genres)]
+        self.languages_seen_in_genres.update(in_genre["Language"].dropna())
+        kept = in_genre[in_genre["Language"].isin(options.languages)]
+        with_lyrics = kept.dropna(subset=["Lyrics"])
+        dropped = {"genre": len(chunk) - len(in_genre), "language": len(in_genre) - len(kept)}
+        self.dropped.update(**dropped, empty_lyrics=len(kept) - len(with_lyrics))
+        return with_lyrics
+
+    def cleaned(self, rows: pd.DataFrame, songs: list[str]) -> pd.DataFrame:
+        """`rows` with their cleaned `songs`, the empty ones dropped and counted."""
+        cleaned = rows.assign(Lyrics=pd.Series(songs, index=rows.index, dtype=object))
+        cleaned = cleaned[cleaned["Lyrics"].str.strip() != ""]
+        self.dropped.update(empty_lyrics=len(rows) - len(cleaned))
+        self.chars_before_cleaning += int(rows["Lyrics"].str.len().sum())
+        self.chars_after_cleaning += int(cleaned["Lyrics"].str.len().sum())
+        return cleaned
+
+    def counts(self, hygiene_on: bool = True, dedup: bool = True) -> dict:
+        return {
+            "rows_read": self.rows_read,
+            "rows_kept": self.rows_kept,
+            "rows_dropped": dict(self.dropped),
+            "malformed_rows_skipped": self.malformed["rows"],
+            "chars_before_cleaning": self.chars_before_cleaning,
+            "chars_after_cleaning": self.chars_after_cleaning,
+            "hygiene_removed": self.removed.as_dict() if hygiene_on else "off",
+            "duplicates": {"exact": self.duplicates["exact"], "near": self.duplicates["near"], "removed": dedup},
+        }
+
+
 def write_prepared(csv: Path, options: PrepareOptions, out: Path) -> dict:
     """Stream `csv` into out/train.txt, val.txt and test.txt and return the counts."""
     started = time.perf_counter()
-    stats = {"rows_read": 0, "rows_kept": 0, "rows_dropped": {"genre": 0, "language": 0, "empty_lyrics": 0}}
-    stats |= {"malformed_rows_skipped": 0, "chars_before_cleaning": 0, "chars_after_cleaning": 0}
-    malformed, genres_seen, languages_seen_in_genres, distinct = Counter(), Counter(), Counter(), set()
-    held_out_keys: dict[str, list[str]] = {"val": [], "test": []}  # for the split's fingerprint
-    removed = hygiene.Removed()
-    index, found = SongIndex(), Counter()
+    stats, index = PrepareStats(), SongIndex()
     writers = {split: SongWriter(out / f"{split}.txt", options.separator) for split in SPLITS}
     try:
-        for chunk in read_chunks(csv, malformed):
-            stats["rows_read"] += len(chunk)
-            genres_seen.update(chunk["Genre"].dropna())
-            in_genre = chunk[chunk["Genre"].isin(options.genres)]
-            languages_seen_in_genres.update(in_genre["Language"].dropna())
-            kept = in_genre[in_genre["Language"].isin(options.languages)]
-            with_lyrics = kept.dropna(subset=["Lyrics"])
+        for chunk in read_chunks(csv, stats.malformed):
+            with_lyrics = stats.filtered(chunk, options)
             songs = clean_lyrics(with_lyrics["Lyrics"], options.ascii).tolist()
             if options.hygiene:
                 songs, removed_here = hygiene.clean_each(songs)
-                removed.add(removed_here)
-            rows = with_lyrics.assign(Lyrics=pd.Series(songs, index=with_lyrics.index, dtype=object))
-            rows = rows[rows["Lyrics"].str.strip() != ""]
-            stats["rows_dropped"]["genre"] += len(chunk) - len(in_genre)
-            stats["rows_dropped"]["language"] += len(in_genre) - len(kept)
-            stats["rows_dropped"]["empty_lyrics"] += len(kept) - len(rows)
-            stats["chars_before_cleaning"] += int(with_lyrics["Lyrics"].str.len().sum())
-            stats["chars_after_cleaning"] += int(rows["Lyrics"].str.len().sum())
+                stats.removed.add(removed_here)
+            rows = stats.cleaned(with_lyrics, songs)
             artists, titles = (rows.get(column, [None] * len(rows)) for column in ("Artist", "Song"))
             keys = [song_key(*row) for row in zip(artists, titles, rows["Lyrics"], strict=True)]
-            rows = rows.assign(split=placed(rows["Lyrics"].tolist(), keys, index, options, found), key=keys)
+            splits = split_of_each(rows["Lyrics"].tolist(), keys, index, options, stats.duplicates)
+            rows = rows.assign(split=splits, key=keys)
             rows = rows[rows["split"].notna()]
-            distinct.update(*map(set, rows["Lyrics"]))
+            stats.distinct.update(*map(set, rows["Lyrics"]))
             for split, writer in writers.items():
                 chosen = rows[rows["split"] == split]
                 writer.write(chosen["Lyrics"].tolist(), chosen["Genre"].tolist(), chosen["Language"].tolist())
-                if split in held_out_keys:
-                    held_out_keys[split] += chosen["key"].tolist()
-            stats["rows_kept"] += len(rows)
+                if split in stats.held_out_keys:
+                    stats.held_out_keys[split] += chosen["key"].tolist()
+            stats.rows_kept += len(rows)
     finally:
         for writer in writers.values():
             writer.close()
-    stats["malformed_rows_skipped"] = malformed["rows"]
-    stats["hygiene_removed"] = removed.as_dict() if options.hygiene else "off"
-    stats["duplicates"] = {"exact": found["exact"], "near": found["near"], "removed": options.dedup}
-    if not stats["rows_kept"]:
-        raise no_songs_error(csv, options, stats, genres_seen, languages_seen_in_genres)
+    if not stats.rows_kept:
+        raise no_songs_error(csv, options, stats)
     seconds = time.perf_counter() - started
-    return stats | {
-        "songs": stats["rows_kept"],
+    return stats.counts(options.hygiene, options.dedup) | {
+        "songs": stats.rows_kept,
         **{f"{split}_songs": writer.songs for split, writer in writers.items()},
-        "split_fingerprint": {split: split_fingerprint(keys) for split, keys in held_out_keys.items()},
-        "distinct_chars": len(distinct),
+        "split_fingerprint": {split: split_fingerprint(keys) for split, keys in stats.held_out_keys.items()},
+        "distinct_chars": len(stats.distinct),
         "input": str(csv),
         "input_blake2b": file_digest(csv),
         "options": asdict(options),

@@ -156,7 +156,7 @@ def check_key(command: Command, override: Override, cfg: DictConfig, keys: list[
         raise UserError(f"{key} is not a key of the config: {did_you_mean(key, keys)}")
 
 
-def composed(command: Command, overrides: list[str], with_hydra: bool = False) -> DictConfig:
+def compose_command(command: Command, overrides: list[str], with_hydra: bool = False) -> DictConfig:
     """The command's config under `overrides` (a hydra.searchpath among them included)."""
     try:
         with initialize_config_dir(str(CONF_DIR), version_base=None):
@@ -179,13 +179,13 @@ def check_command_line(name: str, argv: list[str]) -> list[str]:
     for override in choices:
         check_group(command, override, groups)
     multirun = any(flag in argv for flag in MULTIRUN_FLAGS)
-    cfg = composed(command, [*searchpath, *(first_value(override) for override in choices)], with_hydra=multirun)
+    cfg = compose_command(command, [*searchpath, *(first_value(override) for override in choices)], with_hydra=multirun)
     keys = all_keys(cfg)
     for override in ours:
         if override not in choices:
             check_key(command, override, cfg, keys)
     if command.name == "train":  # types, choices and ranges too, before Hydra makes a run directory
-        validate(composed(command, [*searchpath, *(first_value(override) for override in ours)]))
+        validate(compose_command(command, [*searchpath, *(first_value(override) for override in ours)]))
     if multirun and any(flag in argv for flag in CFG_FLAGS):  # Hydra takes only one of -m and --cfg
         print("note: --cfg shows one job of the sweep: each swept key at its first value", file=sys.stderr)
         by_line = {override.input_line: first_value(override) for override in overrides}
@@ -359,7 +359,7 @@ def reference_markdown() -> str:
         lines.append(f"| `{group}` | {', '.join(f'`{o}`' for o in options)} | `{default}` | {cell(comment)} |")
     launchers = "; ".join(f"`{name}`: {what}" for name, what in LAUNCHERS.items())
     lines.append(f"| `hydra/launcher` (with `-m`) | {', '.join(f'`{o}`' for o in LAUNCHERS)} | `basic` | {launchers} |")
-    cfg = composed(command, [])
+    cfg = compose_command(command, [])
     keys = [
         (key, as_typed(value), "") for key, value in flatten(OmegaConf.to_container(cfg)) if not key.startswith("hydra")
     ]

@@ -56,7 +56,7 @@ class CharRNN(nn.Module):
         self.null_label = len(self.labels) if labels and label_dropout else None
         self.label_embedding = nn.Embedding(len(labels) + (self.null_label is not None), label_dim) if labels else None
         if self.label_embedding is not None:  # zero: the model starts as the unconditioned one and learns from the
-            nn.init.zeros_(self.label_embedding.weight)  # label what helps; a random start trained worse (docs/genres)
+            nn.init.zeros_(self.label_embedding.weight)  # every label starts as no label: it learns only what helps
         on_input = bool(labels) and condition_on in ("input", "both")
         self.label_state = (
             nn.Linear(label_dim, num_layers * hidden_size) if labels and condition_on in ("state", "both") else None

@@ -47,13 +47,17 @@ def read_checkpoint(path: str | Path) -> dict:
         raise UserError(f"cannot load checkpoint {path}: {first_line}") from None
 
 
+# LyricLM holds its network as `model`, so Lightning's state dict names the network's weights model.*
+WEIGHTS_PREFIX = "model."
+
+
 def network_weights(checkpoint: dict, path: str | Path) -> tuple[dict, str, dict]:
     """(network spec, vocabulary, network state dict) of a lyricgen checkpoint's contents: the Lightning
     format (hyper_parameters, state_dict under "model."), read without importing Lightning."""
     try:
         hyperparameters = checkpoint["hyper_parameters"]
-        prefix = "model."
-        weights = {k.removeprefix(prefix): v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
+        state = checkpoint["state_dict"]
+        weights = {name.removeprefix(WEIGHTS_PREFIX): v for name, v in state.items() if name.startswith(WEIGHTS_PREFIX)}
         return saved_spec(hyperparameters), hyperparameters["vocab"], weights
     except (KeyError, TypeError) as err:
         raise UserError(f"cannot load checkpoint {path}: not a lyricgen checkpoint ({type(err).__name__})") from None

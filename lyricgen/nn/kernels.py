@@ -119,6 +119,11 @@ class GRULayer(torch.autograd.Function):
         return gru_backward(ctx, grad_out, rows=flat, project_backward=project_input_backward)
 
 
+# From this many rows (batch x members) on, a GRU's tanh is computed through sigmoid: the doubled projections
+# it needs pay for themselves only on a batch's worth of values.
+SIGMOID_TANH_ROWS = 16
+
+
 def gru_forward(
     ctx, inputs: Tensor, h0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor, project_into: Callable
 ) -> Tensor:
@@ -130,9 +135,9 @@ def gru_forward(
     work = h0.new_empty(len(inputs), *h0.shape[:-1], 4 * hidden)
     x_weight = reorder_gates(w_ih, "nzr", dim=gates)
     x_bias = torch.cat([b_hn.new_zeros(b_hn.shape), b_hz, b_hr], dim=-1) + reorder_gates(b_ih, "nzr", dim=gates)
-    # torch's CPU tanh is several times slower than its sigmoid: on a batch's worth of values (from 16 rows) n is
-    # computed as 2 sigmoid(2a) - 1, with n's x side projected doubled and its h side added doubled.
-    via_sigmoid = h0.size(-2) >= 16
+    # torch's CPU tanh is several times slower than its sigmoid: on a batch's worth of values n is computed as
+    # 2 sigmoid(2a) - 1, with n's x side projected doubled and its h side added doubled.
+    via_sigmoid = h0.size(-2) >= SIGMOID_TANH_ROWS
     if via_sigmoid:
         doubled_n = torch.cat([x_bias.new_full((hidden,), 2.0), x_bias.new_ones(2 * hidden)])
         x_weight, x_bias = x_weight * doubled_n.unsqueeze(1), x_bias * doubled_n

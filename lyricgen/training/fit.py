@@ -112,7 +112,7 @@ def build_trainer(cfg: DictConfig, out_dir: Path, resume_step: int = 0) -> L.Tra
     options = trainer_options(cfg)
     # purge_step drops events that a killed run wrote after its last checkpoint, so the curve continues.
     board = TensorBoardLogger(out_dir, name="", version="", default_hp_metric=False, purge_step=resume_step or None)
-    loggers = [board, *instantiated(cfg.logger.extra, f"logger={cfg.logger.name}", save_dir=str(out_dir))]
+    loggers = [board, *built_from_specs(cfg.logger.extra, f"logger={cfg.logger.name}", save_dir=str(out_dir))]
     if options.pop("logger", True) is False:
         loggers = False
     callbacks = [
@@ -125,7 +125,7 @@ def build_trainer(cfg: DictConfig, out_dir: Path, resume_step: int = 0) -> L.Tra
         FinishAtLastStep(),
         CheckpointOnSignal(),
         *progress_bar(options.get("enable_progress_bar", True)),
-        *instantiated(cfg.callbacks, "callbacks"),  # the user's choice comes last
+        *built_from_specs(cfg.callbacks, "callbacks"),  # the user's choice comes last
     ]
     try:
         return L.Trainer(
@@ -135,7 +135,7 @@ def build_trainer(cfg: DictConfig, out_dir: Path, resume_step: int = 0) -> L.Tra
         raise UserError(f"trainer: {str(err).strip().splitlines()[0]}") from None
 
 
-def instantiated(specs: ListConfig | DictConfig, key: str, **extra: object) -> list:
+def built_from_specs(specs: ListConfig | DictConfig, key: str, **extra: object) -> list:
     """Objects made from config entries with a _target_ (hydra.utils.instantiate), a list or a dict by
     name; a missing package or a wrong argument is one line naming the config key."""
     made = []
@@ -238,10 +238,10 @@ def build_run(cfg: DictConfig, ckpt_path: Path | None, out_dir: Path) -> tuple[L
 
 
 def build_module(cfg: DictConfig, vocab: str, labels: list[str]) -> LyricLM:
-    plain = OmegaConf.to_container  # hyperparameters must be plain values for weights_only checkpoint loading
+    # hyperparameters must be plain values (no DictConfig) for weights_only checkpoint loading
     guard = {"guard_ratio": cfg.guard.ratio, "guard_steps": cfg.guard.steps}
-    network = network_spec(plain(cfg.model), labels)
-    optim = plain(cfg.optim)
+    network = network_spec(OmegaConf.to_container(cfg.model), labels)
+    optim = OmegaConf.to_container(cfg.optim)
     own = {key: optim.pop(key) for key in OWN_OPTIM_KEYS}  # the rest is the optimiser's: its class and arguments
     return LyricLM(vocab=vocab, network=network, optimizer=optim, **own, **guard)
 

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader
 
 from lyricgen import Diverged, UserError
 from lyricgen.data.windows import LyricsDataModule, RandomWindows, StackedWindows, private_generator
-from lyricgen.nn.checkpoints import read_checkpoint
+from lyricgen.nn.checkpoints import WEIGHTS_PREFIX, read_checkpoint
 from lyricgen.nn.networks import evaluating
 from lyricgen.nn.stacked import member_losses, stacked_logits
 from lyricgen.rundir import RunDir
@@ -290,7 +290,7 @@ class StackedCheckpointIO(AtomicCheckpointIO):
         saved = [read_checkpoint(RunDir(member.run_dir).last) for member in self.members]
         stacked = {key: saved[0][key] for key in PROGRESS}
         stacked["state_dict"] = {
-            f"networks.{index}.{name.removeprefix('model.')}": tensor
+            f"networks.{index}.{name.removeprefix(WEIGHTS_PREFIX)}": tensor
             for index, checkpoint in enumerate(saved)
             for name, tensor in checkpoint["state_dict"].items()
         }
@@ -305,7 +305,7 @@ def member_checkpoint(stacked: dict, index: int, member: Member) -> dict:
     prefix = f"networks.{index}."
     checkpoint = {key: stacked[key] for key in PROGRESS}
     checkpoint["state_dict"] = {
-        f"model.{name.removeprefix(prefix)}": tensor
+        f"{WEIGHTS_PREFIX}{name.removeprefix(prefix)}": tensor
         for name, tensor in stacked["state_dict"].items()
         if name.startswith(prefix)
     }
