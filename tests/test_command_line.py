@@ -115,6 +115,7 @@ def test_every_key_of_every_option_in_conf_is_in_help_and_the_training_guide(tmp
 COMMANDS = ("train", "evaluate", "prepare", "generate", "score", "play", "report", "reproduce", "batches", "standin")
 
 
+@pytest.mark.slow
 def test_every_command_has_one_grammar_one_help_and_one_did_you_mean(tmp_path):
     """Each command: `--help` opens with what it does and its key=value usage; a misspelt key gets the
     closest real one, in one line, before anything runs."""

@@ -20,6 +20,7 @@ from lyricgen.data.windows import window_texts
 from lyricgen.nn.sampling import sample_texts
 from lyricgen.quality.scorecard import score
 from lyricgen.rundir import RunDir
+from lyricgen.training.module import LyricLM, RunLoop
 from lyricgen.training.spikes import BLOCK, HISTORY, GradNormal
 
 SCORED = 4  # samples written (as one batch) and scored at each validation
@@ -35,16 +36,16 @@ SCALARS = (
 Batch = tuple[torch.Tensor, ...]  # inputs, targets, and for a conditioned run each character's label
 
 
-def tensorboard(trainer: L.Trainer) -> TensorBoardLogger | None:
+def tensorboard(loop: RunLoop) -> TensorBoardLogger | None:
     """The run's TensorBoard logger, for what only TensorBoard can show (text); None under other loggers."""
-    return next((logger for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)), None)
+    return next((logger for logger in loop.loggers if isinstance(logger, TensorBoardLogger)), None)
 
 
-def add_text(trainer: L.Trainer, tag: str, text: str) -> None:
+def add_text(loop: RunLoop, tag: str, text: str) -> None:
     """Text in TensorBoard's TEXT tab; indented as a Markdown code block so line breaks survive."""
-    board = tensorboard(trainer)
-    if board is not None and trainer.is_global_zero:
-        board.experiment.add_text(tag, "    " + text.replace("\n", "\n    "), trainer.global_step)
+    board = tensorboard(loop)
+    if board is not None and loop.is_global_zero:
+        board.experiment.add_text(tag, "    " + text.replace("\n", "\n    "), loop.step)
 
 
 class StepMetrics(Callback):
@@ -66,8 +67,8 @@ class StepMetrics(Callback):
         self.chars_per_step = 0
         self.lr = math.nan
 
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.timer = (trainer.global_step, time.perf_counter())
+    def on_train_start(self, trainer: L.Trainer, pl_module: LyricLM) -> None:
+        self.timer = (pl_module.run_loop().step, time.perf_counter())
 
     def on_before_optimizer_step(
         self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: torch.optim.Optimizer
@@ -75,21 +76,22 @@ class StepMetrics(Callback):
         self.lr = optimizer.param_groups[0]["lr"]  # this step's: a scheduler steps before on_train_batch_end
 
     def on_train_batch_end(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: dict, batch: Batch, batch_idx: int
+        self, trainer: L.Trainer, pl_module: LyricLM, outputs: dict, batch: Batch, batch_idx: int
     ) -> None:
-        self.pending.append((trainer.global_step - 1, pl_module.step_loss, pl_module.grad_norm, self.lr))
+        loop = pl_module.run_loop()
+        self.pending.append((loop.step - 1, pl_module.step_loss, pl_module.grad_norm, self.lr))
         self.chars_per_step = batch[1].numel()
-        if trainer.should_stop or trainer.global_step % trainer.log_every_n_steps == 0:
+        if loop.should_stop or loop.step % loop.log_every_n_steps == 0:
             if self.progress_bar:
                 pl_module.log("train/loss", self.pending[-1][1], prog_bar=True, logger=False)
-            self.write(trainer)
+            self.write(loop)
 
-    def write(self, trainer: L.Trainer) -> None:
+    def write(self, loop: RunLoop) -> None:
         if not self.pending:
             return
-        step, now = trainer.global_step, time.perf_counter()
+        step, now = loop.step, time.perf_counter()
         last_step, last_time = self.timer
-        for logger in trainer.loggers:
+        for logger in loop.loggers:
             for pending_step, loss, grad_norm, lr in self.pending:
                 metrics = {"train/loss": float(loss), "train/grad_norm": float(grad_norm), "train/lr": lr}
                 logger.log_metrics(metrics, pending_step)
@@ -99,18 +101,20 @@ class StepMetrics(Callback):
         self.pending.clear()
         self.timer = (step, now)
 
-    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
-        self.write(trainer)
-        for logger in trainer.loggers:
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: LyricLM, checkpoint: dict) -> None:
+        loop = pl_module.run_loop()
+        self.write(loop)
+        for logger in loop.loggers:
             logger.save()
 
-    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        self.write(trainer)
+    def on_exception(self, trainer: L.Trainer, pl_module: LyricLM, exception: BaseException) -> None:
+        loop = pl_module.run_loop()
+        self.write(loop)
         if isinstance(exception, Diverged):
-            for logger in trainer.loggers:
-                logger.log_metrics({"train/diverged": 1.0}, trainer.global_step)
-            add_text(trainer, "status", str(exception))
-        for logger in trainer.loggers:
+            for logger in loop.loggers:
+                logger.log_metrics({"train/diverged": 1.0}, loop.step)
+            add_text(loop, "status", str(exception))
+        for logger in loop.loggers:
             logger.save()
 
 
@@ -123,25 +127,26 @@ class TextSamples(Callback):
     def __init__(self, length: int, run_dir: RunDir):
         self.length, self.run_dir = length, run_dir
 
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking or tensorboard(trainer) is None or not trainer.is_global_zero:
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: LyricLM) -> None:
+        loop = pl_module.run_loop()
+        if loop.sanity_checking or tensorboard(loop) is None or not loop.is_global_zero:
             return
         cards = {}
         for tag, label in sample_tags(pl_module.model.labels):
             try:
                 texts = sample_texts(
-                    pl_module.model, pl_module.hparams.vocab, SCORED, length=self.length, seed=trainer.global_step,
+                    pl_module.model, pl_module.hparams.vocab, SCORED, length=self.length, seed=loop.step,
                     label=label,
                 )  # fmt: skip
             except UserError as err:  # a sample is not worth stopping training for; the loss curve tells
-                add_text(trainer, tag, f"(no sample: {err})")
+                add_text(loop, tag, f"(no sample: {err})")
                 continue
-            add_text(trainer, tag, texts[0])
+            add_text(loop, tag, texts[0])
             cards[tag] = score(texts).as_dict()
             scalars = {f"{tag}/{name}": cards[tag][name] for name in SCALARS if math.isfinite(cards[tag][name])}
-            for logger in trainer.loggers:
-                logger.log_metrics(scalars, trainer.global_step)
-        record = {"step": trainer.global_step, "samples": SCORED, "length": self.length, "scorecards": cards}
+            for logger in loop.loggers:
+                logger.log_metrics(scalars, loop.step)
+        record = {"step": loop.step, "samples": SCORED, "length": self.length, "scorecards": cards}
         write_atomically(self.run_dir.samples, lambda partial: partial.write_text(json.dumps(record, indent=2)))
 
 
@@ -168,13 +173,13 @@ class SpikeForensics(Callback):
         self.seen = self.recorded = 0
 
     def on_train_batch_end(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: dict, batch: Batch, batch_idx: int
+        self, trainer: L.Trainer, pl_module: LyricLM, outputs: dict, batch: Batch, batch_idx: int
     ) -> None:
         loss, grad_norm = pl_module.last_finite_loss, float(pl_module.grad_norm)  # the guard's, already synced
         if not (math.isfinite(loss) and math.isfinite(grad_norm) and grad_norm > 0):
             return  # a step the GradScaler skipped
         if self.seen >= self.history and self.is_spike(loss, grad_norm) and self.recorded < self.max_records:
-            self.record(trainer, pl_module, batch, loss, grad_norm)
+            self.record(pl_module.run_loop(), pl_module, batch, loss, grad_norm)
         weight = 1 / min(self.seen + 1, self.history)  # a plain mean until `history` steps are in
         self.mean_loss = loss if self.seen == 0 else self.mean_loss + weight * (loss - self.mean_loss)
         self.normal_grad.add(grad_norm)
@@ -183,21 +188,21 @@ class SpikeForensics(Callback):
     def is_spike(self, loss: float, grad_norm: float) -> bool:
         return self.normal_grad.is_spike(grad_norm, self.grad_ratio) or loss > self.mean_loss + self.loss_jump
 
-    def record(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Batch, loss: float, grad_norm: float):
+    def record(self, loop: RunLoop, pl_module: LyricLM, batch: Batch, loss: float, grad_norm: float) -> None:
         entry = {
-            "step": trainer.global_step - 1,
+            "step": loop.step - 1,
             "loss": loss,
             "grad_norm": grad_norm,
-            "lr": trainer.optimizers[0].param_groups[0]["lr"],
+            "lr": loop.optimizer.param_groups[0]["lr"],
             "typical_loss": self.mean_loss,
             "typical_grad_norm": self.normal_grad.level(),
             "windows": window_texts(*batch[:2], pl_module.hparams.vocab),
         }
-        if trainer.is_global_zero:
-            with RunDir(Path(trainer.default_root_dir)).spikes.open("a", encoding="utf-8") as file:
+        if loop.is_global_zero:
+            with RunDir(loop.run_dir).spikes.open("a", encoding="utf-8") as file:
                 file.write(json.dumps(entry) + "\n")
             add_text(
-                trainer,
+                loop,
                 "spike",
                 f"step {entry['step']}: loss {loss:.3f}, grad norm {grad_norm:.3g}\n\n"
                 + "\n---\n".join(entry["windows"]),

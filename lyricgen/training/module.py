@@ -4,6 +4,7 @@ Logging, samples and checkpoint extras are callbacks (lyricgen.training.callback
 import math
 from collections.abc import Iterable
 from functools import partial
+from pathlib import Path
 
 import lightning as L
 import torch
@@ -14,6 +15,46 @@ from lyricgen.config import SCHEDULES
 from lyricgen.nn.charrnn import sequence_loss
 from lyricgen.nn.networks import build_network
 from lyricgen.nn.ngram import Mixture
+
+
+def of_trainer(name: str) -> property:
+    """A RunLoop property read from the Trainer's attribute `name`."""
+    return property(lambda loop: getattr(loop.trainer, name))
+
+
+class RunLoop:
+    """What LyricLM and its run's records (lyricgen.training.callbacks) read of the loop that trains it: the
+    step and length, the loggers, the optimiser and the run's directory. A solo run's come from its Trainer;
+    a stacked member's loop (lyricgen.training.stacked) takes the step and length from the stack's Trainer
+    and the rest from the member."""
+
+    max_steps = of_trainer("max_steps")
+    should_stop = of_trainer("should_stop")
+    log_every_n_steps = of_trainer("log_every_n_steps")
+    loggers = of_trainer("loggers")
+    is_global_zero = of_trainer("is_global_zero")
+    sanity_checking = of_trainer("sanity_checking")
+
+    def __init__(self, trainer: L.Trainer | None):
+        self.trainer = trainer  # None: a module outside any loop (a test, a notebook) is at step 0
+
+    @property
+    def step(self) -> int:
+        return self.trainer.global_step if self.trainer is not None else 0
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        return self.trainer.optimizers[0]
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.trainer.default_root_dir)
+
+    @property
+    def scaler(self) -> torch.amp.GradScaler | None:
+        """Mixed precision's loss scaler, under which a non-finite gradient is a skipped step."""
+        return getattr(self.trainer.precision_plugin, "scaler", None) if self.trainer is not None else None
+
 
 OWN_OPTIM_KEYS = ("schedule", "warmup_steps", "activation_reg", "temporal_activation_reg")  # optim.*: lyricgen's
 
@@ -58,6 +99,22 @@ class LyricLM(L.LightningModule):
         self.memory: Mixture | None = (
             None  # the training text's n-gram memory (lyricgen.nn.ngram), set by lyricgen.training.fit
         )
+        self.member_loop: RunLoop | None = None  # set when it trains as a member of a stack
+
+    def run_loop(self) -> "RunLoop":
+        """The loop that trains this run, as it and its records read it: its own Trainer's, or a stack's
+        member loop (train_in)."""
+        if self.member_loop is not None:
+            return self.member_loop
+        try:
+            return RunLoop(self.trainer)
+        except RuntimeError:  # not attached to a Trainer
+            return RunLoop(None)
+
+    def train_in(self, loop: "RunLoop") -> None:
+        """Train as a member of a stack (lyricgen.training.stacked): the stack's Trainer steps, `loop` says
+        what this run's own Trainer would."""
+        self.member_loop = loop
 
     def forward(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         """The network's logits for a batch: (inputs, targets), and each input's label for a conditioned model."""
@@ -115,21 +172,21 @@ class LyricLM(L.LightningModule):
         grads = [p.grad for p in self.parameters() if p.grad is not None]
         self.grad_norm = torch.nn.utils.get_total_norm(grads)
         if not torch.isfinite(self.grad_norm):
-            if getattr(self.trainer.precision_plugin, "scaler", None) is not None:
+            if self.run_loop().scaler is not None:
                 self.skipped_steps += 1  # the scaler skips this step and lowers its scale
                 return
             raise self.diverged(f"gradient norm is {self.grad_norm.item()}")
         if not gradient_clip_val:
             return
         if gradient_clip_algorithm == "value":
-            super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
+            torch.nn.utils.clip_grad_value_(self.parameters(), gradient_clip_val)
         else:
             torch.nn.utils.clip_grads_with_norm_(self.parameters(), gradient_clip_val, self.grad_norm)
 
     def diverged(self, what: str) -> Diverged:
         """Raised before the weights take the bad update, so the last checkpoint stays the last good state."""
         return Diverged(
-            f"training diverged at step {self.global_step}: {what} (last finite loss {self.last_finite_loss:.4f}, "
+            f"training diverged at step {self.run_loop().step}: {what} (last finite loss {self.last_finite_loss:.4f}, "
             f"lr {self.hparams.optimizer.get('lr')}); "
             "lower optim.lr or set trainer.gradient_clip_val"
         )
@@ -166,7 +223,7 @@ class LyricLM(L.LightningModule):
         schedule, warmup_steps = self.hparams.schedule, self.hparams.warmup_steps
         if schedule == "constant" and not warmup_steps:  # the paper's: no scheduler at all
             return optimizer
-        factor = partial(lr_factor, schedule, warmup_steps, self.trainer.max_steps)
+        factor = partial(lr_factor, schedule, warmup_steps, self.run_loop().max_steps)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 

@@ -46,7 +46,7 @@ from lyricgen.training.fit import (
     trainer_options,
     tune_process,
 )
-from lyricgen.training.module import LyricLM
+from lyricgen.training.module import LyricLM, RunLoop
 from lyricgen.training.scoring import mean_loss
 
 # What a member's solo Trainer would hold besides the recorded curves: its two checkpoint callbacks.
@@ -58,22 +58,20 @@ CONTINUE_STACK = "each run saved its last.ckpt; continue them with the same comm
 PROGRESS = ("epoch", "global_step", "pytorch-lightning_version", "loops")
 
 
-class MemberTrainer:
-    """What lyricgen's run callbacks and LyricLM read of a Trainer, for one member of a stack: its own
-    logger, directory and optimiser; the step, the length and stopping from the stack's Trainer."""
-
-    is_global_zero, sanity_checking = True, False
+class MemberLoop(RunLoop):
+    """A member's loop, as LyricLM and its records read it (LyricLM.train_in): the step, length and stopping
+    of the stack's Trainer; the member's own logger, optimiser and directory."""
 
     def __init__(self, trainer: L.Trainer, member: "Member"):
-        self.stack, self.member, self.default_root_dir = trainer, member, str(member.run_dir)
-        self.loggers = [member.logger]
+        super().__init__(trainer)
+        self.member = member
 
-    @property
-    def optimizers(self) -> list[torch.optim.Optimizer]:
-        return [self.member.optimizer]
-
-    def __getattr__(self, name: str) -> object:  # global_step, max_steps, should_stop, log_every_n_steps, ...
-        return getattr(self.stack, name)
+    loggers = property(lambda loop: [loop.member.logger])
+    is_global_zero = property(lambda loop: True)  # a stack trains in one process
+    sanity_checking = property(lambda loop: False)  # the stack validates its members itself, with no sanity check
+    optimizer = property(lambda loop: loop.member.optimizer)
+    run_dir = property(lambda loop: loop.member.run_dir)
+    scaler = property(lambda loop: None)  # a stack trains in 32-bit precision (lyricgen.hydra.launcher)
 
 
 @dataclass
@@ -89,7 +87,7 @@ class Member:
     ending: Diverged | None = None  # set when it diverges: it trains no further
     optimizer: torch.optim.Optimizer | None = None
     scheduler: object = None
-    view: MemberTrainer | None = None
+    loop: MemberLoop | None = None
     val_losses: tuple[float, float | None] = (math.nan, None)  # the last validation's, without and with the memory
     best: ModelCheckpoint = field(init=False)
     last: ModelCheckpoint = field(init=False)
@@ -111,9 +109,10 @@ class Member:
         return self.ending is None
 
     def call(self, hook: str, *args: object) -> None:
-        """A callback hook on each of the member's records, with the member as trainer and module."""
+        """A callback hook on each of the member's records, with the stack's Trainer and the member's module
+        (whose loop tells the records what is the member's own)."""
         for record in self.records:
-            getattr(record, hook)(self.view, self.module, *args)
+            getattr(record, hook)(self.loop.trainer, self.module, *args)
 
     def best_score(self) -> float:
         score = self.best.best_model_score
@@ -347,8 +346,8 @@ def fit_stacked(runs: list[tuple[DictConfig, Path, Path | None]]) -> list[float 
     members = [build_member(*run) for run in runs]
     trainer = stacked_trainer(first, members)
     for member in members:
-        member.view = MemberTrainer(trainer, member)
-        member.module._trainer = member.view  # what LyricLM reads of its trainer: the step, max_steps
+        member.loop = MemberLoop(trainer, member)
+        member.module.train_in(member.loop)
     module = StackedLM(members)
     step = steps.pop()
     windows = [member_windows(member, step) for member in members]
