@@ -11,7 +11,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from lyricgen import UserError
 from lyricgen.data.encoded import split_ids
 from lyricgen.training.fit import fit_run
-from lyricgen.training.memory import run_memory
+from lyricgen.training.ngram_memory import run_ngram_memory
 from lyricgen.training.scoring import evaluate
 
 
@@ -75,7 +75,7 @@ def test_a_runs_memory_reads_only_the_training_characters_it_counts(run_with_tes
     for max_chars, train_chars, counted in ((100, None, 100), (100, 50, 50), (10**9, None, whole)):
         config.memory.max_chars, config.data.train_chars = max_chars, train_chars
         OmegaConf.save(config, tmp_path / "config.yaml")
-        mixture = run_memory(tmp_path, "".join(sorted(set(TOY_LYRICS))), labelled=False)
+        mixture = run_ngram_memory(tmp_path, "".join(sorted(set(TOY_LYRICS))), labelled=False)
         assert int(mixture.memory.levels[0].totals[0]) == counted
 
 

@@ -228,7 +228,7 @@ def build_run(cfg: DictConfig, ckpt_path: Path | None, out_dir: Path) -> tuple[L
     datamodule.setup("fit")  # the model's size depends on the vocabulary (and the labels)
     model = build_module(cfg, datamodule.vocab, datamodule.labels)
     build_optimizer(model.hparams.optimizer, model.parameters())  # a wrong optim.* key: said before anything runs
-    model.memory = memory_mixture(datamodule.train_ids, len(datamodule.vocab), **cfg.memory)
+    model.ngram_memory = memory_mixture(datamodule.train_ids, len(datamodule.vocab), **cfg.memory)
     if cfg.init_from and ckpt_path is None:  # a resumed run's weights come from its own checkpoint
         start_from_checkpoint(model, cfg)
     if rank_zero_only.rank == 0:  # once the run has everything it needs to start
@@ -281,7 +281,12 @@ def print_summary(
         )
     for tag, label in sample_tags(model.model.labels):
         text = sample_text(
-            model.model, model.hparams.vocab, length=cfg.sample_length, seed=cfg.seed, label=label, memory=model.memory
+            model.model,
+            model.hparams.vocab,
+            length=cfg.sample_length,
+            seed=cfg.seed,
+            label=label,
+            memory=model.ngram_memory,
         )
         print(f"{tag}:\n{text}")
 

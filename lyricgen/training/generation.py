@@ -97,9 +97,9 @@ def load(cfg: GenerateConfig, trust_run: bool = True) -> tuple[nn.Module, str, "
     model, vocab = load_checkpoint(path, pick_device(cfg.device), trusted)
     memory = None
     if cfg.with_memory:  # imported here: reading a corpus pulls in pandas and hydra, which plain sampling does without
-        from lyricgen.training.memory import run_memory
+        from lyricgen.training.ngram_memory import run_ngram_memory
 
-        memory = run_memory(RunDir.of_checkpoint(path).path, vocab, bool(model.labels))
+        memory = run_ngram_memory(RunDir.of_checkpoint(path).path, vocab, bool(model.labels))
     return model, vocab, memory
 
 

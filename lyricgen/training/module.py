@@ -96,7 +96,7 @@ class LyricLM(L.LightningModule):
         self.skipped_steps = 0  # steps a GradScaler skipped for non-finite gradients
         self.smoothed_loss = self.last_finite_loss = math.nan
         self.diverge_above = guard_ratio * math.log(max(len(vocab), 2))
-        self.memory: Mixture | None = (
+        self.ngram_memory: Mixture | None = (
             None  # the training text's n-gram memory (lyricgen.nn.ngram), set by lyricgen.training.fit
         )
         self.member_loop: RunLoop | None = None  # set when it trains as a member of a stack
@@ -200,8 +200,8 @@ class LyricLM(L.LightningModule):
         else:
             loss = sequence_loss(logits, targets)
         self.log_loss("val/loss", "val/bpc", loss, len(batch[0]))
-        if self.memory is not None:
-            with_memory = self.memory.loss(batch[0], logits, targets)
+        if self.ngram_memory is not None:
+            with_memory = self.ngram_memory.loss(batch[0], logits, targets)
             self.log_loss("val/loss_with_memory", "val/bpc_with_memory", with_memory, len(batch[0]))
 
     def log_loss(self, loss_name: str, bpc_name: str, loss: torch.Tensor, windows: int) -> None:

@@ -21,7 +21,7 @@ from lyricgen.nn.ngram import Mixture
 from lyricgen.nn.sampling import check_guidance, guided_logits, label_index, sample_texts
 from lyricgen.quality.scorecard import pieces_of, score
 from lyricgen.rundir import RunDir, load_run_config, run_network
-from lyricgen.training.memory import run_memory
+from lyricgen.training.ngram_memory import run_ngram_memory
 
 # conf/evaluate.yaml's own keys; the rest of the composed config is a run's
 EVALUATE_KEYS = tuple(key for key in OmegaConf.load(CONF_DIR / "evaluate.yaml") if key not in ("defaults", "hydra"))
@@ -135,7 +135,7 @@ def evaluate(cfg: DictConfig, overrides: list[str] = ()) -> dict:
     run_dir = RunDir.of_checkpoint(path).path
     model, model_vocab = load_checkpoint(path, device, trusted=[run_network(run_dir)])
     data = corpus_config(cfg, run_dir, list(overrides))
-    memory = run_memory(run_dir, model_vocab, bool(model.labels)) if cfg.with_memory else None
+    memory = run_ngram_memory(run_dir, model_vocab, bool(model.labels)) if cfg.with_memory else None
     result = {"checkpoint": str(path)}
     if cfg.text:
         text = "".join(corpus.read_text_file(cfg.text))

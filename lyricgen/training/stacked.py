@@ -248,7 +248,9 @@ class MemberRecords(Callback):
         sample, and best.ckpt when val/loss improved."""
         network = member.module.model
         with evaluating(network):
-            scores = mean_loss(network, member.datamodule.val_ids, member.cfg.data.seq_len, memory=member.module.memory)
+            scores = mean_loss(
+                network, member.datamodule.val_ids, member.cfg.data.seq_len, memory=member.module.ngram_memory
+            )
             member.call("on_validation_epoch_end")
         names = ("loss", "bpc", "loss_with_memory", "bpc_with_memory")
         metrics = {f"val/{name}": scores[name] for name in names if name in scores}

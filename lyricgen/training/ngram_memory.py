@@ -10,7 +10,7 @@ from lyricgen.nn.ngram import Mixture, memory_mixture
 from lyricgen.rundir import RunDir, load_run_config
 
 
-def run_memory(run_dir: Path, model_vocab: str, labelled: bool) -> Mixture | None:
+def run_ngram_memory(run_dir: Path, model_vocab: str, labelled: bool) -> Mixture | None:
     """The n-gram memory a run's training mixed in: its memory settings, counted on its own corpus's
     training characters. None for a run without one, a checkpoint outside its run directory, or a run
     whose corpus is gone."""
