@@ -17,7 +17,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.errors import HydraException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from lyricgen import UserError
@@ -165,6 +165,23 @@ def compose_command(command: Command, overrides: list[str], with_hydra: bool = F
         raise UserError(str(err).strip().splitlines()[0]) from None
 
 
+def with_first_values(cfg: DictConfig, overrides: list[Override]) -> DictConfig:
+    """The composed config with the key overrides applied (each swept key at its first value), as Hydra
+    applies them after the groups, without composing again; Hydra's own section left out."""
+    applied = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
+    with open_dict(applied):
+        for override in overrides:
+            key = override.key_or_group
+            if override.is_delete():
+                parent, _, leaf = key.rpartition(".")
+                node = OmegaConf.select(applied, parent) if parent else applied
+                node.pop(leaf, None)
+                continue
+            value = next(override.sweep_iterator()) if override.is_sweep_override() else override.value()
+            OmegaConf.update(applied, key, value, merge=True, force_add=True)
+    return applied
+
+
 def check_command_line(name: str, argv: list[str]) -> list[str]:
     """Raise UserError (one line) for a group option, key or value the command line gets wrong; return the
     arguments to hand to Hydra (for a sweep, with its constant overrides left out of run-directory names)."""
@@ -185,7 +202,8 @@ def check_command_line(name: str, argv: list[str]) -> list[str]:
         if override not in choices:
             check_key(command, override, cfg, keys)
     if command.name == "train":  # types, choices and ranges too, before Hydra makes a run directory
-        validate(compose_command(command, [*searchpath, *(first_value(override) for override in ours)]))
+        values = [override for override in ours if override not in choices]
+        validate(with_first_values(cfg, values))
     if multirun and any(flag in argv for flag in CFG_FLAGS):  # Hydra takes only one of -m and --cfg
         print("note: --cfg shows one job of the sweep: each swept key at its first value", file=sys.stderr)
         by_line = {override.input_line: first_value(override) for override in overrides}

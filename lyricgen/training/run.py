@@ -14,7 +14,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from lyricgen import Diverged, NotRequeued, UserError
-from lyricgen.config import validate
+from lyricgen.config import CONF_DIR, validate
 from lyricgen.options import flatten
 from lyricgen.rundir import RunDir, load_run_config
 
@@ -23,8 +23,8 @@ RESUMABLE_KEYS = ("trainer.", "checkpoint.", "threads", "sample_length", "memory
 
 def prepare_run(cfg: DictConfig) -> tuple[DictConfig, Path, Path | None]:
     """(config, run dir, checkpoint to continue or None) of the job Hydra has set up: its config checked,
-    and a new run, a resume or a rerun chosen; what the stacked launcher runs for each member of a stack. The
-    one place a run's config is validated: the command line's own, or a resumed run's with its changes."""
+    and a new run, a resume or a rerun chosen; what the stacked launcher runs for each member of a stack. Its
+    config is validated here unless the command line's check already validated this very config."""
     hydra_cfg = HydraConfig.get()
     if hydra_cfg.mode == RunMode.MULTIRUN and cfg.trainer.get("strategy") == "ddp" and not slurm_started_the_ranks():
         # Lightning's ddp re-runs sys.argv in its child processes, which would relaunch the whole sweep.
@@ -35,10 +35,19 @@ def prepare_run(cfg: DictConfig) -> tuple[DictConfig, Path, Path | None]:
         from lyricgen.training.fit import start_step  # torch: the command line has passed its checks
 
         start_step(cfg, out_dir, ckpt_path)
-    validate(cfg)
+    if ckpt_path is not None or not checked_by_the_command_line(hydra_cfg):
+        validate(cfg)
     if cfg.extras.print_config:
         print(OmegaConf.to_yaml(cfg, resolve=True))
     return cfg, out_dir, ckpt_path
+
+
+def checked_by_the_command_line(hydra_cfg: DictConfig) -> bool:
+    """Whether the train command's check (lyricgen.hydra.cli) validated this very config before Hydra made a
+    directory: a single run of lyricgen's own conf/. A sweep's jobs past the first, a continued run's config
+    and configs of the user's own --config-dir it did not see."""
+    main = [source.path for source in hydra_cfg.runtime.config_sources if source.provider == "main"]
+    return hydra_cfg.mode == RunMode.RUN and main == [str(CONF_DIR)]
 
 
 def chosen_run(cfg: DictConfig, hydra_cfg: DictConfig) -> tuple[DictConfig, Path, Path | None]:
