@@ -18,7 +18,8 @@ import math
 import multiprocessing
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
@@ -166,27 +167,41 @@ def finished(ret: JobReturn, result: float | Diverged) -> float:
 
 
 def in_processes(runs: list[Callable[[], list[JobReturn]]], n_jobs: int) -> list[list[JobReturn]]:
-    """Each run's results, `n_jobs` runs at a time in forked processes (one: in this process). Forked,
-    so the runs need not be picklable; this process has not started torch's threads."""
+    """Each run's results, `n_jobs` runs at a time, each in a forked process of its own (one at a time: in
+    this process). Forked, so a run is handed over as it is (only its results are pickled); this process
+    has not started torch's threads."""
     if n_jobs == 1 or len(runs) == 1:
         return [run() for run in runs]
-    global PENDING
-    PENDING = runs
-    with ProcessPoolExecutor(n_jobs, mp_context=multiprocessing.get_context("fork")) as pool:
-        results = list(pool.map(run_pending, range(len(runs))))
-    for result in results:
+    fork = multiprocessing.get_context("fork")
+    results: dict[int, list[JobReturn] | int] = {}
+    running: dict[Connection, tuple[int, BaseProcess]] = {}
+    waiting = list(enumerate(runs))
+    while waiting or running:
+        while waiting and len(running) < n_jobs:
+            index, run = waiting.pop(0)
+            receiving, sending = fork.Pipe(duplex=False)
+            process = fork.Process(target=send_results, args=(run, sending))
+            process.start()
+            sending.close()
+            running[receiving] = (index, process)
+        for receiving in wait(list(running)):
+            index, process = running.pop(receiving)
+            try:
+                results[index] = receiving.recv()
+            except EOFError:  # the process died without a word (killed): the sweep stops with its exit code
+                results[index] = 1
+            process.join()
+            if process.exitcode and process.exitcode < 0:  # a signal: 128 + its number, as a shell says it
+                results[index] = 128 - process.exitcode
+    for result in results.values():
         if isinstance(result, int):  # a job's one-line error (already printed): the sweep stops, as without -m
             sys.exit(result)
-    return results
+    return [results[index] for index in range(len(runs))]
 
 
-PENDING: list[Callable[[], list[JobReturn]]] = []  # the runs a forked worker picks by index
-
-
-def run_pending(index: int) -> list[JobReturn] | int:
-    """A forked worker's run: its results, or the exit code of a job that stopped with a one-line error
-    (a worker that exits would break the pool)."""
+def send_results(run: Callable[[], list[JobReturn]], connection: Connection) -> None:
+    """A forked process's run: its results, or the exit code of a job that stopped with a one-line error."""
     try:
-        return PENDING[index]()
+        connection.send(run())
     except SystemExit as exit_:
-        return exit_.code if isinstance(exit_.code, int) else 1
+        connection.send(exit_.code if isinstance(exit_.code, int) else 1)
