@@ -11,7 +11,7 @@ import sys
 from omegaconf import OmegaConf
 
 from lyricgen import one_line_errors
-from lyricgen.options import help_text, parsed, wants_help
+from lyricgen.options import dotlist, help_text, parsed, wants_help
 from lyricgen.training.generation import GenerateConfig, generate
 
 SUMMARY = "sample lyrics (or a song in a form) from a checkpoint"
@@ -22,7 +22,7 @@ def parse_args(argv: list[str]) -> list[GenerateConfig]:
     a wrong key or type is a one-line error. The prime is taken as raw text: YAML would turn "yes" into True."""
     asked = [arg for arg in argv if arg.startswith("temperature=")]
     others = [arg for arg in argv if not arg.startswith("temperature=")]
-    temperatures = OmegaConf.from_dotlist(asked[-1:]).get("temperature") if asked else None
+    temperatures = dotlist(asked[-1:]).get("temperature") if asked else None
     if not OmegaConf.is_list(temperatures):
         return [parsed(GenerateConfig, [*others, *asked[-1:]], raw=("prime",))]
     return [parsed(GenerateConfig, [*others, f"temperature={value}"], raw=("prime",)) for value in temperatures]

@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from dataclasses import MISSING, field, fields, is_dataclass
 from typing import TypeVar
 
-from omegaconf import OmegaConf
+import yaml
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from lyricgen import UserError
@@ -113,7 +114,7 @@ def parsed(schema: type[T], argv: list[str], raw: tuple[str, ...] = ()) -> T:
     check_keys(schema, argv)
     typed = [arg for arg in argv if arg.partition("=")[0] not in raw]
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(schema), OmegaConf.from_dotlist(typed))
+        merged = OmegaConf.merge(OmegaConf.structured(schema), dotlist(typed))
         for arg in argv:
             key, _, value = arg.partition("=")
             if key in raw:
@@ -125,6 +126,23 @@ def parsed(schema: type[T], argv: list[str], raw: tuple[str, ...] = ()) -> T:
     except OmegaConfBaseException as err:
         key = f"{err.full_key}: " if getattr(err, "full_key", None) else ""
         raise UserError(f"{key}{str(err).splitlines()[0]} (see --help for the options and their types)") from None
+
+
+def dotlist(argv: list[str]) -> DictConfig:
+    """key=value arguments as a config, each value read as YAML; a value YAML cannot read is one line."""
+    try:
+        return OmegaConf.from_dotlist(argv)
+    except yaml.YAMLError:
+        wrong = next((arg for arg in argv if not yaml_reads(arg.partition("=")[2])), " ".join(argv))
+        raise UserError(f"{wrong}: the value cannot be read (quote it, or close its brackets)") from None
+
+
+def yaml_reads(value: str) -> bool:
+    try:
+        yaml.safe_load(value)
+        return True
+    except yaml.YAMLError:
+        return False
 
 
 def wants_help(argv: list[str]) -> bool:

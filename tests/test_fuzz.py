@@ -125,6 +125,8 @@ COMMAND_LINE_MISTAKES = [
     ("lyricgen.reproduce", ["protocol=paper"], "out= is required"),
     ("lyricgen.reproduce", ["out=out", "--jobs", "2"], "is not key=value"),
     ("lyricgen.standin", ["out=x", "fracton=0.1"], "did you mean fraction?"),
+    ("lyricgen.reproduce", ["out=x", "train=[a"], "the value cannot be read"),
+    ("lyricgen.generate", ["temperature=[0.5,"], "the value cannot be read"),
     ("lyricgen.evaluate", ["ckpt={corrupt}"], "cannot load checkpoint"),
 ]
 
