@@ -11,9 +11,9 @@ ARGS ?=
 # test processes (pytest-xdist; a test file's tests stay in one process, in order, sharing its fixtures):
 # most tests run one single-threaded training process at a time, so two keep both cores busy
 TEST_WORKERS ?= 2
-# make reproduce: groups at a time (each group's seeds stacked in one process, one thread), fraction of
-# every run's iterations (0.1: a quick pass), where it runs (run the same command again to continue it),
-# and optional filters
+# make reproduce: stacks at a time (runs of one shape stacked in one process, one thread, across groups),
+# fraction of every run's iterations (0.1: a quick pass), where it runs (run the same command again to
+# continue it), and optional filters
 JOBS ?= 2
 SCALE ?= 1.0
 REPRODUCE_DIR ?= outputs/reproduce/paper

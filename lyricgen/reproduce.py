@@ -1,23 +1,24 @@
-"""Run the paper's protocol — every experiment, corpus and seed — `jobs` at a time, then report:
+"""Run the paper's protocol — every experiment, corpus and seed — then report:
 `python -m lyricgen.reproduce out=outputs/reproduce/full jobs=2` (what `make reproduce JOBS=2` runs).
 
-Each group's seeds train stacked in one process with one thread (`python -m lyricgen.train -m
-hydra/launcher=stacked seed=...`: runs of one shape share every batch-1 step), each run in
-`<out>/<name>/seed=<s>/`, the group's output in `<out>/<name>/sweep.log`. The protocol can be stopped
-and started again: a run that ended (finished or diverged) is kept, an interrupted one continues from
-its last checkpoint, a missing one starts. `<out>/provenance.json` records the command, machine and
-commit of each group's training (lyricgen.provenance).
+All runs not yet ended go into one `python -m lyricgen.train -m` sweep (`hydra/sweeper=listed` over
+`<out>/jobs.yaml`, `hydra/launcher=stacked`): runs of one shape train stacked in one process with one
+thread whatever their group (lengths, learning rates, dropout, clipping and corpora may differ), `jobs`
+stacks at a time. Each run is in `<out>/<name>/seed=<s>/`, the sweep's output in `<out>/sweep.log`. The
+protocol can be stopped and started again: a run that ended (finished or diverged) is kept, an
+interrupted one continues from its last checkpoint, a missing one starts. `<out>/provenance.json` records
+the command, machine, commit and wall time of the call, and the commit each group trained at
+(lyricgen.provenance).
 """
 
 import json
 import subprocess
 import sys
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
 from omegaconf import OmegaConf
 
 from lyricgen import UserError, one_line_errors
@@ -33,7 +34,6 @@ ENDINGS = ("finished", "diverged")  # a diverged run is a result too, and is not
 # the code the protocol's numbers depend on: a later change to any of these makes them stale
 MEASURES = ("conf", "lyricgen/config.py", "lyricgen/data", "lyricgen/nn", "lyricgen/training", "lyricgen/train.py")
 MEASURES += ("lyricgen/hydra", "lyricgen/reproduce.py")
-RECORDING = threading.Lock()  # groups finish in parallel threads; one writes the record at a time
 
 
 @dataclass(frozen=True)
@@ -66,17 +66,20 @@ def load_protocol(name_or_path: str, seeds: list[int] | None = None, only: list[
     ]
 
 
-def command(name: str, runs: list[Run], out: Path, csvs: dict[str, Path], scale: float, extra: list[str]) -> list[str]:
-    """The `python -m lyricgen.train -m` command of one group's runs (one corpus and args, several seeds):
-    stacked in one process; a run already in its directory continues from its last checkpoint."""
-    first = runs[0]
-    seeds = ",".join(str(run.seed) for run in runs)
-    corpus = ["data=lyrics_csv", f"data.csv='{csvs[first.corpus]}'", f"data.prepared_dir='{out / 'prepared'}'"]
+def job(run: Run, out: Path, csvs: dict[str, Path]) -> list[str]:
+    """One run's overrides in the protocol's listed sweep: its group's args, its corpus and seed, its directory."""
+    corpus = ["data=lyrics_csv", f"data.csv='{csvs[run.corpus]}'", f"data.prepared_dir='{out / 'prepared'}'"]
+    return [*run.args, *corpus, f"seed={run.seed}", f"hydra.sweep.subdir='{run.directory(out).relative_to(out)}'"]
+
+
+def command(out: Path, jobs: int, scale: float, extra: list[str]) -> list[str]:
+    """The one `python -m lyricgen.train -m` of the runs listed in <out>/jobs.yaml: runs of one shape stacked
+    across groups, `jobs` stacks at a time; a run already in its directory continues from its last checkpoint."""
+    listed = ["hydra/sweeper=listed", f"hydra.sweeper.jobs='{out / 'jobs.yaml'}'", f"hydra.sweep.dir='{out}'"]
+    stacked = ["hydra/launcher=stacked", f"hydra.launcher.n_jobs={jobs}"]
     quiet = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
-    where = [f"hydra.sweep.dir='{out / name}'", "hydra.sweep.subdir='seed=${seed}'"]
-    settings = [f"seed={seeds}", f"scale={scale}", "threads=1", *where]
-    stacked = ["-m", "hydra/launcher=stacked"]
-    return [sys.executable, "-m", "lyricgen.train", *stacked, *first.args, *corpus, *settings, *quiet, *extra]
+    settings = [f"scale={scale}", "threads=1", *quiet, *extra]
+    return [sys.executable, "-m", "lyricgen.train", "-m", *listed, *stacked, *settings]
 
 
 def has_ended(run: Run, out: Path) -> bool:
@@ -85,52 +88,49 @@ def has_ended(run: Run, out: Path) -> bool:
     return status.is_file() and json.loads(status.read_text()).get("ended", False)
 
 
-def execute(name: str, runs: list[Run], out: Path, csvs: dict[str, Path], scale: float, extra: list[str]) -> int:
-    """Train one group's runs in one process, record how each ended, and return how many did not end
-    (finished or diverged): those are continued by the next call of the protocol."""
-    (out / name).mkdir(parents=True, exist_ok=True)
-    started, code = time.time(), provenance(MEASURES)  # the code as the group's process starts and loads it
-    line = command(name, runs, out, csvs, scale, extra)
-    with (out / name / "sweep.log").open("a") as output:
-        returncode = subprocess.run(line, stdout=output, stderr=output).returncode
-    seconds = round(time.time() - started, 1)
+def record_ends(runs: list[Run], out: Path, returncode: int, seconds: float) -> None:
+    """How each run ended, as the run said (status.json), and when its process ended: exit code, wall time."""
     for run in runs:
         status_file = RunDir(run.directory(out)).status
-        status = json.loads(status_file.read_text()) if status_file.is_file() else {}  # what the run said of its end
+        status = json.loads(status_file.read_text()) if status_file.is_file() else {}
         status |= {"returncode": returncode, "ended": status.get("state") in ENDINGS, "seconds": seconds}
         if status_file.parent.is_dir():
-            status_file.write_text(json.dumps(status))  # and when its process ended: exit code, wall time
-    seeds = ",".join(str(run.seed) for run in runs)
-    print(f"{name} seed={seeds}: exit {returncode} after {seconds:.0f} s", flush=True)
-    record_provenance(out, name, code)
-    return sum(not has_ended(run, out) for run in runs)
+            status_file.write_text(json.dumps(status))
 
 
-def record_provenance(out: Path, group: str, record: dict) -> None:
-    """<out>/provenance.json: the `record` (command, machine, commit) of the group that ended last, and under
-    "groups" the commit each group trained at (a protocol continued across commits says so)."""
+def record_provenance(out: Path, groups: list[str], record: dict, seconds: float) -> None:
+    """<out>/provenance.json: the `record` (command, machine, commit) of the last call and its wall time, and
+    under "groups" the commit each group trained at (a protocol continued across commits says so)."""
     path = out / "provenance.json"
-    with RECORDING:
-        groups = json.loads(path.read_text()).get("groups", {}) if path.is_file() else {}
-        groups[group] = {key: record[key] for key in ("commit", "dirty", "date")}
-        text = json.dumps({"provenance": record, "groups": groups}, indent=2) + "\n"
-        write_atomically(path, lambda partial: partial.write_text(text))
+    trained = json.loads(path.read_text()).get("groups", {}) if path.is_file() else {}
+    trained |= {group: {key: record[key] for key in ("commit", "dirty", "date")} for group in groups}
+    text = json.dumps({"provenance": record | {"seconds": seconds}, "groups": trained}, indent=2) + "\n"
+    write_atomically(path, lambda partial: partial.write_text(text))
 
 
 def reproduce(runs: list[Run], out: Path, jobs: int, scale: float, extra: list[str]) -> int:
-    """Run what has not ended yet, `jobs` at a time; return how many of them failed (see their train.log)."""
+    """Run what has not ended yet in one listed sweep, `jobs` stacks at a time; return how many of them did
+    not end (see their train.log): the next call continues them."""
     out = out.resolve()  # runs record their corpus paths: absolute ones work from anywhere
     csvs = standin.build(out / "corpora")
     pending = [run for run in runs if not has_ended(run, out)]
-    groups: dict[str, list[Run]] = {}
-    for run in pending:
-        groups.setdefault(run.name, []).append(run)
+    groups = list(dict.fromkeys(run.name for run in pending))
     print(
-        f"{len(runs) - len(pending)} of {len(runs)} runs already ended; running {len(pending)} in {len(groups)} "
-        f"groups, {jobs} at a time"
+        f"{len(runs) - len(pending)} of {len(runs)} runs already ended; running {len(pending)} of {len(groups)} groups"
     )
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        return sum(pool.map(lambda item: execute(*item, out, csvs, scale, extra), groups.items()))
+    if not pending:
+        return 0
+    write_atomically(
+        out / "jobs.yaml", lambda partial: partial.write_text(yaml.safe_dump([job(run, out, csvs) for run in pending]))
+    )
+    started, code = time.time(), provenance(MEASURES)  # the code as the sweep's process starts and loads it
+    with (out / "sweep.log").open("a") as output:
+        returncode = subprocess.run(command(out, jobs, scale, extra), stdout=output, stderr=output).returncode
+    seconds = round(time.time() - started, 1)
+    record_ends(pending, out, returncode, seconds)
+    record_provenance(out, groups, code, seconds)
+    print(f"{len(pending)} runs: exit {returncode} after {seconds:.0f} s", flush=True)
+    return sum(not has_ended(run, out) for run in pending)
 
 
 SUMMARY = "the paper's protocol: every group, corpus and seed, `jobs` at a time; run it again to continue"
@@ -140,7 +140,7 @@ SUMMARY = "the paper's protocol: every group, corpus and seed, `jobs` at a time;
 class ReproduceConfig:
     out: str = required("the protocol's directory; the same command again continues it")
     protocol: str = option("paper", "conf/protocol/<name>.yaml, or a .yaml file")
-    jobs: int = option(1, "groups at a time, one process and thread each")
+    jobs: int = option(1, "stacks (or unstackable runs) at a time, one process and thread each")
     scale: float = option(1.0, "fraction of every run's iterations")
     seeds: list[int] | None = field(
         default=None, metadata={"help": "every group's seeds instead of its own: seeds=[0,1]"}

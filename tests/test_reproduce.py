@@ -1,5 +1,5 @@
-"""The protocol runner (`make reproduce JOBS=2`): every group's seeds stacked in a process, two at a time,
-resumable, on the stand-in corpora; then the report groups the seeds."""
+"""The protocol runner (`make reproduce JOBS=2`): runs of one shape stacked across groups, two stacks at a
+time, resumable, on the stand-in corpora; then the report groups the seeds."""
 
 import json
 import subprocess
@@ -32,7 +32,7 @@ def test_a_protocol_runs_two_at_a_time_continues_where_it_stopped_and_reports(tm
     out = tmp_path / "protocol"
     first = reproduce(out, protocol, "jobs=2")
     assert first.returncode == 0, first.stderr
-    assert "0 of 2 runs already ended; running 2 in 2 groups, 2 at a time" in first.stdout
+    assert "0 of 2 runs already ended; running 2 of 2 groups" in first.stdout
     for group in ("plain", "tab"):
         run_dir = out / group / "seed=0"
         assert json.loads((run_dir / "status.json").read_text())["ended"]

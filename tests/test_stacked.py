@@ -9,6 +9,7 @@ import sys
 
 import pytest
 import torch
+import yaml
 from conftest import ROOT, TOY_LYRICS, curve, run_module, run_modules, stopped_midway
 from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -192,6 +193,47 @@ def test_a_stopped_stacked_sweep_resumes_where_it_stopped(toy_corpus, tmp_path):
         assert all(torch.equal(a, b) for a, b in pairs)
 
 
+@pytest.mark.slow
+def test_unlike_runs_of_one_shape_stack_across_a_listed_sweep_each_as_its_solo_run(toy_corpus, tmp_path):
+    """A listed sweep (hydra/sweeper=listed) of runs that differ in length, learning rate, dropout, clipping
+    and corpus (one with more characters): one stack, each member equal to its solo run (as above: losses 1e-5, weights 1e-4), and a
+    member that reaches its last step leaves the stack there, finished, with its last.ckpt at that step."""
+    other = tmp_path / "other.txt"
+    other.write_text("hey! ho?\n" + "\n".join(reversed(TOY_LYRICS.splitlines())), encoding="utf-8")  # 3 more characters
+    jobs = tmp_path / "jobs.yaml"
+    listed = [
+        ["seed=0", "trainer.max_steps=30", "model.dropout=0.3", "hydra.sweep.subdir=long"],
+        ["seed=1", "trainer.max_steps=20", "optim.lr=0.01", f"data.path='{other}'", "hydra.sweep.subdir=other"],
+        ["seed=2", "trainer.max_steps=10", "trainer.gradient_clip_val=0.5", "hydra.sweep.subdir=short"],
+    ]
+    jobs.write_text(yaml.safe_dump(listed))
+    args = [arg for arg in sweep_args(toy_corpus) if not arg.startswith(("seed=", "model.dropout=", "trainer.max_"))]
+    args += ["hydra/sweeper=listed", f"hydra.sweeper.jobs={jobs}"]
+    stacked = run_module("lyricgen.train", *args, STACKED, f"hydra.sweep.dir={tmp_path / 'stacked'}", cwd=ROOT)
+    solo = run_module("lyricgen.train", *args, f"hydra.sweep.dir={tmp_path / 'solo'}", cwd=ROOT)
+    assert stacked.returncode == 0 and solo.returncode == 0, stacked.stderr[-3000:] + solo.stderr[-3000:]
+    assert stacked.stderr.count("[stacked launcher] 3 stacked") == 1
+    for name, steps in (("long", 30), ("other", 20), ("short", 10)):
+        ours, theirs = tmp_path / "stacked" / name, tmp_path / "solo" / name
+        for tag in ("train/loss", "val/loss", "train/lr"):
+            assert [step for step, _ in curve(ours, tag)] == [step for step, _ in curve(theirs, tag)], (name, tag)
+            assert [v for _, v in curve(ours, tag)] == pytest.approx([v for _, v in curve(theirs, tag)], abs=1e-5)
+        assert len(curve(ours)) == steps
+        checkpoint = torch.load(ours / "checkpoints" / "last.ckpt", weights_only=False)
+        assert checkpoint["global_step"] == steps
+        alone = weights(theirs)
+        for key, value in checkpoint["state_dict"].items():
+            assert torch.allclose(value, alone[key], atol=1e-4), (name, key)
+        assert json.loads((ours / "status.json").read_text())["state"] == "finished"
+
+
+def test_a_listed_sweep_without_its_list_says_how_to_give_it(toy_corpus, tmp_path):
+    args = sweep_args(toy_corpus, "hydra/sweeper=listed", f"hydra.sweep.dir={tmp_path}")
+    result = run_module("lyricgen.train", *args, cwd=ROOT)
+    assert result.returncode != 0 and "hydra.sweeper.jobs=<a .yaml file" in result.stderr, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+
+
 def test_the_plan_groups_same_shape_jobs(compose_config):
     paper = ["model=rnn", "data.batch_size=1"]
     configs = [
@@ -201,15 +243,16 @@ def test_the_plan_groups_same_shape_jobs(compose_config):
         compose_config("model=lstm", "data.batch_size=1"),  # LSTMs do not stack by default
         compose_config(*paper, "seed=2"),
         compose_config("model=rnn", "data.batch_size=32"),  # above the rnn cell's max_batch_size
-        compose_config(*paper, "trainer.max_steps=99"),  # another length
+        compose_config(*paper, "trainer.max_steps=99999"),  # another length: the same stack, first
         compose_config(*paper, "seed=3"),
         compose_config("model=gru", "data.batch_size=1", "seed=0"),  # another cell: a stack of its own
         compose_config("model=gru", "data.batch_size=1", "seed=1"),
     ]
     limits = OmegaConf.load(ROOT / "conf" / "hydra" / "launcher" / "stacked.yaml").max_batch_size
-    assert plan(configs, max_members=3, max_batch_size=limits) == [[0, 1, 4], [2], [3], [5], [6], [7], [8, 9]]
+    # five jobs of one shape in two stacks of even sizes, the longest job in the first
+    assert plan(configs, max_members=3, max_batch_size=limits) == [[6, 0], [1, 4, 7], [2], [3], [5], [8, 9]]
     larger = {**limits, "rnn": 32}
-    assert plan(configs, max_members=8, max_batch_size=larger) == [[0, 1, 4, 7], [2], [3], [5], [6], [8, 9]]
+    assert plan(configs, max_members=8, max_batch_size=larger) == [[6, 0, 1, 4, 7], [2], [3], [5], [8, 9]]
     assert stack_key(compose_config(*paper, "model.input=embedding"), limits) is None
     assert stack_key(compose_config(*paper, "+trainer.accumulate_grad_batches=2"), limits) is None
     sgd = stack_key(compose_config(*paper, "optim=sgd"), limits)
@@ -230,9 +273,23 @@ def test_the_stacked_network_gives_each_member_its_own_loss_gradient_and_dropout
         CharRNN(vocab, cell=cell, num_layers=3, hidden_size=24, nonlinearity=nonlinearity, dropout=p)
         for p in (0.2, 0, 0.5)
     ]
-    starts = [torch.Generator().manual_seed(seed) for seed in range(3)]
+    assert_each_member_as_alone(members, torch.randint(vocab, (3, 2, 17)))
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru"])
+def test_members_with_other_vocabularies_stack_each_as_alone(cell):
+    """A member whose corpus has fewer characters (a smaller one-hot input and decoder) stacks with the
+    others: padded to the largest vocabulary, it still computes what it computes alone."""
+    torch.manual_seed(0)
+    members = [CharRNN(vocab, cell=cell, num_layers=2, hidden_size=24, dropout=0.2) for vocab in (11, 8, 9)]
+    assert_each_member_as_alone(members, torch.randint(8, (3, 2, 17)))
+
+
+def assert_each_member_as_alone(members: list[CharRNN], ids: torch.Tensor) -> None:
+    """Member k's loss (exactly) and gradients (to 1e-7) in the stack against CharRNN k alone on ids[k], each
+    member's dropout generator started where its solo run's global RNG stands."""
+    starts = [torch.Generator().manual_seed(seed) for seed in range(len(members))]
     generators = [torch.Generator().set_state(start.get_state()) for start in starts]
-    ids = torch.randint(vocab, (3, 2, 17))
     losses = member_losses(stacked_logits(members, ids[..., :-1], generators), ids[..., 1:])
     losses.sum().backward()
     stacked_grads = [[p.grad.clone() for p in member.parameters()] for member in members]
@@ -243,7 +300,7 @@ def test_the_stacked_network_gives_each_member_its_own_loss_gradient_and_dropout
         alone.backward()
         assert torch.equal(losses[index].detach(), alone.detach())
         for stacked_grad, param in zip(stacked_grads[index], member.parameters(), strict=True):
-            assert torch.allclose(stacked_grad, param.grad, rtol=0, atol=1e-7), (cell, index)
+            assert torch.allclose(stacked_grad, param.grad, rtol=0, atol=1e-7), index
 
 
 def test_a_job_that_fails_in_a_parallel_worker_stops_the_sweep_with_its_line(toy_corpus, tmp_path):

@@ -4,13 +4,15 @@ basic launcher runs them. `python -m lyricgen.train -m hydra/launcher=stacked se
 experiment=paper_baseline` trains the five seeds as one stack.
 
 Jobs stack when their networks have the same shape (a CharRNN of any cell on one-hot input,
-unconditioned: what lyricgen.nn.stacked computes) and they share batch and window size, length,
-validation and checkpoint intervals, logging interval and threads; they may differ in everything else a
-sweep varies: seed, optimiser (one of PyTorch's that conf/optim/ offers; another runs alone), its settings
-and schedule, dropout, clipping, guard, corpus, memory. Each group holds at most `max_members` jobs;
-`n_jobs` groups (or unstackable jobs) run at a time, each in a process of its own. A job that cannot stack
-runs alone, as do jobs whose batches are larger than their cell's `max_batch_size`, where stacking stops
-paying (benchmarks/results/stacked.md).
+unconditioned: what lyricgen.nn.stacked computes) and they share batch and window size, validation and
+checkpoint intervals, logging interval and threads; they may differ in everything else a sweep varies:
+seed, length (a member that reaches its last step leaves the stack, the others go on), optimiser (one of
+PyTorch's that conf/optim/ offers; another runs alone), its settings and schedule, dropout, clipping, guard,
+corpus, memory. A shape's jobs are split into stacks of at most `max_members`, of even sizes, longest jobs
+together; `n_jobs` stacks (or unstackable jobs) run at a time, each in a process of its own, the most work
+first. A job that cannot stack runs alone, as do jobs whose batches are larger than their cell's
+`max_batch_size`, where stacking stops paying (benchmarks/results/stacked.md). With `hydra/sweeper=listed`
+a sweep's jobs are any list of runs (lyricgen.hydra.sweeps), so unlike runs of one shape stack too.
 """
 
 import json
@@ -39,8 +41,8 @@ STACKED_TRAINER = {
     "devices": (1, "auto"),
     "precision": ("32-true", "32", 32),
 }
-SHARED_TRAINER = ("max_steps", "val_check_interval", "log_every_n_steps", "enable_progress_bar")
-PER_MEMBER_TRAINER = ("gradient_clip_val", "gradient_clip_algorithm")
+SHARED_TRAINER = ("val_check_interval", "log_every_n_steps", "enable_progress_bar")
+PER_MEMBER_TRAINER = ("max_steps", "gradient_clip_val", "gradient_clip_algorithm")
 IGNORED_TRAINER = ("check_val_every_n_epoch", "num_sanity_val_steps", "enable_model_summary")
 PER_MEMBER_MODEL = ("dropout",)
 
@@ -69,21 +71,35 @@ def stack_key(cfg: DictConfig, max_batch_size: Mapping[str, int]) -> tuple | Non
 
 
 def plan(configs: Sequence[DictConfig], max_members: int, max_batch_size: Mapping[str, int]) -> list[list[int]]:
-    """The jobs (indices) grouped: each stackable shape's jobs in groups of at most max_members, in the
-    order the sweep gave them, and each other job alone."""
-    groups: dict[tuple, list[list[int]]] = {}
-    batches: list[list[int]] = []
+    """The jobs (indices) grouped: each stackable shape's jobs, longest first, in the fewest stacks of at
+    most max_members, of even sizes (a stack of 8 and one of 2 would waste what stacking saves); each
+    other job alone. Shapes in the order the sweep first names them."""
+    shapes: dict[tuple, list[int]] = {}
+    batches: list[list[int] | tuple] = []
     for index, cfg in enumerate(configs):
         key = stack_key(cfg, max_batch_size)
         if key is None:
             batches.append([index])
+        elif key not in shapes:
+            shapes[key] = [index]
+            batches.append(key)
+        else:
+            shapes[key].append(index)
+    planned = []
+    for batch in batches:
+        if isinstance(batch, list):
+            planned.append(batch)
             continue
-        chunks = groups.setdefault(key, [])
-        if not chunks or len(chunks[-1]) >= max_members:
-            chunks.append([])
-            batches.append(chunks[-1])
-        chunks[-1].append(index)
-    return batches
+        jobs = sorted(shapes[batch], key=lambda index: -configs[index].trainer.max_steps)
+        stacks = -(-len(jobs) // max_members)
+        planned += [jobs[len(jobs) * stack // stacks : len(jobs) * (stack + 1) // stacks] for stack in range(stacks)]
+    return planned
+
+
+def work(cfg: DictConfig) -> float:
+    """A job's training work, roughly: steps x layers x recurrent matmuls (the order in which stacks start)."""
+    gates = {"gru": 3, "lstm": 4}.get(cfg.model.get("cell"), 1)
+    return cfg.trainer.max_steps * cfg.model.get("num_layers", 1) * gates * cfg.model.get("hidden_size", 1) ** 2
 
 
 class StackedLauncher(Launcher):
@@ -107,6 +123,8 @@ class StackedLauncher(Launcher):
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
         configs = [self.job_config(initial_job_idx + index, list(item)) for index, item in enumerate(job_overrides)]
         batches = plan(configs, self.max_members, self.max_batch_size)
+        # the most work first: with n_jobs processes, the last to start are the shortest
+        batches.sort(key=lambda batch: -sum(work(configs[index]) for index in batch))
         for batch in batches:
             kind = f"{len(batch)} stacked" if len(batch) > 1 else "alone"
             jobs = "; ".join(" ".join(filter_overrides(job_overrides[index])) for index in batch)
@@ -144,11 +162,20 @@ class StackedLauncher(Launcher):
             if ret.status == JobStatus.COMPLETED:  # diverged in an earlier launch: its result stands
                 ret.return_value = math.inf
         if training:
-            from lyricgen.training.stacked import fit_stacked  # torch and Lightning: once the jobs are sound
+            from lyricgen.training.stacked import (
+                fit_stacked,
+                start_step,
+            )  # torch and Lightning: once the jobs are sound
 
-            results = one_line_errors(fit_stacked)([ret.return_value for ret in training])
-            for ret, result in zip(training, results, strict=True):
-                ret.return_value = finished(ret, result)
+            # members continue from one step: a stack stopped midway whose members were planned otherwise
+            # this time (some have ended since) trains as one stack per step its members stopped at
+            by_step: dict[int, list[JobReturn]] = {}
+            for ret in training:
+                by_step.setdefault(start_step(ret.return_value[2]), []).append(ret)
+            for same_step in by_step.values():
+                results = one_line_errors(fit_stacked)([ret.return_value for ret in same_step])
+                for ret, result in zip(same_step, results, strict=True):
+                    ret.return_value = finished(ret, result)
         return prepared
 
 

@@ -5,7 +5,9 @@ current weights (a copy of a few kB), so gradients land on each member's own par
 optimiser, checkpoint and sampling see a plain CharRNN.
 
 What stacks: every cell (rnn tanh or relu, gru, lstm) on one-hot input, unconditioned, on a CPU; members
-may differ in dropout and everything outside the network (lyricgen.hydra.launcher says which configs group).
+may differ in dropout, in vocabulary (corpora with other characters: each member's input and output
+matrices are padded to the largest, and its loss reads only its own characters' scores) and everything
+outside the network (lyricgen.hydra.launcher says which configs group).
 """
 
 from collections.abc import Callable, Sequence
@@ -179,8 +181,20 @@ class StackedDecoder(torch.autograd.Function):
         return grad.bmm(weight), grad.transpose(1, 2).bmm(x), grad.sum(1)
 
 
-def stacked(tensors: Sequence[Tensor]) -> Tensor:
-    return torch.stack(list(tensors))
+def stacked(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
+    """The members' tensors as one (K, ...) tensor, each padded with zeros along `dim` to the largest (their
+    vocabularies may differ: the padded rows are characters a member never reads nor scores)."""
+    tensors = list(tensors)
+    size = max(tensor.size(dim) for tensor in tensors)
+    return torch.stack([padded(tensor, dim, size) for tensor in tensors])
+
+
+def padded(tensor: Tensor, dim: int, size: int) -> Tensor:
+    """tensor with zeros after its end along `dim` (>= 0), up to `size`."""
+    if tensor.size(dim) == size:
+        return tensor
+    after = tensor.dim() - 1 - dim  # F.pad lists the last dimension's padding first
+    return F.pad(tensor, (0, 0) * after + (0, size - tensor.size(dim)))
 
 
 def stacked_dropout(
@@ -204,8 +218,8 @@ def bernoulli_mask(shape: torch.Size, p: float, dtype: torch.dtype, generator: t
     return torch.empty(shape, dtype=dtype).bernoulli_(1 - p, generator=generator).div_(1 - p)
 
 
-def stacked_logits(members: Sequence[CharRNN], ids: Tensor, generators: Sequence[torch.Generator]) -> Tensor:
-    """ids (K, batch, seq) -> each member's logits (K, seq * batch, vocab), rows time-major (as
+def stacked_logits(members: Sequence[CharRNN], ids: Tensor, generators: Sequence[torch.Generator]) -> list[Tensor]:
+    """ids (K, batch, seq) -> each member's logits (seq * batch, its vocab), rows time-major (as
     member_losses reads them). Dropout (while the members train) draws from each member's generator, as
     its solo run draws it: lyricgen's mask between layers of an RNN or GRU (kernels.recurrent_stack), aten's
     inside nn.LSTM, and lyricgen's on the top layer's output, batch-major after nn.LSTM's batch-first output."""
@@ -219,12 +233,15 @@ def stacked_logits(members: Sequence[CharRNN], ids: Tensor, generators: Sequence
     for layer in range(first.num_layers):
         if layer:
             x = stacked_dropout(x, between, generators, bernoulli_mask if lstm else dropout_mask)
-        layer_weights = [stacked(own[layer][i] for own in weights) for i in range(4)]
+        layer_weights = [
+            stacked((own[layer][i] for own in weights), dim=int(i == 0)) for i in range(4)
+        ]  # w_ih: by input
         x = stacked_layer(first, x, h0, layer_weights)
     x = stacked_dropout(x, on_top, generators, dropout_mask, batch_major=lstm)
     x = x.transpose(0, 1).reshape(ids.size(0), -1, first.hidden_size)
     decoder_weight, decoder_bias = stacked(m.decoder.weight for m in members), stacked(m.decoder.bias for m in members)
-    return StackedDecoder.apply(x, decoder_weight, decoder_bias)
+    logits = StackedDecoder.apply(x, decoder_weight, decoder_bias)
+    return [own[:, : member.vocab_size] for own, member in zip(logits, members, strict=True)]
 
 
 def stacked_layer(cell: nn.RNNBase, x: Tensor, h0: Tensor, weights: list[Tensor]) -> Tensor:
@@ -236,8 +253,9 @@ def stacked_layer(cell: nn.RNNBase, x: Tensor, h0: Tensor, weights: list[Tensor]
     return StackedElman.apply(x, h0, *weights, cell.nonlinearity == "relu")
 
 
-def member_losses(logits: Tensor, targets: Tensor) -> Tensor:
-    """Each member's mean cross-entropy (K,), as sequence_loss gives it alone; targets (K, batch, seq).
+def member_losses(logits: Sequence[Tensor], targets: Tensor) -> Tensor:
+    """Each member's mean cross-entropy (K,), as sequence_loss gives it alone, from its logits (seq * batch,
+    vocab) and targets (K, batch, seq).
     One call per member, on its (seq * batch, vocab) rows as a solo run lays them out: one call over all
     members sums in another order and rounds differently in the last bit."""
     flat_targets = targets.permute(0, 2, 1).reshape(targets.size(0), -1)

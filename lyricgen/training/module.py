@@ -25,8 +25,8 @@ def of_trainer(name: str) -> property:
 class RunLoop:
     """What LyricLM and its run's records (lyricgen.training.callbacks) read of the loop that trains it: the
     step and length, the loggers, the optimiser and the run's directory. A solo run's come from its Trainer;
-    a stacked member's loop (lyricgen.training.stacked) takes the step and length from the stack's Trainer
-    and the rest from the member."""
+    a stacked member's loop (lyricgen.training.stacked) takes the step from the stack's Trainer and the rest,
+    its length included, from the member."""
 
     max_steps = of_trainer("max_steps")
     should_stop = of_trainer("should_stop")

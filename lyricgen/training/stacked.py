@@ -4,10 +4,11 @@ one Lightning Trainer, as one stacked network (lyricgen.nn.stacked), each member
 Each member is the LyricLM and LyricsDataModule its solo run would build (same seed, same initial
 weights, same windows), with its own Adam (and schedule), clipping norm, divergence guard, dropout
 generator (seeded where its solo run's global RNG stands), TensorBoard logger, step metrics, text
-samples and spike forensics, validation and checkpoints. Its run directory is what its solo run writes:
-the checkpoints are in Lightning's format, with the member's weights, optimiser, loops and RNG state, so
-`resume=` continues a member alone, and a stack resumes from its members' last checkpoints. A member
-that diverges stops there (its last good checkpoint kept); the others go on.
+samples and spike forensics, validation and checkpoints, and its own length. Its run directory is what
+its solo run writes: the checkpoints are in Lightning's format, with the member's weights, optimiser,
+loops and RNG state, so `resume=` continues a member alone, and a stack resumes from its members' last
+checkpoints. A member that reaches its last step leaves the stack (validated and saved there), as does
+one that diverges (its last good checkpoint kept); the others go on, and the stack computes only them.
 """
 
 import math
@@ -59,8 +60,8 @@ PROGRESS = ("epoch", "global_step", "pytorch-lightning_version", "loops")
 
 
 class MemberLoop(RunLoop):
-    """A member's loop, as LyricLM and its records read it (LyricLM.train_in): the step, length and stopping
-    of the stack's Trainer; the member's own logger, optimiser and directory."""
+    """A member's loop, as LyricLM and its records read it (LyricLM.train_in): the step and stopping of the
+    stack's Trainer; the member's own length, logger, optimiser and directory."""
 
     def __init__(self, trainer: L.Trainer, member: "Member"):
         super().__init__(trainer)
@@ -70,6 +71,7 @@ class MemberLoop(RunLoop):
     is_global_zero = property(lambda loop: True)  # a stack trains in one process
     sanity_checking = property(lambda loop: False)  # the stack validates its members itself, with no sanity check
     optimizer = property(lambda loop: loop.member.optimizer)
+    max_steps = property(lambda loop: loop.member.length)  # its schedule's length: its own, not the stack's
     run_dir = property(lambda loop: loop.member.run_dir)
     scaler = property(lambda loop: None)  # a stack trains in 32-bit precision (lyricgen.hydra.launcher)
 
@@ -85,6 +87,7 @@ class Member:
     generator: torch.Generator  # its dropout masks: the global RNG's state where its solo run starts training
     logger: TensorBoardLogger
     ending: Diverged | None = None  # set when it diverges: it trains no further
+    done: bool = False  # set at its last step: it trains no further
     optimizer: torch.optim.Optimizer | None = None
     scheduler: object = None
     loop: MemberLoop | None = None
@@ -106,7 +109,11 @@ class Member:
 
     @property
     def training(self) -> bool:
-        return self.ending is None
+        return self.ending is None and not self.done
+
+    @property
+    def length(self) -> int:
+        return self.cfg.trainer.max_steps
 
     def call(self, hook: str, *args: object) -> None:
         """A callback hook on each of the member's records, with the stack's Trainer and the member's module
@@ -163,13 +170,14 @@ class StackedLM(L.LightningModule):
         self.networks = nn.ModuleList(member.module.model for member in members)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
-        inputs, targets = batch
-        generators = [member.generator for member in self.members]
-        losses = member_losses(stacked_logits(list(self.networks), inputs, generators), targets)
+        """The training members' losses, computed for them alone: one that left costs nothing."""
+        training = [index for index, member in enumerate(self.members) if member.training]
+        members = [self.members[index] for index in training]
+        inputs, targets = (part[training] for part in batch)
+        networks, generators = [self.networks[index] for index in training], [member.generator for member in members]
+        losses = member_losses(stacked_logits(networks, inputs, generators), targets)
         total = None
-        for member, loss, value in zip(self.members, losses, losses.detach().tolist(), strict=True):
-            if not member.training:
-                continue
+        for member, loss, value in zip(members, losses, losses.detach().tolist(), strict=True):
             member.module.step_loss = loss.detach()
             if self.passes(member, member.module.check_loss, value):
                 total = loss if total is None else total + loss
@@ -236,12 +244,14 @@ class MemberRecords(Callback):
             if member.training:
                 member.call("on_train_batch_end", outputs, tuple(part[index] for part in batch), batch_idx)
         step, first = trainer.global_step, self.members[0].cfg
-        if step % first.checkpoint.every_n_steps == 0:
+        ending = [member for member in self.members if member.training and step >= member.length]
+        if step % first.checkpoint.every_n_steps == 0 or ending:  # a member that ends is saved at its last step
             trainer.save_checkpoint(RunDir(Path(trainer.default_root_dir)).last, weights_only=False)
-        if step % first.trainer.val_check_interval == 0 or step >= trainer.max_steps:
-            for member in self.members:
-                if member.training:
-                    self.validate(trainer, member)
+        for member in self.members:
+            if member.training and (step % first.trainer.val_check_interval == 0 or member in ending):
+                self.validate(trainer, member)
+        for member in ending:
+            member.done = True  # it leaves the stack
 
     def validate(self, trainer: L.Trainer, member: Member) -> None:
         """val/loss and val/bpc (with the memory's too) as the member's solo validation logs them, its
@@ -336,7 +346,7 @@ def fit_stacked(runs: list[tuple[DictConfig, Path, Path | None]]) -> list[float 
     """Train the runs (config, run dir, checkpoint to continue or None) stacked; each one's best validation
     loss, or the Diverged that stopped it. Every run continues from the same step (0, or its last.ckpt's)."""
     first = runs[0][0]
-    steps = {read_checkpoint(path)["global_step"] if path else 0 for _, _, path in runs}
+    steps = {start_step(path) for _, _, path in runs}
     if len(steps) > 1:
         raise UserError(
             f"runs stacked together continue from one step, but their checkpoints are at steps {sorted(steps)}: "
@@ -358,12 +368,18 @@ def fit_stacked(runs: list[tuple[DictConfig, Path, Path | None]]) -> list[float 
     results = []
     for member in members:
         member.logger.save()
-        if not member.training:
+        if member.ending is not None:
             results.append(member.ending)
             continue
-        print_summary(member.module, member.run_dir, member.val_losses, trainer.global_step, member.cfg)
+        steps = min(trainer.global_step, member.length)
+        print_summary(member.module, member.run_dir, member.val_losses, steps, member.cfg)
         results.append(member.best_score())
     return results
+
+
+def start_step(checkpoint: Path | None) -> int:
+    """The step a run continues from: its checkpoint's, or 0."""
+    return read_checkpoint(checkpoint)["global_step"] if checkpoint else 0
 
 
 def member_windows(member: Member, step: int) -> RandomWindows:
@@ -378,11 +394,13 @@ def continue_line(members: list[Member]) -> str:
 
 
 def stacked_trainer(cfg: DictConfig, members: list[Member]) -> L.Trainer:
-    """The one Trainer of the stack: the shared options of its members' (steps, logging interval, progress
-    bar); no logger or checkpoint callback of its own, no validation loop (each member validates itself)."""
+    """The one Trainer of the stack: the shared options of its members' (logging interval, progress bar), as
+    many steps as its longest member; no logger or checkpoint callback of its own, no validation loop (each
+    member validates itself)."""
     options = trainer_options(cfg)
-    kept = {key: options[key] for key in ("max_steps", "log_every_n_steps", "enable_progress_bar") if key in options}
+    kept = {key: options[key] for key in ("log_every_n_steps", "enable_progress_bar") if key in options}
     return L.Trainer(
+        max_steps=max(member.length for member in members),
         default_root_dir=members[0].run_dir,
         logger=False,
         enable_checkpointing=False,
