@@ -26,6 +26,7 @@ BIN := $(VENV)/bin
 comma := ,
 space := $(subst ,, )
 INSTALLED := $(VENV)/.installed
+COMPILED := $(VENV)/.compiled
 
 .DEFAULT_GOAL := help
 .PHONY: help install train play test test-fast lint format bench docs figures stale reproduce tensorboard clean
@@ -33,7 +34,7 @@ INSTALLED := $(VENV)/.installed
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-install: $(INSTALLED) ## create .venv and install lyricgen with its dev tools (idempotent)
+install: $(INSTALLED) $(COMPILED) ## create .venv and install lyricgen with its dev tools (idempotent)
 
 # The checkout goes on the path as it is (editable_mode=compat): Hydra finds launchers by listing the
 # hydra_plugins folders on the path, which setuptools' default editable import hook cannot list.
@@ -54,12 +55,18 @@ $(INSTALLED): pyproject.toml $(TORCH_INSTALLED)
 	$(BIN)/python -m pip install -q --disable-pip-version-check $(EDITABLE) -e '.[$(EXTRAS)]'
 	touch $@
 
+# The compiled recurrence (lyricgen/nn/recurrence.cpp), built into the environment where a C++ compiler
+# exists; without one the build says so in one line and lyricgen runs its pure-PyTorch loops.
+$(COMPILED): lyricgen/nn/recurrence.cpp $(INSTALLED)
+	$(BIN)/python -c 'from lyricgen.nn import compiled; compiled.build()'
+	touch $@
+
 train: install ## train the default model on the built-in corpus and print a sample
 	$(BIN)/python -m lyricgen.train $(ARGS)
 
 # The playground's extra (Gradio, ~50 packages), installed by the targets that need it only
 PLAY_INSTALLED := $(VENV)/.play-installed
-$(PLAY_INSTALLED): $(INSTALLED)
+$(PLAY_INSTALLED): $(INSTALLED) $(COMPILED)
 	$(BIN)/python -m pip install -q --disable-pip-version-check $(EDITABLE) -e '.[$(EXTRAS),play]'
 	touch $@
 

@@ -6,7 +6,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, TOY_LYRICS
+from conftest import ROOT, TOY_LYRICS, curve
+
+from lyricgen.nn import compiled
 
 SCRIPTS = ["lyricgen-train", "lyricgen-generate", "lyricgen-prepare", "lyricgen-report", "lyricgen-reproduce"]
 SCRIPTS += ["lyricgen-batches", "lyricgen-evaluate"]
@@ -72,3 +74,33 @@ def test_make_install_with_another_torch_build_installs_it_even_after_an_install
     (venv / ".installed").touch()
     assert "pip install" not in planned("torch==2.13.0")  # nothing to do for the build that is there
     assert "pip install" in planned(cuda)  # another build: installed again
+
+
+@pytest.mark.slow
+def test_without_a_compiler_the_build_says_so_in_a_line_and_training_runs_the_python_loops(tmp_path, toy_corpus):
+    """`make install`'s build step where no C++ compiler exists (hidden: CXX names none), into an empty build
+    directory: one line, no failure; training then says once that it runs the Python loops, and trains as
+    the compiled loops train (the same bits: the same loss at every step)."""
+    hidden = {**os.environ, "LYRICGEN_BUILD_DIR": str(tmp_path / "build"), "CXX": str(tmp_path / "no-compiler")}
+    build = [sys.executable, "-c", "from lyricgen.nn import compiled; compiled.build()"]
+    built = subprocess.run(build, env=hidden, capture_output=True, text=True, cwd=ROOT)
+    assert built.returncode == 0 and built.stderr.count("\n") == 1, built.stderr
+    assert "the compiled recurrence was not built (no C++ compiler" in built.stderr
+    run = ["-m", "lyricgen.train", "model=rnn", "model.hidden_size=16", "data=text", f"data.path={toy_corpus}"]
+    run += ["trainer.max_steps=5", "trainer.val_check_interval=5", "data.val_chars=2000", "sample_length=10"]
+    without = subprocess.run(
+        [sys.executable, *run, f"hydra.run.dir={tmp_path / 'python'}"],
+        env=hidden,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert without.returncode == 0, without.stderr[-3000:]
+    assert without.stderr.count("the compiled recurrence is not built here") == 1
+    if not (compiled.built_path()).is_file():
+        pytest.skip("the compiled recurrence is not built here either: nothing to compare with")
+    with_it = subprocess.run(
+        [sys.executable, *run, f"hydra.run.dir={tmp_path / 'compiled'}"], capture_output=True, text=True, cwd=ROOT
+    )
+    assert with_it.returncode == 0 and "not built" not in with_it.stderr, with_it.stderr[-3000:]
+    assert curve(tmp_path / "python") == curve(tmp_path / "compiled") and len(curve(tmp_path / "python")) == 5

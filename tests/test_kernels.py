@@ -1,12 +1,14 @@
-"""The CPU kernels must compute exactly what nn.RNN / nn.GRU compute, gradients included."""
+"""The CPU kernels must compute exactly what nn.RNN / nn.GRU compute, gradients included, and their compiled
+loops exactly what their Python loops compute."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lyricgen.nn import kernels
+from lyricgen.nn import compiled, kernels
 from lyricgen.nn.charrnn import CharRNN
+from lyricgen.nn.stacked import member_losses, stacked_logits
 
 CELLS = {
     "rnn tanh": lambda *shape: nn.RNN(*shape),
@@ -178,3 +180,39 @@ def test_gru_sigmoid_form_at_batch_16_with_one_hot_input_and_a_given_state():
     actual = torch.autograd.grad(kernel_logits.square().sum() + kernel_final.sum(), weights)
     expected = torch.autograd.grad(reference_logits.square().sum() + final.sum(), weights)
     assert_all_close(list(actual), list(expected))
+
+
+NOT_BUILT = "the compiled recurrence is not built here (no C++ compiler when make install ran)"
+
+
+@pytest.mark.skipif(not compiled.built_path().is_file(), reason=NOT_BUILT)
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("batch", [1, 70])  # GRU at 70: the backward's factors in blocks of steps
+def test_the_compiled_loops_give_the_python_loops_bits(cell, batch, monkeypatch):
+    torch.manual_seed(0)
+    rnn = CELLS[cell](5, 100, 2)
+    inputs = torch.randn(25, batch, 5, requires_grad=True)
+
+    def run(switch: str) -> list:
+        monkeypatch.setenv(compiled.SWITCH, switch)
+        return outputs_and_gradients(lambda *args: kernels.recurrent_stack(rnn, *args), rnn, inputs, None)
+
+    for got, want in zip(run("1"), run("0"), strict=True):
+        assert torch.equal(got, want)
+
+
+@pytest.mark.skipif(not compiled.built_path().is_file(), reason=NOT_BUILT)
+@pytest.mark.parametrize("cell", ["rnn", "gru"])
+def test_stacked_members_get_the_same_bits_from_the_compiled_loops(cell, monkeypatch):
+    ids = torch.randint(11, (3, 2, 17))
+
+    def run(switch: str) -> list:
+        monkeypatch.setenv(compiled.SWITCH, switch)
+        torch.manual_seed(0)
+        members = [CharRNN(11, cell=cell, num_layers=2, hidden_size=24, dropout=0.2) for _ in range(3)]
+        generators = [torch.Generator().manual_seed(seed) for seed in range(3)]
+        losses = member_losses(stacked_logits(members, ids[..., :-1], generators), ids[..., 1:])
+        return [losses, *torch.autograd.grad(losses.sum(), [p for member in members for p in member.parameters()])]
+
+    for got, want in zip(run("1"), run("0"), strict=True):
+        assert torch.equal(got, want)

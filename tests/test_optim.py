@@ -27,6 +27,9 @@ def test_each_option_builds_its_optimiser_with_its_arguments(compose_config, opt
 
 def test_any_optimiser_class_works_and_a_wrong_argument_is_one_line(compose_config):
     nadam = compose_config("optim=adamw", "optim._target_=torch.optim.NAdam", "optim.schedule=constant")
+    with pytest.raises(UserError, match=r"NAdam .*'fused' \(leave it out: ~optim.fused\)"):
+        build_module(nadam, "abc", []).configure_optimizers()
+    nadam = compose_config("optim=adamw", "optim._target_=torch.optim.NAdam", "~optim.fused", "optim.schedule=constant")
     assert type(build_module(nadam, "abc", []).configure_optimizers()) is torch.optim.NAdam
     adagrad = compose_config("optim=sgd", "optim._target_=torch.optim.Adagrad", "optim.schedule=constant")
     with pytest.raises(UserError, match=r"optim._target_=torch.optim.Adagrad .*momentum"):

@@ -196,8 +196,9 @@ def test_a_stopped_stacked_sweep_resumes_where_it_stopped(toy_corpus, tmp_path):
 @pytest.mark.slow
 def test_unlike_runs_of_one_shape_stack_across_a_listed_sweep_each_as_its_solo_run(toy_corpus, tmp_path):
     """A listed sweep (hydra/sweeper=listed) of runs that differ in length, learning rate, dropout, clipping
-    and corpus (one with more characters): one stack, each member equal to its solo run (as above: losses 1e-5, weights 1e-4), and a
-    member that reaches its last step leaves the stack there, finished, with its last.ckpt at that step."""
+    and corpus (one with more characters): one stack, each member equal to its solo run (as above: losses
+    1e-5, weights 1e-4), and a member that reaches its last step leaves the stack there, finished, with its
+    last.ckpt at that step."""
     other = tmp_path / "other.txt"
     other.write_text("hey! ho?\n" + "\n".join(reversed(TOY_LYRICS.splitlines())), encoding="utf-8")  # 3 more characters
     jobs = tmp_path / "jobs.yaml"

@@ -8,7 +8,8 @@ backward replays them one by one. Here each layer's recurrence is ONE autograd n
 - backward steps do only what depends on the carried gradient (an addmm and one to three multiplies);
   every other factor is computed for many steps at once, and the weight gradient is one matmul per layer.
 Weights are nn.RNN/nn.GRU's own parameters, so checkpoints and the CUDA path (cuDNN) are unchanged;
-tests check outputs and gradients against nn.RNN/nn.GRU.
+tests check outputs and gradients against nn.RNN/nn.GRU. The per-character loops run compiled where
+`make install` could build them (lyricgen.nn.compiled: the same calls, the same bits), else in Python here.
 """
 
 from collections.abc import Callable
@@ -17,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
+
+from lyricgen.nn import compiled
 
 Tensor = torch.Tensor
 
@@ -84,6 +87,8 @@ def multiply_add_for(weight: Tensor) -> Callable[[Tensor, Tensor, Tensor], Tenso
 def elman_steps(states: Tensor, w_hh_t: Tensor, relu: bool) -> None:
     """ElmanLayer's recurrence, in place: states[t + 1] holds step t's input projection and becomes its
     output, act(projection + states[t] W_hh^T); states may carry a member dimension after time."""
+    if (loops := compiled.recurrence()) is not None:
+        return loops.elman_steps(states, w_hh_t, relu)
     activate, h, multiply_add = (torch.relu_ if relu else torch.tanh_), states[0], multiply_add_for(w_hh_t)
     for state in states[1:].unbind(0):
         h = activate(multiply_add(state, h, w_hh_t))
@@ -94,6 +99,8 @@ def elman_steps_backward(grad_pre: Tensor, out: Tensor, w_hh: Tensor, relu: bool
     / d each pre-activation; returns d loss / d the first step's pre-activation (the carry into h0)."""
     # d act / d pre-activation for all steps at once (relu's outputs are >= 0: sign is its slope)
     slope = out.sign() if relu else 1 - out * out
+    if (loops := compiled.recurrence()) is not None:
+        return loops.elman_steps_backward(grad_pre, slope, w_hh)
     carry, multiply_add = None, multiply_add_for(w_hh)  # carry: d loss / d the next step's pre-activation
     for grad_t, slope_t in reversed(per_step(grad_pre, slope)):
         if carry is not None:
@@ -144,9 +151,20 @@ def gru_forward(
     project_into(inputs, x_weight, x_bias, out=work[..., : 3 * hidden])
     work[..., 3 * hidden :] = b_hn.unsqueeze(-2)
     states = with_initial_state(h0, len(inputs))
+    gru_steps(work, states, h0, reorder_gates(w_hh, "zrn", dim=gates).transpose(-1, -2), via_sigmoid)
+    ctx.save_for_backward(inputs, w_ih, w_hh, work, states)
+    return states[1:]
+
+
+def gru_steps(work: Tensor, states: Tensor, h0: Tensor, w_hh_t: Tensor, via_sigmoid: bool) -> None:
+    """gru_forward's recurrence, in place: each step adds h W^T to its pre-activations in `work` and applies
+    the activations there; states[t + 1] becomes step t's output."""
+    if (loops := compiled.recurrence()) is not None:
+        return loops.gru_steps(work, states, h0, w_hh_t, via_sigmoid)
+    hidden = states.size(-1)
     n, z, r, h_n = work.split(hidden, dim=-1)
     steps = per_step(work[..., hidden:], work[..., hidden : 3 * hidden], n, z, r, h_n, states[1:])
-    w_hh_t, h, multiply_add = reorder_gates(w_hh, "zrn", dim=gates).transpose(-1, -2), h0, multiply_add_for(w_hh)
+    h, multiply_add = h0, multiply_add_for(w_hh_t)
     for zrh_t, zr_t, n_t, z_t, r_t, h_n_t, state in steps:
         multiply_add(zrh_t, h, w_hh_t)
         zr_t.sigmoid_()
@@ -155,8 +173,6 @@ def gru_forward(
         else:
             n_t.addcmul_(r_t, h_n_t).tanh_()
         h = torch.lerp(n_t, h, z_t, out=state)
-    ctx.save_for_backward(inputs, w_ih, w_hh, work, states)
-    return states[1:]
 
 
 def gru_steps_backward(grad_out: Tensor, work: Tensor, states: Tensor, w_hh: Tensor) -> tuple[Tensor, Tensor]:
@@ -165,21 +181,35 @@ def gru_steps_backward(grad_out: Tensor, work: Tensor, states: Tensor, w_hh: Ten
     hidden = w_hh.size(-1)
     grads = work.new_empty(*work.shape[:-1], 4, hidden)
     carried = grad_out.clone(memory_format=torch.contiguous_format)  # d loss / d h_t, completed from the end
-    steps = per_step(carried, work[..., hidden : 2 * hidden], grads, grads.view_as(work)[..., hidden:])
-    w_hh_zrn, multiply_add = reorder_gates(w_hh, "zrn", dim=w_hh.dim() - 2), multiply_add_for(w_hh)
+    z, h_side = work[..., hidden : 2 * hidden], grads.view_as(work)[..., hidden:]
+    w_hh_zrn = reorder_gates(w_hh, "zrn", dim=w_hh.dim() - 2)
+    steps_backward = gru_steps_backward_python
+    if (loops := compiled.recurrence()) is not None:
+        steps_backward = loops.gru_steps_backward
     # The factors are made a block of steps at a time, ~64k values per operand, so that they are still in
     # cache when the steps use them (what it bought: docs/speed.md).
     block = -(-(2**16) // (work[0].numel() // 4))
     seq = len(work)
     for start in reversed(range(0, seq, block)):
         end = min(start + block, seq)
-        block_factors = gru_factors(work[start:end], states[start:end], hidden).unbind(0)
-        for step in range(end - 1, start - 1, -1):
-            grad_h, z_t, grads_t, grad_h_side_t = steps[step]
-            torch.mul(grad_h.unsqueeze(-2), block_factors[step - start], out=grads_t)
-            grad_h_before = steps[step - 1][0] if step else grad_h.new_zeros(grad_h.shape)
-            multiply_add(grad_h_before.addcmul_(grad_h, z_t), grad_h_side_t, w_hh_zrn)
-    return grads.view_as(work), grad_h_before
+        factors = gru_factors(work[start:end], states[start:end], hidden)
+        grad_h0 = steps_backward(carried, z, grads, h_side, factors, w_hh_zrn, start, end)
+    return grads.view_as(work), grad_h0
+
+
+def gru_steps_backward_python(
+    carried: Tensor, z: Tensor, grads: Tensor, h_side: Tensor, factors: Tensor, w_hh_zrn: Tensor, start: int, end: int
+) -> Tensor:
+    """gru_steps_backward's steps [start, end), from the end: each step's gradients are one multiply of the
+    carried d loss / d h_t by its factors; returns d loss / d the state before `start` (at 0: d loss / d h0)."""
+    multiply_add, first = multiply_add_for(w_hh_zrn), max(start - 1, 0)  # the block's steps and the one before
+    steps = per_step(carried[first:end], z[first:end], grads[first:end], h_side[first:end])
+    for step in range(end - 1, start - 1, -1):
+        grad_h, z_t, grads_t, grad_h_side_t = steps[step - first]
+        torch.mul(grad_h.unsqueeze(-2), factors[step - start], out=grads_t)
+        grad_h_before = steps[step - 1 - first][0] if step else grad_h.new_zeros(grad_h.shape)
+        multiply_add(grad_h_before.addcmul_(grad_h, z_t), grad_h_side_t, w_hh_zrn)
+    return grad_h_before
 
 
 def gru_backward(ctx, grad_out: Tensor, rows: Callable, project_backward: Callable) -> tuple:

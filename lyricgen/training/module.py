@@ -2,6 +2,7 @@
 Logging, samples and checkpoint extras are callbacks (lyricgen.training.callbacks)."""
 
 import math
+import re
 from collections.abc import Iterable
 from functools import partial
 from pathlib import Path
@@ -240,7 +241,9 @@ def build_optimizer(spec: dict, parameters: Iterable[torch.nn.Parameter]) -> tor
     except (InstantiationException, TypeError, ValueError) as err:
         lines = str(err).strip().splitlines() or [type(err).__name__]
         message = lines[-1].split(", set env var HYDRA_FULL_ERROR")[0]  # Hydra's hint names no key of ours
-        raise UserError(f"optim._target_={spec['_target_']} cannot be made from optim.*: {message}") from None
+        unexpected = re.search(r"unexpected keyword argument '(\w+)'", message)
+        remedy = f" (leave it out: ~optim.{unexpected[1]})" if unexpected else ""
+        raise UserError(f"optim._target_={spec['_target_']} cannot be made from optim.*: {message}{remedy}") from None
 
 
 FINAL_LR_FRACTION = 0.1  # where cosine ends, and the second drop of step: nanoGPT's min_lr = lr / 10
