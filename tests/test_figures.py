@@ -1,6 +1,7 @@
 """Figures come from results files that say which code measured them: the README's table is written from
 them (a hand-edited figure fails), and the staleness check names results the code has moved past."""
 
+import csv
 import json
 import subprocess
 import sys
@@ -104,3 +105,22 @@ def test_provenance_names_the_machine_and_the_command():
     assert len(record["commit"]) == 40 and record["cores"] >= 1 and record["cpu"]
     assert record["command"].startswith("python ") and record["torch"] and record["measures"] == ["lyricgen/nn"]
     assert set(record["instruction_sets"]) <= set(INSTRUCTION_SETS)
+
+
+def test_a_claims_verdict_flips_when_its_numbers_do(tmp_path):
+    """The paper's claims are read from the protocol's groups by stated rules: the best model moved above the
+    baseline turns "best is best" from confirmed to refuted on the page."""
+    from paper_claims import claims_table
+
+    folder = ROOT / "docs" / "reproduce-full"
+    assert "is best | clean, 20k | **confirmed**" in claims_table(folder)
+    for name in ("groups.csv", "results.csv"):
+        (tmp_path / name).write_text((folder / name).read_text())
+    rows = list(csv.DictReader((tmp_path / "groups.csv").open()))
+    best = next(row for row in rows if row["group"] == "best")
+    best["val_loss_mean"] = str(float(next(r for r in rows if r["group"] == "baseline")["val_loss_mean"]) + 0.1)
+    with (tmp_path / "groups.csv").open("w", newline="") as out:
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    assert "is best | clean, 20k | **refuted**" in claims_table(tmp_path)
