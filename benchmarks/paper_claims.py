@@ -137,7 +137,7 @@ def high_lr_claim(g: dict[str, Group]) -> tuple[str, str]:
     high = g["high_lr"]
     diverged = int(high["diverged"])
     verdict = "confirmed" if diverged == high.seeds else f"{diverged} of {high.seeds}"
-    return verdict, f"lr 0.05: {diverged} of {high.seeds} seeds diverge, within their first {high['steps']} iterations"
+    return verdict, f"lr 0.05: {diverged} of {high.seeds} seeds diverge, by iteration {high['steps']}"
 
 
 def deep_claim(g: dict[str, Group]) -> tuple[str, str]:
@@ -175,6 +175,15 @@ CLAIMS = [  # (the paper's claim, which runs, how to read them)
 ABLATIONS = ["ablation_lr001", "ablation_dropout", "ablation_clip", "ablation_relu", "ablation_4layers"]
 
 
+def ablation(group: Group, base: Group) -> str:
+    """An ablation's loss against the baseline's, and its runs that spiked or diverged (whose loss is their
+    best before diverging)."""
+    notes = [compared(group, base)]
+    notes += [f"{group.spiking} of {group.seeds} spiking"] if group.spiking else []
+    notes += [f"{group['diverged']} of {group.seeds} diverged"] if int(group["diverged"]) else []
+    return f"{group.loss} ({', '.join(notes)})"
+
+
 def claims_table(folder: Path) -> str:
     """The claims, each with its runs, its verdict (bold) and the numbers behind it; then the baseline's
     one-factor ablations against the baseline."""
@@ -184,11 +193,7 @@ def claims_table(folder: Path) -> str:
         verdict, evidence = read(groups)
         lines.append(f"| {claim} | {runs} | **{verdict}**: {evidence} |")
     base = groups["baseline"]
-    ablations = [
-        f"{name.removeprefix('ablation_')} {groups[name].loss} ({compared(groups[name], base)}"
-        f"{', ' + str(groups[name].spiking) + ' spiking' if groups[name].spiking else ''})"
-        for name in ABLATIONS
-    ]
+    ablations = [f"{name.removeprefix('ablation_')} {ablation(groups[name], base)}" for name in ABLATIONS]
     lines += [
         "",
         f"One-factor ablations of the baseline ({base.loss}), clean corpus, 20k: " + "; ".join(ablations) + ".",
