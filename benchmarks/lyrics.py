@@ -7,7 +7,7 @@ outputs/lyrics/; then for each run it scores 10 free samples of 600 characters (
 temperature, the run's n-gram memory as generate uses it) and 10 songs each in the form of the held-out
 piece beside it (form=real), against 10 held-out pieces of 600 characters (lyricgen.score). The paper's best
 model, its baseline and the baseline with tablature (the paper's sample claims) are scored the same way where
-`python -m lyricgen.reproduce out=outputs/reproduce/head` left their runs. It times the scorecard on a
+`make reproduce` left their runs (outputs/reproduce/paper). It times the scorecard on a
 300-character sample and a form's sampling per character against free sampling's, side by side. Writes
 results/lyrics.{json,md} with the provenance, and in lyrics.json a song of the first seed's model in a form
 with the command that writes it again (the README shows it).
@@ -15,6 +15,7 @@ with the command that writes it again (the README shows it).
 
 import argparse
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -25,13 +26,14 @@ from pathlib import Path
 import torch
 from common import RESULTS, write_result
 
+from lyricgen.provenance import provenance
 from lyricgen.quality.scorecard import score
 from lyricgen.score import ScoreConfig, scorecards, scored_texts
 from lyricgen.training.generation import GenerateConfig, load, sampled
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "outputs" / "lyrics"
-REPRODUCED = ROOT / "outputs" / "reproduce" / "head"  # python -m lyricgen.reproduce out=outputs/reproduce/head ...
+REPRODUCED = ROOT / "outputs" / "reproduce" / "paper"  # where `make reproduce` leaves the protocol's runs
 PAPER_GROUPS = {"baseline": "the paper's baseline", "baseline_tab": "the paper's baseline, tablature in its songs",
                 "best": "the paper's best model"}  # fmt: skip
 MEASURES = ("lyricgen", "conf", "benchmarks/lyrics.py")
@@ -49,10 +51,13 @@ SCORING_MS_GOAL, FORM_COST_GOAL = 10.0, 3.0
 def train(corpus: str, seed: int) -> Path:
     """`make train`'s command on `corpus` with `seed`, into outputs/lyrics/ (kept: the playground's picture
     and the results' song come from these runs)."""
-    run = RUNS / f"{corpus}-seed{seed}"
-    if not (run / "checkpoints" / "best.ckpt").is_file():
+    run, commit = RUNS / f"{corpus}-seed{seed}", provenance(MEASURES)["commit"]
+    trained_at = run / "trained_at"  # a kept run is scored again only at the commit that trained it
+    if not (trained_at.is_file() and trained_at.read_text() == commit):
+        shutil.rmtree(run, ignore_errors=True)
         command = [sys.executable, "-m", "lyricgen.train", f"data={corpus}", f"seed={seed}", f"hydra.run.dir={run}"]
         subprocess.run([*command, "trainer.enable_progress_bar=false"], cwd=ROOT, check=True, capture_output=True)
+        trained_at.write_text(commit)
     return run
 
 
@@ -160,7 +165,7 @@ def main(seeds: int) -> None:
     for group, title in PAPER_GROUPS.items():  # the paper's sample claims, where `make reproduce` left the runs
         runs = sorted((REPRODUCED / group).glob("seed=*"))
         if runs:
-            models[f"paper_{group}"] = {"title": f"{title} (outputs/reproduce/head/{group}, trained at "
+            models[f"paper_{group}"] = {"title": f"{title} ({(REPRODUCED / group).relative_to(ROOT)}, trained at "
                                         f"{reproduced_commit()[:7]})", "runs": [cards(run) for run in runs],
                                         "dirs": [str(run) for run in runs]}  # fmt: skip
     first = RUNS / "songs_poems-seed0"
