@@ -1,6 +1,7 @@
 """The benchmarks' measuring sticks must keep working: CI runs no benchmark, so these run their pieces small."""
 
 import itertools
+import json
 import math
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
 from genres import GENRES, SONG_CHARS, WRONG_SHARE, songs, standin_songs
 from references import BabyGPT, SkeletonRNN, nanogpt_lr, raw_steps, skeleton_steps, train_baby_gpt
+from stacked_protocol import compare, comparison_page
 from stacked_speed import StackedAdam, StackedRNN, member_losses
 from time_to_quality import best_by_minute, make_train_verdict, summary_bits, verdicts
 from train_speed import BATCHES, MODELS, TARGETS, VOCAB, targets
@@ -145,3 +147,31 @@ def test_stacked_adam_steps_each_member_as_adam_with_its_own_rate_and_clipping()
             adam.zero_grad()
         assert torch.allclose(stacked.decoder_weight[index], member.decoder.weight, atol=1e-6)
         assert torch.allclose(stacked.w_hh[1][index], member.rnn.weight_hh_l1, atol=1e-6)
+
+
+def test_the_protocol_comparison_pairs_each_seed_and_counts_what_diverged(tmp_path):
+    solo = {
+        "a/seed=0": {"group": "a", "val_loss": 2.0},
+        "a/seed=1": {"group": "a", "val_loss": 2.2},
+        "b/seed=0": {"group": "b", "val_loss": float("nan")},
+        "b/seed=1": {"group": "b", "val_loss": 3.0},
+    }
+    stacked = solo | {"a/seed=1": {"group": "a", "val_loss": 2.25}, "b/seed=1": {"group": "b", "val_loss": math.nan}}
+    compared = compare(solo, stacked)
+    assert compared["a"]["largest_seed_difference"] == pytest.approx(0.05)
+    assert compared["a"]["stacked"]["mean"] == pytest.approx(2.125) and compared["a"]["stacked_mean_inside_solo_range"]
+    assert compared["b"]["diverged"] == {"solo": 1, "stacked": 2} and compared["b"]["largest_seed_difference"] is None
+    assert not compared["a"]["same_result"] and not compared["b"]["same_result"]
+    assert compare(solo, solo)["b"]["same_result"]  # a seed that diverges both ways ends the same way
+    assert compared["b"]["stacked"]["mean"] is None and not compared["b"]["stacked_mean_inside_solo_range"]
+    with pytest.raises(ValueError, match="other runs"):
+        compare(solo, {run: solo[run] for run in list(solo)[:3]})
+    record = {"commit": "0" * 40, "date": "2026-12-08", "cpu": "cpu", "instruction_sets": ["avx2"], "torch": "2"}
+    result = {"scale": 0.1, "groups": ["a", "b"], "machine": "m", "seconds": {"solo": 120, "stacked": 60}}
+    (tmp_path / "scale0.1.json").write_text(
+        json.dumps({"provenance": record | {"command": "c"}, **result, "compared": compared})
+    )
+    page = comparison_page([tmp_path / "scale0.1.json"])
+    assert "| a | 2 | 2.1000 (2.0000-2.2000) | 2.1250 (2.0000-2.2500) | 0 / 0 | 5.0e-02 | yes |" in page
+    assert "| b | 2 | 3.0000 (3.0000-3.0000) | all diverged | 1 / 2 | - | no |" in page
+    assert "ends 2.00x sooner" in page and "0 of 2 groups end with every seed where its solo run ends" in page
