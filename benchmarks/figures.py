@@ -3,14 +3,16 @@ the commit that measured it.
 
 Run: `make figures` or `python benchmarks/figures.py` rewrites the marked sections of README.md (the table
 of results, the song), docs/reproduce.md (the protocol's groups, the paper's claims read from them
-(benchmarks/paper_claims.py), the split's shift) and docs/measurements.md
-(the lyrics against real songs); `--check [FILE ...]` exits 1,
-naming the lines, where a file is not what the results files say (tests/test_figures.py runs it).
+(benchmarks/paper_claims.py), the split's shift), docs/measurements.md (the lyrics against real songs),
+docs/generation.md (what a genre label and guidance do) and docs/speed.md (the speed goals still missed);
+`--check [FILE ...]` exits 1, naming the lines, where a file is not what the results files say
+(tests/test_figures.py runs it).
 `make stale` says which results files the code has moved past since.
 """
 
 import csv
 import json
+import os
 import statistics
 import sys
 from collections.abc import Callable
@@ -49,8 +51,9 @@ def commit(data: dict) -> str:
     return ", ".join(f"`{each[:7]}`" for each in commits)
 
 
-def link(path: Path) -> str:
-    return f"[{path.name}]({path.relative_to(ROOT).as_posix()})"
+def link(path: Path, page: Path = ROOT / "README.md") -> str:
+    """A Markdown link to a results file from `page` (README.md, or a page in docs/)."""
+    return f"[{path.name}]({Path(os.path.relpath(path, page.parent)).as_posix()})"
 
 
 def make_train() -> list[str]:
@@ -122,6 +125,44 @@ def training_speed() -> list[str]:
     ]
 
 
+PAPER_MODELS = ("paper baseline", "paper best", "GRU 1x100")  # the paper's three models, as train.json names them
+
+
+def speed_goals() -> str:
+    """docs/speed.md's record of the speed goals still missed: batch 1 against the paper's loop, with what
+    a plain PyTorch loop over the same model reaches; and 8 stacked runs against one, with their floor."""
+    train_path, stacked_path = (ROOT / "benchmarks" / "results" / name for name in ("train.json", "stacked.json"))
+    train, stacked = load(train_path), load(stacked_path)
+    rows = [
+        row for row in train["rows"] if row["batch"].startswith("batch 1 ") and row["model"].startswith(PAPER_MODELS)
+    ]
+    goal = next(target for target in train["targets"] if target["target"].startswith("15x"))
+    floor = stacked["eight_matmuls"]
+    lines = [
+        f"Batch 1, one thread ({link(train_path, SPEED)}, at {commit(train)}, {machine(train)}): goal 15x the "
+        f"paper's loop, {'met' if goal['met'] else 'missed'}.",
+        "",
+        "| model | lyricgen vs the paper's loop | a plain PyTorch loop vs the paper's loop "
+        "| lyricgen vs the plain loop |",
+        "|---|---|---|---|",
+    ]
+    for row in rows:
+        raw = row["raw_chars_per_s"] / row["skeleton_chars_per_s"]
+        lines.append(f"| {row['model']} | {row['lyricgen_vs_skeleton']}x | {raw:.1f}x | {row['lyricgen_vs_raw']} |")
+    lines += [
+        "",
+        f"Stacked ({link(stacked_path, SPEED)}, at {commit(stacked)}, {machine(stacked)}): {floor['members']} runs "
+        f"of the paper's best model train {stacked['eight_vs_solo_run']:.2f}x one solo run's characters per second "
+        f"(goal {stacked['goal']:g}x, {'met' if stacked['eight_vs_solo_run'] >= stacked['goal'] else 'missed'}); their "
+        f"steps alone, without a trainer, {stacked['eight_steps_vs_solo_run']:.2f}x. The members' matrix products "
+        f"alone take {floor['ms_per_step']:.1f} ms a step (recurrent {floor['recurrent_ms']:.1f} ms, whole-window "
+        f"{floor['whole_window_ms']:.1f} ms): if nothing else cost anything, {floor['at_most_vs_solo_run']:.1f}x "
+        f"one solo run. The stacked step takes {stacked['eight_step_ms']:.1f} ms, "
+        f"{stacked['eight_step_ms'] / floor['ms_per_step']:.1f}x that floor.",
+    ]
+    return "\n".join(lines)
+
+
 def mean_over_seeds(by_seed: dict[str, dict[str, float]]) -> float:
     """The mean over seeds of the mean over labels."""
     return statistics.mean(statistics.mean(by_label.values()) for by_label in by_seed.values())
@@ -140,6 +181,89 @@ def genres() -> list[str]:
     )
     where = f"default model, {data['steps']} steps, seeds {data['seeds'][0]}-{data['seeds'][-1]}, {machine(data)}"
     return ["a genre label, and guidance to strengthen it", figure, where, commit(data), link(path)]
+
+
+def by_label(by_seed: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Each label's mean over seeds."""
+    labels = next(iter(by_seed.values()))
+    return {label: statistics.mean(seeded[label] for seeded in by_seed.values()) for label in labels}
+
+
+def label_spread(by_seed: dict[str, dict[str, float]], label: str) -> str:
+    values = [seeded[label] for seeded in by_seed.values()]
+    return f"{min(values):.3f}-{max(values):.3f}"
+
+
+def listed(values: dict[str, float], form: str = ".3f") -> str:
+    return ", ".join(f"{label} {value:{form}}" for label, value in values.items())
+
+
+def genres_findings() -> str:
+    """docs/generation.md's record of benchmarks/genres.py: bits per character by model, what the label
+    gains where, what guidance does to the judge and to held-out text, and the label embedding's start."""
+    path = ROOT / "docs" / "genres" / "genres.json"
+    data = load(path)
+    books, stand_in = data["corpora"]["songbooks"], data["corpora"]["genres"]
+    models = ("unconditioned", "conditioned", "label_dropout")
+    lines = [
+        f"Measured at {commit(data)} on the {machine(data)} by `{data['provenance']['command']}` "
+        f"([genres.json](genres/genres.json); every table: [genres.md](genres/genres.md)). Validation bits per "
+        "character, mean over the seeds of the mean over labels:",
+        "",
+        "| corpus | unconditioned | conditioned | label dropout 0.2 | ... scored with guidance 0.5 |",
+        "|---|---|---|---|---|",
+    ]
+    for name, corpus in (("songbooks", books), ("genre stand-in", stand_in)):
+        cells = [mean_over_seeds(corpus["bpc"][model]) for model in models]
+        cells.append(mean_over_seeds(corpus["guided_bpc"]["0.5"]))
+        lines.append(f"| {name} | " + " | ".join(f"{cell:.3f}" for cell in cells) + " |")
+    alone, conditioned = (by_label(books["bpc"][model]) for model in models[:2])
+    costliest = max(alone, key=lambda label: conditioned[label] - alone[label])
+    hedged = by_label(books["guided_bpc"]["0.5"])
+    genre_alone, genre_conditioned = (by_label(stand_in["bpc"][model]) for model in models[:2])
+    judged = {g: mean_over_seeds(stand_in["judge_on_samples"][g]) for g in ("1.0", "2.0", "4.0")}
+    held_out = {g: mean_over_seeds(stand_in["guided_bpc"][g]) for g in ("1.0", "2.0", "4.0")}
+    books_judged = {g: mean_over_seeds(books["judge_on_samples"][g]) for g in ("1.0", "2.0")}
+    books_cost = mean_over_seeds(books["guided_bpc"]["2.0"]) - mean_over_seeds(books["guided_bpc"]["1.0"])
+    at_four = by_label(stand_in["judge_on_samples"]["4.0"])
+    worst_book = min(by_label(books["judge_on_samples"]["2.0"]).items(), key=lambda item: item[1])
+    lines += [
+        "",
+        f"- The label on the songbooks, by book: conditioned {listed(conditioned)}; unconditioned {listed(alone)}.",
+        f"- On the genre stand-in, by genre: conditioned {listed(genre_conditioned)}; unconditioned "
+        f"{listed(genre_alone)}.",
+        f"- Where the label {'costs most' if conditioned[costliest] > alone[costliest] else 'gains least'} "
+        f"({costliest}): conditioned {conditioned[costliest]:.3f} against "
+        f"unconditioned {alone[costliest]:.3f} (seeds {label_spread(books['bpc']['unconditioned'], costliest)}); "
+        f"label dropout scored with guidance 0.5: {hedged[costliest]:.3f}.",
+        f"- The judge on the stand-in's samples: {judged['1.0']:.0%} at g=1, {judged['2.0']:.0%} at g=2, "
+        f"{judged['4.0']:.0%} at g=4, against {statistics.mean(stand_in['judge_on_held_out'].values()):.0%} on "
+        f"real held-out songs (chance 33%); by genre at g=4: {listed(at_four, '.0%')} (held-out songs: "
+        f"{listed(stand_in['judge_on_held_out'], '.0%')}). Held-out bits per character under guidance: "
+        f"{held_out['1.0']:.3f} (g=1), {held_out['2.0']:.3f} (g=2), {held_out['4.0']:.3f} (g=4).",
+        f"- On the songbooks, g=2 against g=1: {books_cost:+.3f} bits, the judge {books_judged['1.0']:.0%} -> "
+        f"{books_judged['2.0']:.0%} of samples; least recognised at g=2: {worst_book[0]} ({worst_book[1]:.0%}); the "
+        f"judge on held-out text by book: {listed(books['judge_on_held_out'], '.0%')}.",
+    ]
+    return "\n".join(lines)
+
+
+def label_start() -> str:
+    """The label embedding started at random (docs/genres/normal_init.json, an ablation at an older commit)
+    against the zero start (genres.json): each against the unconditioned model of its own measurement."""
+    lines = []
+    for path, start in (("normal_init.json", "N(0, 1), as PyTorch starts embeddings"), ("genres.json", "at zero")):
+        data = load(ROOT / "docs" / "genres" / path)
+        stand_in = data["corpora"]["genres"]["bpc"]
+        alone, conditioned, dropout = (
+            mean_over_seeds(stand_in[m]) for m in ("unconditioned", "conditioned", "label_dropout")
+        )
+        at = commit(data) if data.get("provenance") else "the code of commit `41da71f` (its page says how)"
+        lines.append(
+            f"- started {start} ([{path}](genres/{path}), {at}): on the stand-in the conditioned model "
+            f"{conditioned:.3f}, label dropout {dropout:.3f}, against {alone:.3f} unconditioned"
+        )
+    return "\n".join(lines)
 
 
 def stacked() -> list[str]:
@@ -353,6 +477,8 @@ def shift_table() -> str:
 
 REPRODUCE = ROOT / "docs" / "reproduce.md"
 MEASUREMENTS = ROOT / "docs" / "measurements.md"
+GENERATION = ROOT / "docs" / "generation.md"
+SPEED = ROOT / "docs" / "speed.md"
 SECTIONS = [  # (file, section name, what writes it)
     (README, "figures", table),
     (README, "song", lyrics_song),
@@ -360,7 +486,11 @@ SECTIONS = [  # (file, section name, what writes it)
     (REPRODUCE, "reproduce-full", lambda: protocol_table(REPRODUCTION)),
     (REPRODUCE, "reproduce-claims", lambda: claims_table(REPRODUCTION)),
     (REPRODUCE, "reproduce-shift", shift_table),
+    (GENERATION, "genres", genres_findings),
+    (GENERATION, "label-start", label_start),
+    (SPEED, "speed-goals", speed_goals),
 ]
+WRITTEN = tuple(dict.fromkeys(path for path, _, _ in SECTIONS))  # the files with written sections
 
 
 def markers(name: str) -> tuple[str, str]:
@@ -396,7 +526,7 @@ def check(path: Path) -> int:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--check"]:
-        files = [Path(arg) for arg in sys.argv[2:]] or [README, REPRODUCE, MEASUREMENTS]
+        files = [Path(arg) for arg in sys.argv[2:]] or list(WRITTEN)
         sys.exit(max(check(path) for path in files))
-    for path in (README, REPRODUCE, MEASUREMENTS):
+    for path in WRITTEN:
         path.write_text(written(path.read_text(), path))
