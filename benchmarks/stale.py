@@ -21,9 +21,16 @@ def git(*args: str, root: Path = ROOT) -> str:
     return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False).stdout.strip()
 
 
+def protocol_parts(data: dict) -> list[dict]:
+    """Each group's record (commit, dirty) of a protocol continued across commits; other results files use
+    "groups" for the groups they ran (a name or a list), which carry no record of their own."""
+    groups = data.get("groups")
+    return list(groups.values()) if isinstance(groups, dict) else []
+
+
 def commits_of(data: dict) -> list[str]:
     """The commits a results file was measured at: its own, and each part's (a protocol's groups)."""
-    parts = data.get("groups", {}).values()
+    parts = protocol_parts(data)
     return list(dict.fromkeys([data["provenance"]["commit"], *(part["commit"] for part in parts)]))
 
 
@@ -37,7 +44,7 @@ def why_stale(path: Path, root: Path = ROOT) -> str | None:
     record = data.get("provenance") if isinstance(data, dict) else None
     if record is None:
         return "no provenance: the commit that measured it is unknown"
-    dirty = record["dirty"] + [line for part in data.get("groups", {}).values() for line in part.get("dirty", [])]
+    dirty = record["dirty"] + [line for part in protocol_parts(data) for line in part.get("dirty", [])]
     if dirty:
         return f"measured with uncommitted changes ({'; '.join(dirty[:3])})"
     for commit in commits_of(data):

@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from figures import ROOT, markers
-from stale import why_stale
+from stale import results_files, why_stale
 
 from lyricgen.provenance import INSTRUCTION_SETS, provenance
 
@@ -98,6 +98,12 @@ def test_a_protocol_continued_across_commits_is_judged_by_its_oldest_group(repo)
     data = json.loads(results.read_text()) | {"groups": {"baseline": {"commit": first, "dirty": []}}}
     results.write_text(json.dumps(data))
     assert why_stale(results, repo).startswith(f"measured at {first[:7]}; 1 later commits")
+
+
+def test_the_staleness_check_reads_every_results_file_of_the_repository():
+    for path in results_files():  # each with its own shape: a protocol's groups, a comparison's group list, ...
+        reason = why_stale(path)
+        assert reason is None or reason.startswith(("measured at", "measured with", "no provenance")), (path, reason)
 
 
 def test_provenance_names_the_machine_and_the_command():
