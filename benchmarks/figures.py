@@ -3,7 +3,7 @@ the commit that measured it.
 
 Run: `make figures` or `python benchmarks/figures.py` rewrites the marked sections of README.md (the table
 of results, the song), docs/reproduce.md (the protocol's groups, the paper's claims read from them
-(benchmarks/paper_claims.py), the split's shift), docs/measurements.md (the lyrics against real songs),
+(benchmarks/paper_claims.py), the split's shift), docs/measurements.md (the lyrics against real songs, the race's runs),
 docs/generation.md (what a genre label and guidance do) and docs/speed.md (the speed goals still missed);
 `--check [FILE ...]` exits 1, naming the lines, where a file is not what the results files say
 (tests/test_figures.py runs it).
@@ -285,6 +285,34 @@ def shakespeare() -> list[str]:
     return ["Tiny Shakespeare against a small transformer, 10 minutes", figure, where, commit(data), link(path)]
 
 
+def within_budget(curve: list[list[float]], seconds: float) -> str:
+    """A curve's last point, and the best point measured within the budget (what the race counts)."""
+    at, step, loss = curve[-1]
+    best = min((point for point in curve if point[0] <= seconds), key=lambda point: point[2], default=None)
+    counted = f"{best[2]:.4f} (step {best[1]})" if best else "none"
+    return f"{loss:.4f} at step {step}, {at:.0f} s | {counted}"
+
+
+def race_runs() -> str:
+    """Each budget's two runs in the newest race: where their last step landed, and what counted."""
+    path = ROOT / "benchmarks" / "results" / "time_to_quality.json"
+    data = load(path)
+    record = data["provenance"]
+    lines = [
+        f"The race's runs, one per budget and system, seed 0 ({link(path, MEASUREMENTS)}, measured at {commit(data)} "
+        f"on {record['date'][:10]}, {machine(data)}, by `{record['command']}`): the last validation of each run, "
+        "and the best one within the budget, which the table counts.",
+        "",
+        "| budget | lyricgen, last | lyricgen, counted | transformer, last | transformer, counted |",
+        "|---|---|---|---|---|",
+    ]
+    for race in data["races"]:
+        seconds = race["minutes"] * 60
+        cells = [within_budget(race["curves"][name], seconds) for name in ("lyricgen", "transformer")]
+        lines.append(f"| {race['minutes']} min | {' | '.join(cells)} |")
+    return "\n".join(lines)
+
+
 LYRICS = ROOT / "benchmarks" / "results" / "lyrics.json"
 
 
@@ -483,6 +511,7 @@ SECTIONS = [  # (file, section name, what writes it)
     (README, "figures", table),
     (README, "song", lyrics_song),
     (MEASUREMENTS, "lyrics", lyrics_measurements),
+    (MEASUREMENTS, "race-runs", race_runs),
     (REPRODUCE, "reproduce-full", lambda: protocol_table(REPRODUCTION)),
     (REPRODUCE, "reproduce-claims", lambda: claims_table(REPRODUCTION)),
     (REPRODUCE, "reproduce-shift", shift_table),
