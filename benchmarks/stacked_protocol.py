@@ -65,7 +65,7 @@ def same_result(solo: list[float], stacked: list[float]) -> bool:
 def compare(solo: dict[str, dict], stacked: dict[str, dict]) -> dict[str, dict]:
     """Per group: both ways' final losses over seeds, how many diverged each way, the largest difference of
     one seed's two results (seeds that ended finite both ways), whether every seed ended the same way, and
-    whether the stacked mean lies inside the solo seeds' range."""
+    whether the stacked mean lies inside the solo seeds' range (None where a side has no finite result)."""
     if solo.keys() != stacked.keys():
         raise ValueError(f"the two ways ran other runs: {sorted(solo.keys() ^ stacked.keys())}")
     groups: dict[str, dict] = {}
@@ -77,8 +77,9 @@ def compare(solo: dict[str, dict], stacked: dict[str, dict]) -> dict[str, dict]:
     for name, losses in sorted(groups.items()):
         pairs = [(a, b) for a, b in zip(losses["solo"], losses["stacked"], strict=True) if math.isfinite(a + b)]
         solo_spread, stacked_spread = spread(losses["solo"]), spread(losses["stacked"])
-        inside = solo_spread["mean"] is not None and stacked_spread["mean"] is not None
-        inside = inside and solo_spread["min"] <= stacked_spread["mean"] <= solo_spread["max"]
+        inside = None  # no finite result on one side (high_lr): nothing to judge
+        if solo_spread["mean"] is not None and stacked_spread["mean"] is not None:
+            inside = solo_spread["min"] <= stacked_spread["mean"] <= solo_spread["max"]
         compared[name] = {
             "seeds": len(losses["solo"]),
             "solo": solo_spread,
@@ -152,18 +153,19 @@ def section(data: dict) -> list[str]:
         "|---|---|---|---|---|---|---|",
     ]
     for name, group in compared.items():
-        inside = "yes" if group["stacked_mean_inside_solo_range"] else "no"
+        inside = {True: "yes", False: "no", None: "-"}[group["stacked_mean_inside_solo_range"]]
         lines.append(
             f"| {name} | {group['seeds']} | {cell(group['solo'])} | {cell(group['stacked'])} "
             f"| {group['diverged']['solo']} / {group['diverged']['stacked']} "
             f"| {difference(group['largest_seed_difference'])} | {inside} |"
         )
-    inside = sum(group["stacked_mean_inside_solo_range"] for group in compared.values())
+    judged = [group["stacked_mean_inside_solo_range"] for group in compared.values()]
+    judged = [inside for inside in judged if inside is not None]
     lines += [
         "",
         f"{len(same)} of {len(compared)} groups end with every seed where its solo run ends (within {SAME:g} "
-        f"nats, or diverged both ways): {', '.join(same) or 'none'}. In {inside} of {len(compared)} the stacked "
-        "mean lies inside the range of the solo seeds.",
+        f"nats, or diverged both ways): {', '.join(same) or 'none'}. Of the {len(judged)} groups with finite "
+        f"results both ways, {sum(judged)} have the stacked mean inside the range of the solo seeds.",
     ]
     return lines
 
