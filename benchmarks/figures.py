@@ -3,8 +3,9 @@ the commit that measured it.
 
 Run: `make figures` or `python benchmarks/figures.py` rewrites the marked sections of README.md (the table
 of results, the song), docs/reproduce.md (the protocol's groups, the paper's claims read from them
-(benchmarks/paper_claims.py), the split's shift), docs/measurements.md (the lyrics against real songs, the race's runs),
-docs/generation.md (what a genre label and guidance do) and docs/speed.md (the speed goals still missed);
+(benchmarks/paper_claims.py), the split's shift), docs/measurements.md (the lyrics against real songs, the
+Tiny Shakespeare race's runs), docs/generation.md (what a genre label and guidance do) and docs/speed.md
+(the speed goals still missed);
 `--check [FILE ...]` exits 1, naming the lines, where a file is not what the results files say
 (tests/test_figures.py runs it).
 `make stale` says which results files the code has moved past since.
