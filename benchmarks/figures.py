@@ -21,6 +21,7 @@ from pathlib import Path
 
 import yaml
 from paper_claims import claims_table
+from stale import commits_of
 
 from lyricgen.quality.scorecard import SHOWN, shown
 
@@ -45,11 +46,9 @@ def machine(data: dict) -> str:
 
 def commit(data: dict) -> str:
     """The commit(s) the results were measured at, short; `unknown` for a file without provenance."""
-    record = data.get("provenance")
-    if record is None:
+    if data.get("provenance") is None:
         return "unknown"
-    commits = dict.fromkeys([record["commit"], *(part["commit"] for part in data.get("groups", {}).values())])
-    return ", ".join(f"`{each[:7]}`" for each in commits)
+    return ", ".join(f"`{each[:7]}`" for each in commits_of(data))
 
 
 def link(path: Path, page: Path = ROOT / "README.md") -> str:

@@ -3,6 +3,7 @@ them (a hand-edited figure fails), and the staleness check names results the cod
 
 import csv
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from figures import ROOT, markers
+from figures import ROOT, commit, markers
 from stale import results_files, why_stale
 
 from lyricgen.provenance import INSTRUCTION_SETS, provenance
@@ -100,10 +101,12 @@ def test_a_protocol_continued_across_commits_is_judged_by_its_oldest_group(repo)
     assert why_stale(results, repo).startswith(f"measured at {first[:7]}; 1 later commits")
 
 
-def test_the_staleness_check_reads_every_results_file_of_the_repository():
+def test_the_staleness_check_and_the_figures_read_every_results_file_of_the_repository():
     for path in results_files():  # each with its own shape: a protocol's groups, a comparison's group list, ...
         reason = why_stale(path)
         assert reason is None or reason.startswith(("measured at", "measured with", "no provenance")), (path, reason)
+        if path.suffix == ".json":
+            assert re.fullmatch(r"unknown|`[0-9a-f]{7}`(, `[0-9a-f]{7}`)*", commit(json.loads(path.read_text()))), path
 
 
 def test_provenance_names_the_machine_and_the_command():
